@@ -1,0 +1,91 @@
+//! The `sawmill` command's library: argument parsing ([`Cli`]) and one module per subcommand.
+//!
+//! - [`run`]: the embedded end-to-end run over local files.
+//! - [`generate`]: synthetic access logs for scale tests and benchmarks.
+//! - [`produce`]: streams a log file into a Kafka topic, one message per line.
+//! - [`show`]: renders the headline analytics as terminal tables.
+
+pub mod generate;
+pub mod produce;
+pub mod run;
+pub mod show;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sawmill",
+    version,
+    about = "Access-log analytics: parse, aggregate, write Parquet."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process log files end to end on this machine (no Kafka, HDFS or etcd needed).
+    Run(run::RunArgs),
+    /// Write realistic synthetic access logs.
+    Generate(generate::GenerateArgs),
+    /// Produce a log file into a Kafka topic, one message per line.
+    Produce(produce::ProduceArgs),
+    /// Build the EDA report from an output root (not built yet).
+    Report(NotBuilt),
+    /// Show a cluster's workers, partitions and lag (not built yet).
+    Status(NotBuilt),
+}
+
+/// Accepts any arguments so that the "not built yet" message is what the user sees.
+#[derive(Debug, clap::Args)]
+pub struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+/// Errors of the `sawmill` command.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Common(#[from] sawmill_common::Error),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("`sawmill {0}` is not built yet in this version of Sawmill")]
+    NotBuilt(&'static str),
+    /// A Kafka failure; the message says what went wrong and what to check or do next.
+    #[error("{0}")]
+    Kafka(String),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Run(args) => run::execute(args),
+        Command::Generate(args) => generate::execute(args),
+        Command::Produce(args) => produce::execute(args),
+        Command::Report(_) => Err(CliError::NotBuilt("report")),
+        Command::Status(_) => Err(CliError::NotBuilt("status")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SAWMILL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

@@ -1,0 +1,558 @@
+//! `sawmill produce`: streams a log file into a Kafka topic, one message per line — the interface
+//! of the original Python producer, tuned for throughput.
+//!
+//! Messages have no key. librdkafka's default partitioner then uses *sticky* partitioning for
+//! keyless messages: it fills one partition's batch for `sticky.partitioning.linger.ms` (twice
+//! `linger.ms` by default) and then moves to another, random partition. Batches stay large
+//! (few, big produce requests) and partitions even out over a run; line order is kept only
+//! within a partition, which the cluster does not need (every line carries its own timestamp).
+
+use crate::CliError;
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::DeliveryResult;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, PurgeConfig};
+use rdkafka::ClientContext;
+use sawmill_common::batch::lines;
+use sawmill_common::input::InputSpec;
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Input is read in blocks this big; the partial last line of a block is carried over.
+const BLOCK: usize = 4 << 20;
+
+type Admin = AdminClient<DefaultClientContext>;
+
+/// The command line of `sawmill produce`, and the configuration of [`produce`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct ProduceArgs {
+    /// Kafka bootstrap servers, `host:port[,host:port...]`.
+    #[arg(
+        long,
+        env = "SAWMILL_BOOTSTRAP_SERVERS",
+        default_value = "localhost:9092"
+    )]
+    pub bootstrap_servers: String,
+    /// Topic to write to; created (with --partitions) if it does not exist.
+    #[arg(long, env = "SAWMILL_TOPIC", default_value = "kafka_test")]
+    pub topic: String,
+    /// Log file: plain, gzip (detected by its magic bytes), or `-` for stdin.
+    #[arg(long, env = "SAWMILL_FILE")]
+    pub file: PathBuf,
+    /// Send at most this many lines; -1 sends all of them.
+    #[arg(long, env = "SAWMILL_LIMIT", default_value_t = -1, allow_negative_numbers = true)]
+    pub limit: i64,
+    /// Delete the topic first (waiting until it is gone), then recreate it with --partitions.
+    #[arg(long, env = "SAWMILL_RESET")]
+    pub reset: bool,
+    /// Partitions of a topic this command creates (an existing topic keeps its own).
+    #[arg(long, env = "SAWMILL_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+    /// Replication factor of a topic this command creates.
+    #[arg(long, env = "SAWMILL_REPLICATION_FACTOR", default_value_t = 1)]
+    pub replication_factor: i32,
+    /// Extra librdkafka producer property, overriding the tuned defaults (repeatable), e.g.
+    /// `-X linger.ms=50`.
+    #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
+    pub kafka_properties: Vec<(String, String)>,
+    /// Print nothing but errors.
+    #[arg(long, short, env = "SAWMILL_QUIET")]
+    pub quiet: bool,
+    /// Bound on each metadata and topic-admin step, so an unreachable broker fails promptly.
+    #[arg(skip = Duration::from_secs(10))]
+    pub connect_timeout: Duration,
+    /// Bound on the final flush: how long to wait for the last acknowledgements.
+    #[arg(skip = Duration::from_secs(60))]
+    pub flush_timeout: Duration,
+}
+
+impl ProduceArgs {
+    /// The command-line defaults for this broker, topic and file.
+    pub fn new(bootstrap_servers: &str, topic: &str, file: impl Into<PathBuf>) -> Self {
+        ProduceArgs {
+            bootstrap_servers: bootstrap_servers.to_string(),
+            topic: topic.to_string(),
+            file: file.into(),
+            limit: -1,
+            reset: false,
+            partitions: 3,
+            replication_factor: 1,
+            kafka_properties: Vec::new(),
+            quiet: false,
+            connect_timeout: Duration::from_secs(10),
+            flush_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s
+        .split_once('=')
+        .ok_or("expected KEY=VALUE, e.g. linger.ms=50")?;
+    Ok((k.trim().to_string(), v.trim().to_string()))
+}
+
+/// What happened to the topic before producing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopicSetup {
+    Existing,
+    Created,
+    Recreated,
+}
+
+/// Outcome of a successful [`produce`]: every line read was sent and acknowledged.
+#[derive(Debug, Clone)]
+pub struct ProduceReport {
+    pub topic: TopicSetup,
+    /// The topic's partition count.
+    pub partitions: usize,
+    /// Lines taken from the input (at most the limit).
+    pub read: u64,
+    /// Messages handed to librdkafka.
+    pub sent: u64,
+    /// Messages the broker acknowledged (acks=all).
+    pub acked: u64,
+    /// Payload bytes read (without line ends).
+    pub bytes: u64,
+    /// From the first send to the end of the flush (topic setup excluded).
+    pub elapsed: Duration,
+}
+
+impl std::fmt::Display for ProduceReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        write!(
+            f,
+            "read {} lines, sent {}, acknowledged {}, failed 0 in {:.2} s ({:.0} lines/s, {:.1} MB/s)",
+            self.read,
+            self.sent,
+            self.acked,
+            secs,
+            self.acked as f64 / secs,
+            self.bytes as f64 / 1e6 / secs
+        )
+    }
+}
+
+pub fn execute(args: ProduceArgs) -> Result<(), CliError> {
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new_spinner()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    let result = produce(&args, &bar);
+    bar.finish_and_clear();
+    let report = result?;
+    if !args.quiet {
+        eprintln!(
+            "topic {} ({} partitions): {report}",
+            args.topic, report.partitions
+        );
+    }
+    Ok(())
+}
+
+/// Counts delivery reports; librdkafka calls it from [`BaseProducer::poll`] on our thread.
+#[derive(Default)]
+struct Deliveries {
+    acked: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Deliveries {
+    fn fail(&self, what: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_error.lock() {
+            first.get_or_insert(what);
+        }
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => _ = self.acked.fetch_add(1, Ordering::Relaxed),
+            Err((e, _)) => self.fail(e.to_string()),
+        }
+    }
+}
+
+/// Sends `cfg.file` to `cfg.topic`, one message per line, and waits for every acknowledgement.
+///
+/// Returns an error — naming how many lines were read, sent, acknowledged and failed — if the
+/// broker cannot be reached, the topic cannot be set up, any delivery failed, or the flush
+/// timed out.
+pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, CliError> {
+    // Open the input first: a typo in --file should not delete a topic.
+    let mut input = InputSpec::new(&cfg.file, 0).open()?;
+    let (topic, partitions) = prepare_topic(cfg, bar)?;
+    let mut pc = client_config(cfg);
+    // acks=all plus idempotence: retries after a lost response cannot duplicate lines.
+    pc.set("enable.idempotence", "true")
+        .set("acks", "all")
+        // Throughput: wait up to 25 ms to fill ~1 MB batches, lz4-compressed (cheap, ~4x on
+        // logs). batch.size is capped by message.max.bytes (1 MB) in librdkafka anyway.
+        .set("linger.ms", "25")
+        .set("batch.size", "1000000")
+        .set("batch.num.messages", "100000")
+        .set("compression.type", "lz4")
+        // A deep local queue keeps the reader from stalling on every broker round trip.
+        .set("queue.buffering.max.messages", "2000000")
+        .set("queue.buffering.max.kbytes", "1048576");
+    for (k, v) in &cfg.kafka_properties {
+        pc.set(k, v);
+    }
+    let producer: BaseProducer<Deliveries> = pc
+        .create_with_context(Deliveries::default())
+        .map_err(|e| kafka_error(cfg, "cannot create a producer (check -X properties)", e))?;
+    await_cluster_broker(&producer, cfg);
+
+    let limit = u64::try_from(cfg.limit).unwrap_or(u64::MAX);
+    let start = Instant::now();
+    let mut counts = Counts::default();
+    let mut last_tick = start;
+    let mut buf: Vec<u8> = Vec::with_capacity(BLOCK * 2);
+    let mut done = limit == 0;
+    while !done {
+        let carried = buf.len();
+        buf.resize(carried + BLOCK, 0);
+        let n = loop {
+            match input.read(&mut buf[carried..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r,
+            }
+        };
+        let path = cfg.file.clone();
+        let n = n.map_err(|source| sawmill_common::Error::Input { path, source })?;
+        buf.truncate(carried + n);
+        done = n == 0;
+        let end = if done {
+            buf.len()
+        } else {
+            complete_prefix(&buf)
+        };
+        for line in lines(&buf[..end]) {
+            if counts.read >= limit {
+                done = true;
+                break;
+            }
+            counts.read += 1;
+            counts.bytes += line.len() as u64;
+            send(&producer, &cfg.topic, line, &mut counts);
+            // Delivery reports only arrive through poll: serve them now and then, cheaply.
+            if counts.read % 1024 == 0 {
+                producer.poll(Duration::ZERO);
+                if last_tick.elapsed() >= Duration::from_millis(100) {
+                    last_tick = Instant::now();
+                    tick(bar, &producer, &counts, start);
+                }
+            }
+        }
+        buf.drain(..end);
+    }
+
+    let flushed = flush(&producer, cfg.flush_timeout, bar, &counts, start);
+    let d = producer.context();
+    let acked = d.acked.load(Ordering::Relaxed);
+    let failed = d.failed.load(Ordering::Relaxed);
+    let (read, sent) = (counts.read, counts.sent);
+    let summary = format!("read {read} lines, sent {sent}, acknowledged {acked}, failed {failed}");
+    if !flushed {
+        return Err(CliError::Kafka(format!(
+            "{} messages were still unacknowledged after {} s ({summary}); is the broker at {} \
+             still up? Re-run with --reset to start the topic over",
+            sent.saturating_sub(acked),
+            cfg.flush_timeout.as_secs(),
+            cfg.bootstrap_servers,
+        )));
+    }
+    if failed > 0 || acked != sent || read != sent {
+        let first = d.first_error.lock().ok().and_then(|e| e.clone());
+        return Err(CliError::Kafka(format!(
+            "{} of {read} lines were not delivered ({summary}); first error: {}. Re-run with \
+             --reset to start the topic over",
+            read - acked.min(read),
+            first.as_deref().unwrap_or("none reported"),
+        )));
+    }
+    let elapsed = start.elapsed();
+    let bytes = counts.bytes;
+    Ok(ProduceReport {
+        topic,
+        partitions,
+        read,
+        sent,
+        acked,
+        bytes,
+        elapsed,
+    })
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    read: u64,
+    sent: u64,
+    bytes: u64,
+}
+
+/// Enqueues one line, waiting (and serving delivery reports) while the local queue is full.
+fn send(producer: &BaseProducer<Deliveries>, topic: &str, line: &[u8], counts: &mut Counts) {
+    let mut record = BaseRecord::<(), [u8]>::to(topic).payload(line);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return counts.sent += 1,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                producer.poll(Duration::from_millis(5));
+            }
+            // Counted as a failed delivery (e.g. a line longer than message.max.bytes).
+            Err((e, _)) => {
+                return producer
+                    .context()
+                    .fail(format!("line {}: {e}", counts.read))
+            }
+        }
+    }
+}
+
+/// Waits up to `timeout` for every acknowledgement, updating the progress bar; false on timeout
+/// (the unacknowledged messages are then purged so that dropping the producer is quick).
+fn flush(
+    producer: &BaseProducer<Deliveries>,
+    timeout: Duration,
+    bar: &ProgressBar,
+    counts: &Counts,
+    start: Instant,
+) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        tick(bar, producer, counts, start);
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Short slices: rdkafka's flush polls for the whole slice even once the queue is empty.
+        match producer.flush(left.min(Duration::from_millis(5))) {
+            Ok(()) => return true,
+            Err(_) if left.is_zero() => {
+                producer.purge(PurgeConfig::default().queue().inflight());
+                producer.poll(Duration::ZERO);
+                return false;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Waits (bounded, best effort) until a broker learned from metadata, not the bootstrap
+/// connection, answers. librdkafka drops the bootstrap connection right after the first metadata;
+/// if the idempotent producer asks for its producer ID in that gap it retries only after a fixed
+/// 500 ms, stalling every message. A metadata answer from a cluster broker retries it at once.
+fn await_cluster_broker(producer: &BaseProducer<Deliveries>, cfg: &ProduceArgs) {
+    let start = Instant::now();
+    while start.elapsed() < cfg.connect_timeout {
+        match producer.client().fetch_metadata(None, cfg.connect_timeout) {
+            Ok(md) if md.orig_broker_id() >= 0 => return,
+            _ => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+}
+
+fn tick(bar: &ProgressBar, producer: &BaseProducer<Deliveries>, counts: &Counts, start: Instant) {
+    let acked = producer.context().acked.load(Ordering::Relaxed);
+    let rate = acked as f64 / start.elapsed().as_secs_f64().max(1e-3);
+    bar.set_message(format!(
+        "{} lines read, {acked} acked, {rate:.0} lines/s",
+        counts.read
+    ));
+}
+
+/// Length of the prefix of `buf` that ends with a complete line (0 if none); the rest is
+/// carried into the next block. Splitting there gives exactly the lines `lines(buf)` would,
+/// including a `\r\n` cut across blocks: a trailing `\r` is held back in case `\n` follows.
+pub fn complete_prefix(buf: &[u8]) -> usize {
+    let search = match buf.last() {
+        Some(b'\r') => &buf[..buf.len() - 1],
+        _ => buf,
+    };
+    // The last line end found here cannot be the `\r` of a `\r\n`: that `\n` would come later.
+    search
+        .iter()
+        .rposition(|&b| b == b'\n' || b == b'\r')
+        .map_or(0, |i| i + 1)
+}
+
+/// Settings shared by the admin client and the producer.
+fn client_config(cfg: &ProduceArgs) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &cfg.bootstrap_servers)
+        // Never let a metadata request create the topic with the broker's defaults.
+        .set("allow.auto.create.topics", "false")
+        .set(
+            "socket.connection.setup.timeout.ms",
+            cfg.connect_timeout.as_millis().to_string(),
+        );
+    c
+}
+
+fn kafka_error(cfg: &ProduceArgs, what: &str, e: KafkaError) -> CliError {
+    CliError::Kafka(format!("{what} at {}: {e}", cfg.bootstrap_servers))
+}
+
+/// Makes sure the topic exists (deleting and recreating it for --reset) and that every partition
+/// has a leader; returns what was done and the partition count.
+fn prepare_topic(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<(TopicSetup, usize), CliError> {
+    let admin: Admin = client_config(cfg)
+        .create()
+        .map_err(|e| kafka_error(cfg, "cannot create a Kafka client", e))?;
+    let result = setup_topic(&admin, cfg, bar);
+    // Dropping an admin client joins its polling thread, which wakes only every 100 ms.
+    std::thread::spawn(move || drop(admin));
+    result
+}
+
+fn setup_topic(
+    admin: &Admin,
+    cfg: &ProduceArgs,
+    bar: &ProgressBar,
+) -> Result<(TopicSetup, usize), CliError> {
+    let existing = topic_state(admin, cfg).map_err(|e| {
+        CliError::Kafka(format!(
+            "cannot reach Kafka at {}: {e} (is the broker running? check --bootstrap-servers)",
+            cfg.bootstrap_servers
+        ))
+    })?;
+    let notice = |msg: String| {
+        if !cfg.quiet {
+            bar.suspend(|| eprintln!("{msg}"));
+        }
+    };
+    let setup = match existing {
+        Some((n, _)) if !cfg.reset => return Ok((TopicSetup::Existing, n)),
+        Some(_) => {
+            notice(format!("deleting topic {}", cfg.topic));
+            let opts = admin_options(cfg);
+            let results = futures::executor::block_on(admin.delete_topics(&[&cfg.topic], &opts))
+                .map_err(|e| kafka_error(cfg, "cannot delete the topic", e))?;
+            match results.into_iter().find_map(Result::err) {
+                None | Some((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Some((t, code)) => {
+                    return Err(CliError::Kafka(format!(
+                        "cannot delete topic {t}: {code} (does the broker set delete.topic.enable?)"
+                    )))
+                }
+            }
+            // Deletion is asynchronous on the broker: wait until metadata no longer lists it.
+            wait_until(cfg, admin, "was deleted but is still listed", |s| {
+                s.is_none()
+            })?;
+            TopicSetup::Recreated
+        }
+        None if cfg.reset => TopicSetup::Recreated,
+        None => {
+            notice(format!("topic {} does not exist; creating it", cfg.topic));
+            TopicSetup::Created
+        }
+    };
+    notice(format!(
+        "creating topic {} with {} partitions, replication factor {}",
+        cfg.topic, cfg.partitions, cfg.replication_factor
+    ));
+    create_topic(admin, cfg)?;
+    let ready = wait_until(
+        cfg,
+        admin,
+        "was created but has partitions without a leader",
+        |s| s.is_some_and(|(_, ready)| ready),
+    )?;
+    Ok((setup, ready.map_or(0, |(n, _)| n)))
+}
+
+/// The topic's partition count and whether every partition has a leader, or `None` if the
+/// cluster does not have it. Lists all topics: asking for one by name could auto-create it.
+fn topic_state(admin: &Admin, cfg: &ProduceArgs) -> Result<Option<(usize, bool)>, KafkaError> {
+    let md = admin.inner().fetch_metadata(None, cfg.connect_timeout)?;
+    let topic = md
+        .topics()
+        .iter()
+        .find(|t| t.name() == cfg.topic && t.error().is_none());
+    Ok(topic.map(|t| {
+        let parts = t.partitions();
+        let ready =
+            !parts.is_empty() && parts.iter().all(|p| p.leader() >= 0 && p.error().is_none());
+        (parts.len(), ready)
+    }))
+}
+
+/// Polls [`topic_state`] until `done` holds, for at most three connect timeouts.
+fn wait_until(
+    cfg: &ProduceArgs,
+    admin: &Admin,
+    otherwise: &str,
+    done: impl Fn(Option<(usize, bool)>) -> bool,
+) -> Result<Option<(usize, bool)>, CliError> {
+    let deadline = Instant::now() + cfg.connect_timeout * 3;
+    loop {
+        let state =
+            topic_state(admin, cfg).map_err(|e| kafka_error(cfg, "cannot read metadata", e))?;
+        if done(state) {
+            return Ok(state);
+        }
+        if Instant::now() >= deadline {
+            let secs = (cfg.connect_timeout * 3).as_secs();
+            return Err(CliError::Kafka(format!(
+                "topic {} {otherwise} after {secs} s; check the broker's health and try again",
+                cfg.topic
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn admin_options(cfg: &ProduceArgs) -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(cfg.connect_timeout))
+        .operation_timeout(Some(cfg.connect_timeout))
+}
+
+/// Creates the topic, retrying while a just-deleted one is still being removed.
+fn create_topic(admin: &Admin, cfg: &ProduceArgs) -> Result<(), CliError> {
+    let new = NewTopic::new(
+        &cfg.topic,
+        cfg.partitions,
+        TopicReplication::Fixed(cfg.replication_factor),
+    );
+    let deadline = Instant::now() + cfg.connect_timeout * 3;
+    loop {
+        let results = futures::executor::block_on(admin.create_topics([&new], &admin_options(cfg)))
+            .map_err(|e| kafka_error(cfg, "cannot create the topic", e))?;
+        match results.into_iter().find_map(Result::err) {
+            None => return Ok(()),
+            // A topic created concurrently by someone else is fine, unless we are resetting.
+            Some((_, RDKafkaErrorCode::TopicAlreadyExists)) if !cfg.reset => return Ok(()),
+            Some((_, RDKafkaErrorCode::TopicAlreadyExists)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200))
+            }
+            Some((t, code)) => {
+                return Err(CliError::Kafka(format!(
+                    "cannot create topic {t} with {} partitions and replication factor {}: {code} \
+                     (check --partitions and --replication-factor against the cluster)",
+                    cfg.partitions, cfg.replication_factor
+                )))
+            }
+        }
+    }
+}

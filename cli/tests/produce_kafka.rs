@@ -1,0 +1,270 @@
+//! `sawmill produce` against a real broker. The broker tests run only when `SAWMILL_KAFKA` names
+//! one (e.g. `127.0.0.1:9092`, see `deploy/local/services env`); the unreachable-broker test
+//! needs no broker and always runs, as does the pure test of line splitting across blocks.
+
+use indicatif::ProgressBar;
+use rdkafka::admin::{AdminClient, AdminOptions};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use sawmill_cli::produce::{complete_prefix, produce, ProduceArgs, TopicSetup};
+use sawmill_common::batch::lines;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn broker() -> Option<String> {
+    let b = std::env::var("SAWMILL_KAFKA")
+        .ok()
+        .filter(|s| !s.is_empty());
+    if b.is_none() {
+        eprintln!("skipped: set SAWMILL_KAFKA (e.g. 127.0.0.1:9092) to run against a real broker");
+    }
+    b
+}
+
+fn real_log(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/data/access-logs")
+        .join(name);
+    if !p.exists() {
+        eprintln!("skipped: {} is absent", p.display());
+        return None;
+    }
+    Some(p)
+}
+
+fn unique_topic(name: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("sawmill-test-{name}-{}-{nanos}", std::process::id())
+}
+
+/// The file's lines without line ends, split independently of the code under test
+/// (these fixtures use `\n` or `\r\n`, no bare `\r`).
+fn expected_lines(data: &[u8]) -> Vec<Vec<u8>> {
+    let data = data.strip_suffix(b"\n").unwrap_or(data);
+    data.split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
+        .collect()
+}
+
+/// Every message value in the topic: all partitions assigned from the beginning, read up to
+/// their high watermarks, no consumer group commits.
+fn consume_all(broker: &str, topic: &str) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("group.id", "sawmill-produce-test")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .expect("consumer");
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    let partitions: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    assert!(!partitions.is_empty(), "topic {topic} has no partitions");
+    let mut tpl = TopicPartitionList::new();
+    let mut remaining = 0i64;
+    for &p in &partitions {
+        tpl.add_partition_offset(topic, p, Offset::Beginning)
+            .expect("offset");
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .expect("watermarks");
+        remaining += high - low;
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while remaining > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "timed out with {remaining} messages left to consume"
+        );
+        if let Some(m) = consumer.poll(Duration::from_millis(500)) {
+            let m = m.expect("consume");
+            values.push(m.payload().unwrap_or_default().to_vec());
+            remaining -= 1;
+        }
+    }
+    // Nothing beyond the watermarks read above: the producer has finished.
+    assert!(
+        consumer.poll(Duration::from_millis(500)).is_none(),
+        "more messages than the watermarks said"
+    );
+    values
+}
+
+fn delete_topic(broker: &str, topic: &str) {
+    let admin: Result<AdminClient<DefaultClientContext>, _> = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .create();
+    if let Ok(admin) = admin {
+        let _ = futures::executor::block_on(admin.delete_topics(&[topic], &AdminOptions::new()));
+    }
+}
+
+#[test]
+fn produces_a_real_crlf_log_exactly_once_per_line() {
+    let (Some(broker), Some(file)) = (broker(), real_log("monitorware_2004_access_log.log")) else {
+        return;
+    };
+    let topic = unique_topic("crlf");
+    let mut cfg = ProduceArgs::new(&broker, &topic, &file);
+    cfg.reset = true;
+    cfg.partitions = 3;
+    let report = produce(&cfg, &ProgressBar::hidden()).expect("produce");
+
+    let mut expected = expected_lines(&std::fs::read(&file).expect("read fixture"));
+    assert_eq!(
+        (report.topic, report.partitions),
+        (TopicSetup::Recreated, 3)
+    );
+    assert_eq!(report.read, expected.len() as u64);
+    assert_eq!(report.sent, report.read);
+    assert_eq!(report.acked, report.read);
+
+    let mut got = consume_all(&broker, &topic);
+    assert_eq!(got.len(), expected.len());
+    assert!(
+        got.iter()
+            .all(|v| !v.contains(&b'\r') && !v.contains(&b'\n')),
+        "line ends leaked into values"
+    );
+    got.sort();
+    expected.sort();
+    assert!(
+        got == expected,
+        "the topic's values differ from the file's lines"
+    );
+
+    // --reset really starts over: a second run leaves one copy, not two.
+    let mut cfg = cfg.clone();
+    cfg.limit = 10;
+    produce(&cfg, &ProgressBar::hidden()).expect("produce again");
+    assert_eq!(consume_all(&broker, &topic).len(), 10);
+    delete_topic(&broker, &topic);
+}
+
+#[test]
+fn limit_sends_exactly_that_many_lines_via_the_cli() {
+    let (Some(broker), Some(file)) = (
+        broker(),
+        real_log("nasa_jul95_insight_fansite_lordbadri.log"),
+    ) else {
+        return;
+    };
+    let topic = unique_topic("limit");
+    let out = Command::new(env!("CARGO_BIN_EXE_sawmill"))
+        .args([
+            "produce",
+            "--bootstrap-servers",
+            &broker,
+            "--topic",
+            &topic,
+            "--limit",
+            "100",
+        ])
+        .arg("--file")
+        .arg(&file)
+        .env("SAWMILL_PARTITIONS", "2")
+        .output()
+        .expect("run sawmill");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "sawmill produce failed: {stderr}");
+    assert!(
+        stderr.contains("does not exist; creating it"),
+        "no creation notice: {stderr}"
+    );
+    assert!(
+        stderr.contains("read 100 lines, sent 100, acknowledged 100, failed 0"),
+        "{stderr}"
+    );
+
+    let values = consume_all(&broker, &topic);
+    assert_eq!(values.len(), 100);
+    let expected = expected_lines(&std::fs::read(&file).expect("read fixture"));
+    let mut first: Vec<Vec<u8>> = expected[..100].to_vec();
+    let mut got = values;
+    first.sort();
+    got.sort();
+    assert!(
+        got == first,
+        "the topic does not hold the file's first 100 lines"
+    );
+    delete_topic(&broker, &topic);
+}
+
+#[test]
+fn unreachable_broker_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("one.log");
+    std::fs::write(
+        &file,
+        "127.0.0.1 - - [01/Jan/2024:00:00:00 +0000] \"GET / HTTP/1.1\" 200 1\n",
+    )
+    .expect("write");
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_sawmill"))
+        .args([
+            "produce",
+            "--bootstrap-servers",
+            "127.0.0.1:1",
+            "--topic",
+            "never",
+        ])
+        .arg("--file")
+        .arg(&file)
+        .output()
+        .expect("run sawmill");
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "succeeded against 127.0.0.1:1");
+    assert!(took < Duration::from_secs(30), "took {took:?}");
+    assert!(
+        stderr.contains("cannot reach Kafka at 127.0.0.1:1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("check --bootstrap-servers"), "{stderr}");
+}
+
+/// Splits `data` into blocks of `block` bytes, carrying partial lines the way `produce` does.
+fn split_in_blocks(data: &[u8], block: usize) -> Vec<Vec<u8>> {
+    let (mut out, mut buf) = (Vec::new(), Vec::new());
+    let mut chunks = data.chunks(block);
+    loop {
+        let next = chunks.next();
+        buf.extend_from_slice(next.unwrap_or_default());
+        let end = if next.is_none() {
+            buf.len()
+        } else {
+            complete_prefix(&buf)
+        };
+        out.extend(lines(&buf[..end]).map(<[u8]>::to_vec));
+        buf.drain(..end);
+        if next.is_none() {
+            return out;
+        }
+    }
+}
+
+#[test]
+fn block_boundaries_give_the_same_lines_as_one_buffer() {
+    let data: &[u8] = b"a\r\nbb\rccc\n\ndd\r\n\r\reee\r\n\r\nf\rg";
+    let whole: Vec<Vec<u8>> = lines(data).map(<[u8]>::to_vec).collect();
+    for block in 1..=data.len() {
+        assert_eq!(split_in_blocks(data, block), whole, "block size {block}");
+    }
+    assert_eq!(
+        complete_prefix(b"abc\r"),
+        0,
+        "a trailing \\r may be half of \\r\\n"
+    );
+    assert_eq!(complete_prefix(b"x\nabc\r"), 2);
+    assert_eq!(complete_prefix(b"x\r\r"), 2);
+    assert_eq!(complete_prefix(b"x\r\nab"), 3);
+    assert_eq!(complete_prefix(b""), 0);
+}

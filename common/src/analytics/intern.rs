@@ -1,0 +1,147 @@
+//! Byte-string interning: each distinct key is stored once and named by a dense `u32` id, so
+//! per-record work on an already-seen key is one hash probe and no allocation, and per-date
+//! distinct-host sets can be plain `Vec<u32>`.
+
+use hashbrown::{DefaultHashBuilder, HashTable};
+use std::hash::BuildHasher;
+
+/// Insertion-ordered map from byte keys to `V`; ids are indices in insertion order.
+///
+/// The hash table holds only ids and hashes keys out of `entries`, so each key is stored once.
+#[derive(Clone, Default)]
+pub struct Interner<V> {
+    entries: Vec<(Box<[u8]>, V)>,
+    table: HashTable<u32>,
+    hasher: DefaultHashBuilder,
+}
+
+impl<V: Default> Interner<V> {
+    /// The id of `key`, inserting it with a default value if new.
+    #[inline]
+    pub fn intern(&mut self, key: &[u8]) -> u32 {
+        let hash = self.hasher.hash_one(key);
+        let entries = &self.entries;
+        match self.table.find(hash, |&id| *entries[id as usize].0 == *key) {
+            Some(&id) => id,
+            None => self.insert_new(hash, Box::from(key)),
+        }
+    }
+
+    /// Like [`Interner::intern`] but reuses an owned key (merges move keys instead of copying).
+    pub fn intern_owned(&mut self, key: Box<[u8]>) -> u32 {
+        let hash = self.hasher.hash_one(&*key);
+        let entries = &self.entries;
+        match self.table.find(hash, |&id| entries[id as usize].0 == key) {
+            Some(&id) => id,
+            None => self.insert_new(hash, key),
+        }
+    }
+
+    /// Inserts a key known to be new; `None` if it already exists (used to reject corrupt input).
+    pub fn insert_unique(&mut self, key: Box<[u8]>, val: V) -> Option<u32> {
+        let before = self.len();
+        let id = self.intern_owned(key);
+        if self.len() == before {
+            return None;
+        }
+        self.entries[id as usize].1 = val;
+        Some(id)
+    }
+
+    #[cold]
+    fn insert_new(&mut self, hash: u64, key: Box<[u8]>) -> u32 {
+        let id = u32::try_from(self.entries.len())
+            .expect("4 billion distinct keys would exhaust memory long before the u32 ids");
+        self.entries.push((key, V::default()));
+        let (entries, hasher) = (&self.entries, &self.hasher);
+        self.table
+            .insert_unique(hash, id, |&i| hasher.hash_one(&*entries[i as usize].0));
+        id
+    }
+}
+
+impl<V> Interner<V> {
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    #[inline]
+    pub fn key(&self, id: u32) -> &[u8] {
+        &self.entries[id as usize].0
+    }
+
+    #[inline]
+    pub fn val(&self, id: u32) -> &V {
+        &self.entries[id as usize].1
+    }
+
+    #[inline]
+    pub fn val_mut(&mut self, id: u32) -> &mut V {
+        &mut self.entries[id as usize].1
+    }
+
+    /// `(id, key, value)` in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &[u8], &V)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| (i as u32, &**k, v))
+    }
+
+    /// Ids sorted by key: a canonical order independent of insertion history.
+    pub fn ids_by_key(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = (0..self.entries.len() as u32).collect();
+        ids.sort_unstable_by(|&a, &b| self.key(a).cmp(self.key(b)));
+        ids
+    }
+
+    pub fn into_entries(self) -> impl Iterator<Item = (Box<[u8]>, V)> {
+        self.entries.into_iter()
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for Interner<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(
+                self.entries
+                    .iter()
+                    .map(|(k, v)| (String::from_utf8_lossy(k), v)),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_dense_and_stable() {
+        let mut i: Interner<u64> = Interner::default();
+        let a = i.intern(b"a");
+        let b = i.intern(b"bb");
+        assert_eq!((a, b), (0, 1));
+        assert_eq!(i.intern(b"a"), 0);
+        assert_eq!(i.intern_owned(Box::from(&b"bb"[..])), 1);
+        *i.val_mut(b) += 3;
+        assert_eq!(*i.val(1), 3);
+        assert_eq!(i.key(1), b"bb");
+        assert_eq!(i.insert_unique(Box::from(&b"a"[..]), 9), None);
+        assert_eq!(i.insert_unique(Box::from(&b""[..]), 9), Some(2));
+        assert_eq!(i.ids_by_key(), vec![2, 0, 1]);
+        assert_eq!(i.len(), 3);
+    }
+
+    #[test]
+    fn survives_growth() {
+        let mut i: Interner<()> = Interner::default();
+        for n in 0..10_000u32 {
+            assert_eq!(i.intern(n.to_string().as_bytes()), n);
+        }
+        for n in (0..10_000u32).rev() {
+            assert_eq!(i.intern(n.to_string().as_bytes()), n);
+        }
+    }
+}

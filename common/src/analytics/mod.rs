@@ -1,0 +1,52 @@
+//! Mergeable partial aggregates of the original PySpark analytics, and the notebook's views.
+//!
+//! A worker folds every parsed line of its offset range into a [`Partial`]
+//! ([`Partial::observe`], [`Partial::observe_reject`]); partials from any split of the input, merged
+//! in any order and tree shape ([`Partial::merge`]), give exactly the partial of one pass over the
+//! whole input. That is why nothing here is approximate or order dependent:
+//!
+//! - counts are integers; content-size moments are exact integer power sums (see [`stats`]);
+//! - distinct hosts are exact sets (hosts interned to ids, one id list per calendar date);
+//! - row-level outputs (`table_404`, reject examples) are ordered by input position
+//!   `(partition, offset)`, and reject examples keep the smallest positions, not the first seen.
+//!
+//! [`Partial::tables`] builds the summary tables (names and leading columns as the original
+//! pipeline wrote them), [`Partial::views`] the notebook's derived views, and
+//! [`Partial::to_ipc`] / [`Partial::from_ipc`] ship a partial losslessly between processes.
+//!
+//! Dates are wall-clock calendar dates (the zone the line was written in), as in the original.
+
+mod intern;
+mod ipc;
+mod partial;
+pub mod stats;
+mod tables;
+#[cfg(test)]
+mod tests;
+mod views;
+
+pub use partial::Partial;
+pub use stats::ContentStats;
+pub use tables::{schema, TABLE_NAMES};
+pub use views::{DailyCount, DailyRequestsPerHost, EndpointCount, HostCount, Views, WeekdayTop};
+
+/// How partials aggregate. Partials that are merged should share one configuration; a merge
+/// keeps the receiving partial's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct AnalyticsConfig {
+    /// Count a missing (`-`) content size as 0 in `content_stats`, as the original pipeline did
+    /// (it filled nulls with 0 before aggregating). When false, the stats cover known sizes only.
+    pub missing_size_as_zero: bool,
+    /// Raw lines kept per reject reason: the ones at the smallest `(partition, offset)`.
+    pub reject_examples: usize,
+}
+
+impl Default for AnalyticsConfig {
+    fn default() -> Self {
+        AnalyticsConfig {
+            missing_size_as_zero: true,
+            reject_examples: 5,
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The partial-aggregate state, its hot-path update and its exact merge.
+
+use super::intern::Interner;
+use super::stats::SizeStats;
+use super::{ipc, AnalyticsConfig};
+use crate::record::{spark_dayofweek, LogRecord, Position, RejectReason};
+use hashbrown::HashMap;
+use std::collections::BTreeMap;
+
+/// Marks "no id" in `u32` id slots (null endpoint, empty caches, host not yet seen on any day).
+pub(super) const NONE: u32 = u32::MAX;
+
+/// Statuses below this are counted in a flat array; the parser only produces 100..=599.
+pub(super) const STATUS_SLOTS: usize = 600;
+
+/// Numbers of records with each field missing (the `null_value_count` row).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct NullCounts {
+    pub host: u64,
+    pub method: u64,
+    pub endpoint: u64,
+    pub protocol: u64,
+    pub content_size: u64,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub(super) struct HostStats {
+    pub count: u64,
+    pub c404: u64,
+    /// Index of the day this host was last appended to: skips re-appending it to the same day's
+    /// id list. Only a shortcut (lists are deduplicated anyway), so it is not part of the state.
+    pub last_day: u32,
+}
+
+impl Default for HostStats {
+    fn default() -> Self {
+        HostStats {
+            count: 0,
+            c404: 0,
+            last_day: NONE,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct EndpointStats {
+    /// Requests by Spark day of week minus one (0 = Sunday).
+    pub weekday: [u64; 7],
+    pub c404: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Day {
+    /// Wall-clock calendar date, days since 1970-01-01.
+    pub date: i32,
+    /// Spark day of week minus one (0 = Sunday).
+    pub weekday: u8,
+    pub requests: u64,
+    pub bytes: u128,
+    pub c404: u64,
+    /// Ids of the hosts seen that day; may hold duplicates until [`Day::compact`].
+    pub hosts: Vec<u32>,
+    compacted_len: usize,
+}
+
+impl Day {
+    pub fn new(date: i32) -> Day {
+        Day {
+            date,
+            weekday: spark_dayofweek(date) - 1,
+            requests: 0,
+            bytes: 0,
+            c404: 0,
+            hosts: Vec::new(),
+            compacted_len: 0,
+        }
+    }
+
+    pub fn compact(&mut self) {
+        self.hosts.sort_unstable();
+        self.hosts.dedup();
+        self.compacted_len = self.hosts.len();
+    }
+
+    /// Exact number of distinct hosts, without mutating (tables and views take `&self`).
+    pub fn distinct_hosts(&self) -> usize {
+        if self.hosts.len() == self.compacted_len {
+            return self.hosts.len();
+        }
+        let mut ids = self.hosts.clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+}
+
+/// One status-404 record, with ids into the partial's interners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Row404 {
+    pub pos: Position,
+    pub host: u32,
+    /// [`NONE`] for a missing endpoint.
+    pub endpoint: u32,
+    pub date: i32,
+    pub hour: u8,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct RejectStats {
+    pub count: u64,
+    /// The smallest `(position, raw)` pairs seen, ascending, at most `reject_examples` of them.
+    pub examples: Vec<(Position, Box<[u8]>)>,
+}
+
+impl RejectStats {
+    fn offer(&mut self, pos: Position, raw: &[u8], keep: usize) {
+        let fits = self.examples.len() < keep;
+        if !fits
+            && self
+                .examples
+                .last()
+                .is_none_or(|(p, r)| (pos, raw) >= (*p, &**r))
+        {
+            return;
+        }
+        let at = self
+            .examples
+            .partition_point(|(p, r)| (*p, &**r) < (pos, raw));
+        self.examples.insert(at, (pos, Box::from(raw)));
+        self.examples.truncate(keep);
+    }
+}
+
+/// Mergeable aggregates of a set of input lines. See the [module docs](super).
+///
+/// Equality is semantic: two partials are equal when their canonical serializations are, i.e.
+/// when they aggregate the same multiset of lines, whatever the merge order. It costs a full
+/// serialization of both sides, so it is meant for tests and verification.
+#[derive(Clone)]
+pub struct Partial {
+    pub(super) cfg: AnalyticsConfig,
+    pub(super) records: u64,
+    pub(super) rejects: u64,
+    pub(super) nulls: NullCounts,
+    pub(super) sizes: SizeStats,
+    /// Requests per status for statuses below [`STATUS_SLOTS`]; length is always that.
+    pub(super) status: Vec<u64>,
+    /// Only hand-built records reach here; parsed statuses are 100..=599.
+    pub(super) status_other: BTreeMap<u16, u64>,
+    pub(super) hourly: [u64; 24],
+    pub(super) hourly_404: [u64; 24],
+    pub(super) hosts: Interner<HostStats>,
+    pub(super) endpoints: Interner<EndpointStats>,
+    pub(super) null_endpoint: EndpointStats,
+    /// In first-seen order; indices are stable (days are never removed), hosts point at them.
+    pub(super) days: Vec<Day>,
+    pub(super) day_index: HashMap<i32, u32>,
+    pub(super) rows_404: Vec<Row404>,
+    pub(super) reject_stats: [RejectStats; RejectReason::ALL.len()],
+    /// Caches: logs are time ordered and clients fetch pages in bursts.
+    last_day: u32,
+    last_host: u32,
+}
+
+impl Partial {
+    pub fn new(cfg: &AnalyticsConfig) -> Self {
+        Partial {
+            cfg: cfg.clone(),
+            records: 0,
+            rejects: 0,
+            nulls: NullCounts::default(),
+            sizes: SizeStats::default(),
+            status: vec![0; STATUS_SLOTS],
+            status_other: BTreeMap::new(),
+            hourly: [0; 24],
+            hourly_404: [0; 24],
+            hosts: Interner::default(),
+            endpoints: Interner::default(),
+            null_endpoint: EndpointStats::default(),
+            days: Vec::new(),
+            day_index: HashMap::new(),
+            rows_404: Vec::new(),
+            reject_stats: Default::default(),
+            last_day: NONE,
+            last_host: NONE,
+        }
+    }
+
+    pub fn config(&self) -> &AnalyticsConfig {
+        &self.cfg
+    }
+
+    /// Parsed records aggregated.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Rejected lines aggregated.
+    pub fn rejects(&self) -> u64 {
+        self.rejects
+    }
+
+    /// Index of `date` in `days`, adding the day if new.
+    #[inline]
+    pub(super) fn day_slot(&mut self, date: i32) -> u32 {
+        if let Some(day) = self.days.get(self.last_day as usize) {
+            if day.date == date {
+                return self.last_day;
+            }
+        }
+        let days = &mut self.days;
+        let slot = *self.day_index.entry(date).or_insert_with(|| {
+            days.push(Day::new(date));
+            (days.len() - 1) as u32
+        });
+        self.last_day = slot;
+        slot
+    }
+
+    #[inline]
+    fn host_id(&mut self, host: &[u8]) -> u32 {
+        if self.last_host != NONE && self.hosts.key(self.last_host) == host {
+            return self.last_host;
+        }
+        let id = self.hosts.intern(host);
+        self.last_host = id;
+        id
+    }
+
+    #[inline]
+    pub(super) fn add_status(&mut self, status: u16, n: u64) {
+        match self.status.get_mut(usize::from(status)) {
+            Some(c) => *c += n,
+            None => *self.status_other.entry(status).or_default() += n,
+        }
+    }
+
+    /// Folds one parsed record in. Allocates only for keys (hosts, endpoints, dates) not seen
+    /// before and for 404 rows.
+    #[inline]
+    pub fn observe(&mut self, rec: &LogRecord<'_>, pos: Position) {
+        self.records += 1;
+        let n = &mut self.nulls;
+        n.host += u64::from(rec.host.is_empty());
+        n.method += u64::from(rec.method.is_none());
+        n.endpoint += u64::from(rec.endpoint.is_none());
+        n.protocol += u64::from(rec.protocol.is_none());
+        n.content_size += u64::from(rec.content_size.is_none());
+
+        let date = rec.timestamp.local_date();
+        let hour = rec.timestamp.local_hour();
+        self.hourly[usize::from(hour)] += 1;
+        self.add_status(rec.status, 1);
+        let d = self.day_slot(date);
+        let host = self.host_id(rec.host);
+        let endpoint = match rec.endpoint {
+            Some(e) => self.endpoints.intern(e),
+            None => NONE,
+        };
+
+        let hs = self.hosts.val_mut(host);
+        hs.count += 1;
+        let day = &mut self.days[d as usize];
+        day.requests += 1;
+        if hs.last_day != d {
+            hs.last_day = d;
+            day.hosts.push(host);
+            if day.hosts.len() > 2 * day.compacted_len + 1024 {
+                // Bounds the duplicates hosts that alternate between dates can leave.
+                day.compact();
+            }
+        }
+        if let Some(size) = rec.content_size {
+            self.sizes.observe(size);
+            day.bytes += u128::from(size);
+        }
+        let es = if endpoint == NONE {
+            &mut self.null_endpoint
+        } else {
+            self.endpoints.val_mut(endpoint)
+        };
+        es.weekday[usize::from(day.weekday)] += 1;
+
+        if rec.status == 404 {
+            es.c404 += 1;
+            hs.c404 += 1;
+            day.c404 += 1;
+            self.hourly_404[usize::from(hour)] += 1;
+            self.rows_404.push(Row404 {
+                pos,
+                host,
+                endpoint,
+                date,
+                hour,
+            });
+        }
+    }
+
+    /// Counts a rejected line and keeps it as an example if its position is among the smallest.
+    pub fn observe_reject(&mut self, reason: RejectReason, raw: &[u8], pos: Position) {
+        self.rejects += 1;
+        let r = &mut self.reject_stats[reason as usize];
+        r.count += 1;
+        r.offer(pos, raw, self.cfg.reject_examples);
+    }
+
+    /// Adds `other` into `self`. Exact, commutative and associative in everything
+    /// [`Partial::tables`], [`Partial::views`] and [`Partial::to_ipc`] expose. `self`'s
+    /// configuration is kept.
+    pub fn merge(&mut self, other: Partial) {
+        self.records += other.records;
+        self.rejects += other.rejects;
+        let (n, o) = (&mut self.nulls, &other.nulls);
+        n.host += o.host;
+        n.method += o.method;
+        n.endpoint += o.endpoint;
+        n.protocol += o.protocol;
+        n.content_size += o.content_size;
+        self.sizes.merge(&other.sizes);
+        for (mine, theirs) in self.status.iter_mut().zip(&other.status) {
+            *mine += theirs;
+        }
+        for (&s, &c) in &other.status_other {
+            self.add_status(s, c);
+        }
+        for h in 0..24 {
+            self.hourly[h] += other.hourly[h];
+            self.hourly_404[h] += other.hourly_404[h];
+        }
+
+        let host_map: Vec<u32> = other
+            .hosts
+            .into_entries()
+            .map(|(key, v)| {
+                let id = self.hosts.intern_owned(key);
+                let s = self.hosts.val_mut(id);
+                s.count += v.count;
+                s.c404 += v.c404;
+                id
+            })
+            .collect();
+        let endpoint_map: Vec<u32> = other
+            .endpoints
+            .into_entries()
+            .map(|(key, v)| {
+                let id = self.endpoints.intern_owned(key);
+                add_endpoint(self.endpoints.val_mut(id), &v);
+                id
+            })
+            .collect();
+        add_endpoint(&mut self.null_endpoint, &other.null_endpoint);
+
+        for theirs in other.days {
+            let d = self.day_slot(theirs.date) as usize;
+            let mine = &mut self.days[d];
+            mine.requests += theirs.requests;
+            mine.bytes += theirs.bytes;
+            mine.c404 += theirs.c404;
+            mine.hosts
+                .extend(theirs.hosts.iter().map(|&h| host_map[h as usize]));
+            mine.compact();
+        }
+        self.rows_404
+            .extend(other.rows_404.into_iter().map(|r| Row404 {
+                host: host_map[r.host as usize],
+                endpoint: if r.endpoint == NONE {
+                    NONE
+                } else {
+                    endpoint_map[r.endpoint as usize]
+                },
+                ..r
+            }));
+
+        let keep = self.cfg.reject_examples;
+        for (mine, theirs) in self.reject_stats.iter_mut().zip(other.reject_stats) {
+            mine.count += theirs.count;
+            mine.examples.extend(theirs.examples);
+            mine.examples.sort_unstable();
+            mine.examples.truncate(keep);
+        }
+    }
+
+    /// 404 rows in output order: by position, then by content so even duplicate positions
+    /// (the same line fed twice) come out the same whatever the merge order.
+    pub(super) fn sorted_404(&self) -> Vec<&Row404> {
+        let mut rows: Vec<&Row404> = self.rows_404.iter().collect();
+        rows.sort_unstable_by(|a, b| {
+            (a.pos, a.date, a.hour, self.hosts.key(a.host))
+                .cmp(&(b.pos, b.date, b.hour, self.hosts.key(b.host)))
+                .then_with(|| {
+                    self.endpoint_key(a.endpoint)
+                        .cmp(&self.endpoint_key(b.endpoint))
+                })
+        });
+        rows
+    }
+
+    pub(super) fn endpoint_key(&self, id: u32) -> Option<&[u8]> {
+        (id != NONE).then(|| self.endpoints.key(id))
+    }
+
+    /// Days sorted by date.
+    pub(super) fn sorted_days(&self) -> Vec<&Day> {
+        let mut days: Vec<&Day> = self.days.iter().collect();
+        days.sort_unstable_by_key(|d| d.date);
+        days
+    }
+
+    /// Exact number of distinct hosts over all dates.
+    pub fn distinct_hosts(&self) -> u64 {
+        self.hosts.len() as u64
+    }
+}
+
+fn add_endpoint(mine: &mut EndpointStats, theirs: &EndpointStats) {
+    for (m, t) in mine.weekday.iter_mut().zip(theirs.weekday) {
+        *m += t;
+    }
+    mine.c404 += theirs.c404;
+}
+
+impl PartialEq for Partial {
+    fn eq(&self, other: &Partial) -> bool {
+        ipc::encode(self) == ipc::encode(other)
+    }
+}
+
+impl std::fmt::Debug for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Partial")
+            .field("cfg", &self.cfg)
+            .field("records", &self.records)
+            .field("rejects", &self.rejects)
+            .field("nulls", &self.nulls)
+            .field("sizes", &self.sizes)
+            .field("distinct_hosts", &self.hosts.len())
+            .field("endpoints", &self.endpoints.len())
+            .field("days", &self.days.len())
+            .field("rows_404", &self.rows_404.len())
+            .finish_non_exhaustive()
+    }
+}

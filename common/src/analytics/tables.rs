@@ -1,0 +1,354 @@
+//! The summary tables, as Arrow record batches with a deterministic row order.
+//!
+//! Names and leading columns are the original pipeline's; columns after those are Sawmill's
+//! additions (calendar `date`, input position). Counts are `Int64` (saturating at `i64::MAX`),
+//! day/hour/day-of-week `Int32`, dates `Date32`, text `Utf8` (invalid UTF-8 replaced).
+//! `day` is the day of month and `dayofweek`/`weekday` Spark's (1 = Sunday ... 7 = Saturday),
+//! both of the wall-clock date. Per-date tables are keyed by calendar date, not day of month.
+//!
+//! | table | columns | rows, in order |
+//! |---|---|---|
+//! | `null_value_count` | host, timestamp, method, endpoint, protocol, status, content_size | one: records missing each field (host: empty) |
+//! | `content_stats` | min/max_content_size, mean/std_content_size (`Float64`), count_content_size | one; see [`super::stats`] |
+//! | `table_404` | endpoint (nullable), host, dayofweek, day, hour, date, partition, offset | each 404, by (partition, offset) |
+//! | `status_count` | status, count | by status |
+//! | `host_count` | host, count | count desc, host |
+//! | `endpoint_count` | endpoint (nullable), weekday, count | count desc, endpoint (null first), weekday |
+//! | `unique_host_count` | day, count, date | exact distinct hosts, by date |
+//! | `daily_request_count` | day, count, date | by date |
+//! | `hourly_request_count` | hour, count | hours 0..=23, all of them |
+//! | `daily_bytes` | date, day, bytes | sum of known sizes, by date |
+//! | `daily_404_count` | date, day, count | dates with 404s, by date |
+//! | `hourly_404_count` | hour, count | hours 0..=23, all of them |
+//! | `reject_count` | reason, count | reasons that occurred, in [`RejectReason::ALL`] order |
+//! | `reject_examples` | reason, partition, offset, raw (`Binary`) | by reason as above, then position |
+//! | `totals` | records, rejects, bytes, distinct_hosts | one |
+
+use super::partial::Partial;
+use crate::record::{civil_from_days, spark_dayofweek, RejectReason};
+use arrow::array::{
+    ArrayRef, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// Every table [`Partial::tables`] returns, in that order.
+pub const TABLE_NAMES: [&str; 15] = [
+    "null_value_count",
+    "content_stats",
+    "table_404",
+    "status_count",
+    "host_count",
+    "endpoint_count",
+    "unique_host_count",
+    "daily_request_count",
+    "hourly_request_count",
+    "daily_bytes",
+    "daily_404_count",
+    "hourly_404_count",
+    "reject_count",
+    "reject_examples",
+    "totals",
+];
+
+/// The schema of summary table `name`, or `None` for an unknown name.
+pub fn schema(name: &str) -> Option<SchemaRef> {
+    Partial::new(&Default::default())
+        .tables()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, b)| b.schema())
+}
+
+fn count(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn count128(v: u128) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn text(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
+}
+
+fn day_of_month(date: i32) -> i32 {
+    i32::from(civil_from_days(date).2)
+}
+
+/// Column builders: `(name, nullable?, array)`.
+fn i64s(name: &str, v: impl IntoIterator<Item = i64>) -> (Field, ArrayRef) {
+    let a = Int64Array::from_iter_values(v);
+    (Field::new(name, DataType::Int64, false), Arc::new(a))
+}
+
+fn i32s(name: &str, v: impl IntoIterator<Item = i32>) -> (Field, ArrayRef) {
+    let a = Int32Array::from_iter_values(v);
+    (Field::new(name, DataType::Int32, false), Arc::new(a))
+}
+
+fn dates(name: &str, v: impl IntoIterator<Item = i32>) -> (Field, ArrayRef) {
+    let a = Date32Array::from_iter_values(v);
+    (Field::new(name, DataType::Date32, false), Arc::new(a))
+}
+
+fn strs<'a>(name: &str, v: impl IntoIterator<Item = Cow<'a, str>>) -> (Field, ArrayRef) {
+    let a = StringArray::from_iter_values(v);
+    (Field::new(name, DataType::Utf8, false), Arc::new(a))
+}
+
+fn opt_strs<'a>(
+    name: &str,
+    v: impl IntoIterator<Item = Option<Cow<'a, str>>>,
+) -> (Field, ArrayRef) {
+    let a: StringArray = v.into_iter().collect();
+    (Field::new(name, DataType::Utf8, true), Arc::new(a))
+}
+
+fn batch(name: &'static str, cols: Vec<(Field, ArrayRef)>) -> (&'static str, RecordBatch) {
+    let (fields, arrays): (Vec<Field>, Vec<ArrayRef>) = cols.into_iter().unzip();
+    let schema: SchemaRef = Arc::new(Schema::new(fields));
+    let b = RecordBatch::try_new(schema, arrays)
+        .expect("every column is built with its field and the same row count");
+    (name, b)
+}
+
+impl Partial {
+    /// The summary tables, named as in [`TABLE_NAMES`] and in that order. Row order is
+    /// deterministic (see the table in the module docs), so merged partials give equal batches
+    /// whatever the merge order.
+    pub fn tables(&self) -> Vec<(&'static str, RecordBatch)> {
+        let days = self.sorted_days();
+        let mut out = Vec::with_capacity(TABLE_NAMES.len());
+
+        let n = &self.nulls;
+        out.push(batch(
+            "null_value_count",
+            vec![
+                i64s("host", [count(n.host)]),
+                i64s("timestamp", [0]),
+                i64s("method", [count(n.method)]),
+                i64s("endpoint", [count(n.endpoint)]),
+                i64s("protocol", [count(n.protocol)]),
+                i64s("status", [0]),
+                i64s("content_size", [count(n.content_size)]),
+            ],
+        ));
+
+        let zeros = if self.cfg.missing_size_as_zero {
+            self.nulls.content_size
+        } else {
+            0
+        };
+        let cs = self.sizes.content_stats(zeros);
+        let opt_i64 = |v: Option<u64>| Arc::new(Int64Array::from(vec![v.map(count)])) as ArrayRef;
+        let opt_f64 = |v: Option<f64>| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
+        out.push(batch(
+            "content_stats",
+            vec![
+                (
+                    Field::new("min_content_size", DataType::Int64, true),
+                    opt_i64(cs.min),
+                ),
+                (
+                    Field::new("max_content_size", DataType::Int64, true),
+                    opt_i64(cs.max),
+                ),
+                (
+                    Field::new("mean_content_size", DataType::Float64, true),
+                    opt_f64(cs.mean),
+                ),
+                (
+                    Field::new("std_content_size", DataType::Float64, true),
+                    opt_f64(cs.std),
+                ),
+                i64s("count_content_size", [count(cs.count)]),
+            ],
+        ));
+
+        let rows = self.sorted_404();
+        out.push(batch(
+            "table_404",
+            vec![
+                opt_strs(
+                    "endpoint",
+                    rows.iter().map(|r| self.endpoint_key(r.endpoint).map(text)),
+                ),
+                strs("host", rows.iter().map(|r| text(self.hosts.key(r.host)))),
+                i32s(
+                    "dayofweek",
+                    rows.iter().map(|r| i32::from(spark_dayofweek(r.date))),
+                ),
+                i32s("day", rows.iter().map(|r| day_of_month(r.date))),
+                i32s("hour", rows.iter().map(|r| i32::from(r.hour))),
+                dates("date", rows.iter().map(|r| r.date)),
+                i32s("partition", rows.iter().map(|r| r.pos.partition)),
+                i64s("offset", rows.iter().map(|r| r.pos.offset)),
+            ],
+        ));
+
+        let statuses: Vec<(i32, u64)> = self
+            .status
+            .iter()
+            .enumerate()
+            .map(|(s, &c)| (s as i32, c))
+            .chain(self.status_other.iter().map(|(&s, &c)| (i32::from(s), c)))
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        out.push(batch(
+            "status_count",
+            vec![
+                i32s("status", statuses.iter().map(|s| s.0)),
+                i64s("count", statuses.iter().map(|s| count(s.1))),
+            ],
+        ));
+
+        let hosts = self.hosts_by_count(|h| h.count);
+        out.push(batch(
+            "host_count",
+            vec![
+                strs("host", hosts.iter().map(|&(k, _)| text(k))),
+                i64s("count", hosts.iter().map(|&(_, c)| count(c))),
+            ],
+        ));
+
+        let mut eps: Vec<(Option<&[u8]>, i32, u64)> = self
+            .endpoints_with_null()
+            .flat_map(|(k, s)| {
+                (0..7)
+                    .filter(|&w| s.weekday[w] > 0)
+                    .map(move |w| (k, w as i32 + 1, s.weekday[w]))
+            })
+            .collect();
+        eps.sort_unstable_by(|a, b| b.2.cmp(&a.2).then_with(|| (a.0, a.1).cmp(&(b.0, b.1))));
+        out.push(batch(
+            "endpoint_count",
+            vec![
+                opt_strs("endpoint", eps.iter().map(|e| e.0.map(text))),
+                i32s("weekday", eps.iter().map(|e| e.1)),
+                i64s("count", eps.iter().map(|e| count(e.2))),
+            ],
+        ));
+
+        let by_date = |name, f: &dyn Fn(&super::partial::Day) -> u64| {
+            batch(
+                name,
+                vec![
+                    i32s("day", days.iter().map(|d| day_of_month(d.date))),
+                    i64s("count", days.iter().map(|d| count(f(d)))),
+                    dates("date", days.iter().map(|d| d.date)),
+                ],
+            )
+        };
+        out.push(by_date("unique_host_count", &|d| d.distinct_hosts() as u64));
+        out.push(by_date("daily_request_count", &|d| d.requests));
+
+        let hourly = |name, v: &[u64; 24]| {
+            batch(
+                name,
+                vec![
+                    i32s("hour", 0..24),
+                    i64s("count", v.iter().map(|&c| count(c))),
+                ],
+            )
+        };
+        out.push(hourly("hourly_request_count", &self.hourly));
+
+        out.push(batch(
+            "daily_bytes",
+            vec![
+                dates("date", days.iter().map(|d| d.date)),
+                i32s("day", days.iter().map(|d| day_of_month(d.date))),
+                i64s("bytes", days.iter().map(|d| count128(d.bytes))),
+            ],
+        ));
+        let days_404: Vec<_> = days.iter().filter(|d| d.c404 > 0).collect();
+        out.push(batch(
+            "daily_404_count",
+            vec![
+                dates("date", days_404.iter().map(|d| d.date)),
+                i32s("day", days_404.iter().map(|d| day_of_month(d.date))),
+                i64s("count", days_404.iter().map(|d| count(d.c404))),
+            ],
+        ));
+        out.push(hourly("hourly_404_count", &self.hourly_404));
+
+        let reasons: Vec<(RejectReason, u64)> = RejectReason::ALL
+            .into_iter()
+            .map(|r| (r, self.reject_stats[r as usize].count))
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        out.push(batch(
+            "reject_count",
+            vec![
+                strs(
+                    "reason",
+                    reasons.iter().map(|r| Cow::Borrowed(r.0.as_str())),
+                ),
+                i64s("count", reasons.iter().map(|r| count(r.1))),
+            ],
+        ));
+        let examples: Vec<_> = RejectReason::ALL
+            .into_iter()
+            .flat_map(|r| {
+                self.reject_stats[r as usize]
+                    .examples
+                    .iter()
+                    .map(move |(pos, raw)| (r, *pos, &**raw))
+            })
+            .collect();
+        let raw: BinaryArray = examples.iter().map(|e| Some(e.2)).collect();
+        out.push(batch(
+            "reject_examples",
+            vec![
+                strs(
+                    "reason",
+                    examples.iter().map(|e| Cow::Borrowed(e.0.as_str())),
+                ),
+                i32s("partition", examples.iter().map(|e| e.1.partition)),
+                i64s("offset", examples.iter().map(|e| e.1.offset)),
+                (Field::new("raw", DataType::Binary, false), Arc::new(raw)),
+            ],
+        ));
+
+        out.push(batch(
+            "totals",
+            vec![
+                i64s("records", [count(self.records)]),
+                i64s("rejects", [count(self.rejects)]),
+                i64s("bytes", [count128(self.sizes.sum)]),
+                i64s("distinct_hosts", [count(self.distinct_hosts())]),
+            ],
+        ));
+        out
+    }
+
+    /// Hosts with a non-zero `f`, sorted by that count descending, then host ascending.
+    pub(super) fn hosts_by_count(
+        &self,
+        f: impl Fn(&super::partial::HostStats) -> u64,
+    ) -> Vec<(&[u8], u64)> {
+        let mut v: Vec<(&[u8], u64)> = self
+            .hosts
+            .iter()
+            .map(|(_, k, s)| (k, f(s)))
+            .filter(|&(_, c)| c > 0)
+            .collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        v
+    }
+
+    /// Every endpoint's stats, the missing endpoint as `None` (when it occurred).
+    pub(super) fn endpoints_with_null(
+        &self,
+    ) -> impl Iterator<Item = (Option<&[u8]>, &super::partial::EndpointStats)> {
+        let null =
+            (self.null_endpoint != Default::default()).then_some((None, &self.null_endpoint));
+        self.endpoints
+            .iter()
+            .map(|(_, k, s)| (Some(k), s))
+            .chain(null)
+    }
+}

@@ -1,0 +1,310 @@
+//! etcd I/O of the commit protocol: owner epochs, next offsets and shard manifests.
+//!
+//! Decisions live in [`crate::manifest`]; this module only reads and writes. Every write that
+//! matters is one transaction guarded by the partition's epoch, so a stale owner can never
+//! change a partition's state.
+
+use crate::error::{Error, Result};
+use crate::manifest::{classify_failed_commit, CommitOutcome, Keys, ShardManifest, StoredState};
+use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A partition's state in etcd.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionState {
+    pub epoch: Option<u64>,
+    pub owner: Option<String>,
+    pub next_offset: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct Checkpoints {
+    client: Client,
+    keys: Keys,
+    endpoints: String,
+}
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoints")
+            .field("endpoints", &self.endpoints)
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+fn etcd_err(endpoints: &str, what: &str) -> impl FnOnce(etcd_client::Error) -> Error {
+    let endpoints = endpoints.to_string();
+    let what = what.to_string();
+    move |e| {
+        Error::Etcd(format!(
+            "{what} at {endpoints}: {e} (is etcd running? check --etcd)"
+        ))
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(key: &str, v: &[u8]) -> Result<T> {
+    std::str::from_utf8(v)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| Error::Corrupt {
+            what: key.to_string(),
+            message: format!("not a number: {:?}", String::from_utf8_lossy(v)),
+        })
+}
+
+impl Checkpoints {
+    /// Connects to etcd (`http://host:port`, comma-separated for several) for one pipeline.
+    /// Fails within a few seconds when etcd is unreachable.
+    pub async fn connect(endpoints: &str, pipeline: &str) -> Result<Self> {
+        let eps: Vec<String> = endpoints
+            .split(',')
+            .map(|e| e.trim().trim_start_matches("http://").to_string())
+            .filter(|e| !e.is_empty())
+            .collect();
+        if eps.is_empty() {
+            return Err(Error::Config(format!(
+                "no etcd endpoint in {endpoints:?}: use http://host:2379"
+            )));
+        }
+        let opts = ConnectOptions::new()
+            .with_connect_timeout(Duration::from_secs(3))
+            .with_timeout(Duration::from_secs(5))
+            .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        let mut client = Client::connect(&eps, Some(opts))
+            .await
+            .map_err(etcd_err(endpoints, "cannot connect to etcd"))?;
+        // connect() is lazy; one read proves the endpoint answers.
+        client
+            .get("/sawmill/", Some(GetOptions::new().with_count_only()))
+            .await
+            .map_err(etcd_err(endpoints, "etcd does not answer"))?;
+        Ok(Checkpoints {
+            client,
+            keys: Keys::new(pipeline),
+            endpoints: endpoints.to_string(),
+        })
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub fn client(&self) -> Client {
+        self.client.clone()
+    }
+
+    async fn get_value(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        let resp = self
+            .client
+            .get(key, None)
+            .await
+            .map_err(etcd_err(&self.endpoints, "etcd read failed"))?;
+        Ok(resp.kvs().first().map(|kv| kv.value().to_vec()))
+    }
+
+    /// The state of one partition.
+    pub async fn state(&mut self, partition: i32) -> Result<PartitionState> {
+        let epoch_key = self.keys.epoch(partition);
+        let next_key = self.keys.next_offset(partition);
+        let epoch = match self.get_value(&epoch_key).await? {
+            Some(v) => Some(parse_num(&epoch_key, &v)?),
+            None => None,
+        };
+        let owner = self
+            .get_value(&self.keys.owner(partition))
+            .await?
+            .map(|v| String::from_utf8_lossy(&v).to_string());
+        let next_offset = match self.get_value(&next_key).await? {
+            Some(v) => Some(parse_num(&next_key, &v)?),
+            None => None,
+        };
+        Ok(PartitionState {
+            epoch,
+            owner,
+            next_offset,
+        })
+    }
+
+    /// Every partition with state in etcd.
+    pub async fn partitions(&mut self) -> Result<BTreeMap<i32, PartitionState>> {
+        let prefix = self.keys.partitions_prefix();
+        let resp = self
+            .client
+            .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(etcd_err(&self.endpoints, "etcd read failed"))?;
+        let mut out: BTreeMap<i32, PartitionState> = BTreeMap::new();
+        for kv in resp.kvs() {
+            let key = String::from_utf8_lossy(kv.key()).to_string();
+            let Some(p) = self.keys.partition_of(&key) else {
+                continue;
+            };
+            let st = out.entry(p).or_default();
+            if key.ends_with("/epoch") {
+                st.epoch = Some(parse_num(&key, kv.value())?);
+            } else if key.ends_with("/next_offset") {
+                st.next_offset = Some(parse_num(&key, kv.value())?);
+            } else if key.ends_with("/owner") {
+                st.owner = Some(String::from_utf8_lossy(kv.value()).to_string());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes `owner` the partition's owner under a new epoch, fencing every earlier owner: from
+    /// this transaction on, their commits fail. Returns the new epoch.
+    pub async fn bump_epoch(&mut self, partition: i32, owner: &str) -> Result<u64> {
+        let key = self.keys.epoch(partition);
+        for _ in 0..100 {
+            let current: Option<u64> = match self.get_value(&key).await? {
+                Some(v) => Some(parse_num(&key, &v)?),
+                None => None,
+            };
+            let next = current.unwrap_or(0) + 1;
+            let guard = match current {
+                Some(e) => Compare::value(key.as_str(), CompareOp::Equal, e.to_string()),
+                None => Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
+            };
+            let txn = Txn::new().when([guard]).and_then([
+                TxnOp::put(key.as_str(), next.to_string(), None),
+                TxnOp::put(self.keys.owner(partition), owner, None),
+            ]);
+            let resp = self
+                .client
+                .txn(txn)
+                .await
+                .map_err(etcd_err(&self.endpoints, "etcd transaction failed"))?;
+            if resp.succeeded() {
+                return Ok(next);
+            }
+        }
+        Err(Error::Etcd(format!(
+            "could not bump the epoch of partition {partition}: too much contention"
+        )))
+    }
+
+    /// Sets the next offset if none is stored yet (first owner ever), guarded by the epoch.
+    /// Returns the stored next offset afterwards.
+    pub async fn init_next_offset(
+        &mut self,
+        partition: i32,
+        epoch: u64,
+        offset: i64,
+    ) -> Result<i64> {
+        let next_key = self.keys.next_offset(partition);
+        let txn = Txn::new()
+            .when([
+                Compare::value(
+                    self.keys.epoch(partition),
+                    CompareOp::Equal,
+                    epoch.to_string(),
+                ),
+                Compare::create_revision(next_key.as_str(), CompareOp::Equal, 0),
+            ])
+            .and_then([TxnOp::put(next_key.as_str(), offset.to_string(), None)]);
+        self.client
+            .txn(txn)
+            .await
+            .map_err(etcd_err(&self.endpoints, "etcd transaction failed"))?;
+        let st = self.state(partition).await?;
+        if st.epoch != Some(epoch) {
+            return Err(Error::Fenced {
+                partition,
+                epoch,
+                current: st.epoch,
+            });
+        }
+        st.next_offset
+            .ok_or_else(|| Error::Etcd(format!("next offset of partition {partition} vanished")))
+    }
+
+    /// Step 2 of the commit protocol: one transaction that succeeds only if the partition's epoch
+    /// is still `manifest.epoch` and its next offset is `manifest.first`; it stores the new next
+    /// offset and the manifest. A lost answer is resolved by [`classify_failed_commit`] on retry.
+    pub async fn commit(&mut self, m: &ShardManifest) -> Result<CommitOutcome> {
+        let p = m.partition;
+        let next_key = self.keys.next_offset(p);
+        let manifest_key = self.keys.manifest(p, m.first);
+        let body = serde_json::to_string(m)
+            .map_err(|e| Error::Pipeline(format!("cannot encode manifest: {e}")))?;
+        let txn = Txn::new()
+            .when([
+                Compare::value(self.keys.epoch(p), CompareOp::Equal, m.epoch.to_string()),
+                Compare::value(next_key.as_str(), CompareOp::Equal, m.first.to_string()),
+            ])
+            .and_then([
+                TxnOp::put(next_key.as_str(), m.next_offset().to_string(), None),
+                TxnOp::put(manifest_key.as_str(), body, None),
+            ]);
+        match self.client.txn(txn).await {
+            Ok(resp) if resp.succeeded() => return Ok(CommitOutcome::Committed),
+            Ok(_) => {}
+            // The answer is lost, not necessarily the write: read back and classify.
+            Err(e) => {
+                tracing::warn!(partition = p, first = m.first, error = %e, "commit answer lost, reading back")
+            }
+        }
+        let st = self.state(p).await?;
+        let at_first = self.manifest(p, m.first).await?.map(|x| (x.epoch, x.last));
+        Ok(classify_failed_commit(
+            m.epoch,
+            m.first,
+            m.last,
+            StoredState {
+                epoch: st.epoch,
+                next_offset: st.next_offset,
+                manifest_at_first: at_first,
+            },
+        ))
+    }
+
+    pub async fn manifest(&mut self, partition: i32, first: i64) -> Result<Option<ShardManifest>> {
+        let key = self.keys.manifest(partition, first);
+        match self.get_value(&key).await? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| Error::Corrupt {
+                    what: key,
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    /// Committed manifests of one partition (or all partitions), ordered by partition and offset.
+    pub async fn manifests(&mut self, partition: Option<i32>) -> Result<Vec<ShardManifest>> {
+        let prefix = match partition {
+            Some(p) => self.keys.partition_manifests_prefix(p),
+            None => self.keys.manifests_prefix(),
+        };
+        let resp = self
+            .client
+            .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+            .await
+            .map_err(etcd_err(&self.endpoints, "etcd read failed"))?;
+        resp.kvs()
+            .iter()
+            .map(|kv| {
+                serde_json::from_slice(kv.value()).map_err(|e| Error::Corrupt {
+                    what: String::from_utf8_lossy(kv.key()).to_string(),
+                    message: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Deletes every key of the pipeline (tests and `--reset`).
+    pub async fn delete_all(&mut self) -> Result<()> {
+        let prefix = format!("{}/", self.keys.prefix());
+        self.client
+            .delete(
+                prefix.as_str(),
+                Some(etcd_client::DeleteOptions::new().with_prefix()),
+            )
+            .await
+            .map_err(etcd_err(&self.endpoints, "etcd delete failed"))?;
+        Ok(())
+    }
+}

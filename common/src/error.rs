@@ -1,0 +1,42 @@
+//! The one error enum of `sawmill-common`. Each variant says what failed and what to do next.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read input {path}: {source} (check that the file exists and is readable)")]
+    Input {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write output at {path}: {source} (check that the directory is writable)")]
+    Output {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("storage error at {path}: {message}")]
+    Storage { path: String, message: String },
+    #[error("parquet error in {path}: {source}")]
+    Parquet {
+        path: String,
+        source: parquet::errors::ParquetError,
+    },
+    #[error("arrow error: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("corrupt data in {what}: {message}")]
+    Corrupt { what: String, message: String },
+    #[error("etcd: {0}")]
+    Etcd(String),
+    #[error("partition {partition} is owned under epoch {current:?} now, not {epoch}: this worker was fenced and must stop processing it")]
+    Fenced {
+        partition: i32,
+        epoch: u64,
+        current: Option<u64>,
+    },
+    #[error("pipeline stopped: {0}")]
+    Pipeline(String),
+}

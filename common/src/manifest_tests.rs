@@ -1,0 +1,174 @@
+use super::*;
+use proptest::prelude::*;
+
+fn file(name: &str) -> ManifestFile {
+    ManifestFile {
+        staging: format!("_staging/t/p00000/{name}.tmp"),
+        path: format!("records/{name}"),
+        rows: 1,
+        bytes: 1,
+    }
+}
+
+fn manifest(first: i64, last: i64, names: &[&str]) -> ShardManifest {
+    ShardManifest {
+        source: "t".into(),
+        partition: 0,
+        first,
+        last,
+        epoch: 1,
+        worker: "w".into(),
+        records: 1,
+        rejects: 0,
+        files: names.iter().map(|n| file(n)).collect(),
+        partial: file(&format!("partial-{first}")),
+        committed_at_ms: 0,
+    }
+}
+
+#[test]
+fn keys_are_readable_and_sorted() {
+    let k = Keys::new("nasa logs");
+    assert_eq!(k.epoch(3), "/sawmill/nasa_logs/partitions/00003/epoch");
+    assert_eq!(
+        k.manifest(3, 42),
+        "/sawmill/nasa_logs/manifest/00003/00000000000000000042"
+    );
+    assert!(k.manifest(3, 100) > k.manifest(3, 99));
+    assert_eq!(k.partition_of(&k.next_offset(12)), Some(12));
+    assert_eq!(
+        k.partition_of("/sawmill/other/partitions/00001/epoch"),
+        None
+    );
+}
+
+/// Every combination of stored state over a small domain: the classification is total and
+/// fencing always wins.
+#[test]
+fn classify_is_exhaustively_sound() {
+    let epochs = [None, Some(1), Some(2), Some(3)];
+    let offsets = [None, Some(0), Some(10), Some(11), Some(20)];
+    let manifests = [None, Some((2, 10)), Some((1, 10)), Some((2, 15))];
+    let (my_epoch, first, last) = (2u64, 0i64, 10i64);
+    for e in epochs {
+        for n in offsets {
+            for m in manifests {
+                let s = StoredState {
+                    epoch: e,
+                    next_offset: n,
+                    manifest_at_first: m,
+                };
+                let out = classify_failed_commit(my_epoch, first, last, s);
+                match out {
+                    CommitOutcome::Fenced { current_epoch } => {
+                        assert_ne!(e, Some(my_epoch));
+                        assert_eq!(current_epoch, e);
+                    }
+                    CommitOutcome::AlreadyCommitted => {
+                        assert_eq!(e, Some(my_epoch));
+                        assert_eq!(n, Some(11));
+                        assert_eq!(m, Some((2, 10)));
+                    }
+                    CommitOutcome::OffsetMismatch { stored } => {
+                        assert_eq!(e, Some(my_epoch));
+                        assert_eq!(stored, n);
+                        assert_ne!(n, Some(first));
+                    }
+                    CommitOutcome::Retry => {
+                        assert_eq!((e, n), (Some(my_epoch), Some(first)));
+                    }
+                    CommitOutcome::Committed => panic!("a failed transaction is never Committed"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn recovery_publishes_committed_and_deletes_orphans() {
+    let m = manifest(0, 9, &["a", "b"]);
+    let mut existing: BTreeSet<String> = BTreeSet::new();
+    existing.insert("records/a".into()); // published
+    existing.insert(m.files[1].staging.clone()); // committed, not published
+    existing.insert(m.partial.path.clone());
+    let orphan = "_staging/t/p00000/zombie.tmp".to_string();
+    let staging = vec![m.files[1].staging.clone(), orphan.clone()];
+    let actions = plan_recovery(std::slice::from_ref(&m), &existing, &staging).unwrap();
+    assert_eq!(
+        actions,
+        vec![
+            RecoveryAction::Publish {
+                staging: m.files[1].staging.clone(),
+                path: "records/b".into()
+            },
+            RecoveryAction::DeleteStaging(orphan),
+        ]
+    );
+}
+
+#[test]
+fn recovery_reports_lost_files() {
+    let m = manifest(0, 9, &["a"]);
+    let lost = plan_recovery(&[m], &BTreeSet::new(), &[]).unwrap_err();
+    assert_eq!(lost.len(), 2);
+    assert_eq!(lost[0].path, "records/a");
+}
+
+#[test]
+fn chain_detects_gaps_and_overlaps() {
+    let ms = vec![
+        manifest(10, 19, &[]),
+        manifest(0, 9, &[]),
+        manifest(20, 20, &[]),
+    ];
+    assert_eq!(chain_end(0, &ms), Ok(21));
+    assert!(chain_end(0, &[manifest(0, 9, &[]), manifest(11, 12, &[])]).is_err());
+    assert!(chain_end(0, &[manifest(0, 9, &[]), manifest(5, 12, &[])]).is_err());
+    assert_eq!(chain_end(7, &[]), Ok(7));
+}
+
+proptest! {
+    /// Whatever subset of files exists, recovery either reports lost files or leaves every
+    /// committed file published exactly once and no unreferenced staging file behind.
+    #[test]
+    fn recovery_converges(
+        n_shards in 1usize..5,
+        published in proptest::collection::vec(any::<bool>(), 20),
+        staged in proptest::collection::vec(any::<bool>(), 20),
+        orphans in 0usize..4,
+    ) {
+        let manifests: Vec<ShardManifest> = (0..n_shards)
+            .map(|i| manifest(i as i64 * 10, i as i64 * 10 + 9, &[&format!("f{i}a"), &format!("f{i}b")]))
+            .collect();
+        let files: Vec<&ManifestFile> = manifests.iter().flat_map(|m| m.all_files()).collect();
+        let mut existing = BTreeSet::new();
+        let mut staging_listing = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            if published[i] { existing.insert(f.path.clone()); }
+            if staged[i] { existing.insert(f.staging.clone()); staging_listing.push(f.staging.clone()); }
+        }
+        for o in 0..orphans {
+            let s = format!("_staging/t/p00000/orphan{o}.tmp");
+            existing.insert(s.clone());
+            staging_listing.push(s);
+        }
+        let should_lose = files.iter().enumerate().any(|(i, _)| !published[i] && !staged[i]);
+        match plan_recovery(&manifests, &existing, &staging_listing) {
+            Err(lost) => prop_assert!(should_lose && !lost.is_empty()),
+            Ok(actions) => {
+                prop_assert!(!should_lose);
+                for a in &actions {
+                    match a {
+                        RecoveryAction::Publish { staging, path } => {
+                            prop_assert!(existing.remove(staging));
+                            prop_assert!(existing.insert(path.clone()));
+                        }
+                        RecoveryAction::DeleteStaging(s) => { prop_assert!(existing.remove(s)); }
+                    }
+                }
+                for f in &files { prop_assert!(existing.contains(&f.path)); }
+                prop_assert!(!existing.iter().any(|p| p.contains("orphan")));
+            }
+        }
+    }
+}

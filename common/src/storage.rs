@@ -1,0 +1,216 @@
+//! The small file-system interface every output goes through: a local directory here, HDFS
+//! behind the same trait. Paths are `/`-separated and relative to the output root.
+//!
+//! The one guarantee the commit protocol needs is [`Storage::rename`]: atomic, and a rename onto
+//! an existing final name is treated as "already published" by [`publish`], so a retried write
+//! can never leave two copies of the same shard.
+
+use crate::error::{Error, Result};
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Staging area under the output root; files here are invisible to readers of the output.
+pub const STAGING_DIR: &str = "_staging";
+
+pub trait Storage: Send + Sync + Debug {
+    /// Human-readable location of the root, for messages (`/data/out`, `hdfs://nn:9000/x`).
+    fn root(&self) -> String;
+    /// Creates or replaces `path` with `data`, creating parent directories.
+    fn write(&self, path: &str, data: &[u8]) -> Result<()>;
+    /// Reads a whole file.
+    fn read(&self, path: &str) -> Result<Vec<u8>>;
+    /// Atomically renames `from` to `to`, creating `to`'s parent. Fails if `to` exists.
+    fn rename(&self, from: &str, to: &str) -> Result<()>;
+    /// Files (not directories) under `dir`, recursively, as root-relative paths, sorted.
+    /// A missing directory lists as empty.
+    fn list(&self, dir: &str) -> Result<Vec<String>>;
+    /// Deletes a file; deleting a missing file is not an error.
+    fn delete(&self, path: &str) -> Result<()>;
+    fn exists(&self, path: &str) -> Result<bool>;
+}
+
+/// Writes `data` under a unique staging name, then publishes it as `final_path`.
+/// Returns `false` when `final_path` already existed (a retry): the staged copy is removed.
+pub fn write_atomic(storage: &dyn Storage, final_path: &str, data: &[u8]) -> Result<bool> {
+    let staging = staging_name(final_path);
+    storage.write(&staging, data)?;
+    publish(storage, &staging, final_path)
+}
+
+/// A staging path for `final_path`, unique per process and call.
+pub fn staging_name(final_path: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let flat = final_path.replace('/', "__");
+    format!("{STAGING_DIR}/{}-{seq}.{flat}.tmp", std::process::id())
+}
+
+/// Renames a staged file to its final name unless the final name exists already, in which case
+/// the staged file is deleted (final names are deterministic, so the contents are the same rows).
+pub fn publish(storage: &dyn Storage, staging: &str, final_path: &str) -> Result<bool> {
+    if storage.exists(final_path)? {
+        storage.delete(staging)?;
+        return Ok(false);
+    }
+    match storage.rename(staging, final_path) {
+        Ok(()) => Ok(true),
+        // Lost a race with another publisher of the same final name: theirs is as good as ours.
+        Err(_) if storage.exists(final_path)? => {
+            storage.delete(staging)?;
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens an output root: a local path, `file://` URL, or `hdfs://host:port/path` URL. Either
+/// way the root is created and checked writable here, so bad configuration fails before any work.
+/// HDFS storage blocks on its own runtime: see [`crate::storage_hdfs`] for the threading rule.
+pub fn open(root: &str) -> Result<Arc<dyn Storage>> {
+    if let Some(rest) = root.strip_prefix("file://") {
+        return Ok(Arc::new(LocalFs::create(rest)?));
+    }
+    if root.starts_with("hdfs://") {
+        return Ok(Arc::new(crate::storage_hdfs::HdfsStorage::open(root)?));
+    }
+    if root.starts_with("viewfs://") {
+        return Err(Error::Config(format!(
+            "viewfs output {root:?} is not supported: use the hdfs://host:port/path URL of the NameNode"
+        )));
+    }
+    if root.contains("://") {
+        return Err(Error::Config(format!(
+            "unsupported output URL {root:?}: use a local path or an hdfs://host:port/path URL"
+        )));
+    }
+    Ok(Arc::new(LocalFs::create(root)?))
+}
+
+/// A local directory. Renames are atomic within one file system, which `_staging/` under the
+/// same root guarantees.
+#[derive(Debug, Clone)]
+pub struct LocalFs {
+    root: PathBuf,
+}
+
+impl LocalFs {
+    /// Creates the root directory if needed and checks it is writable, so a bad `--out` fails
+    /// before any work is done.
+    pub fn create(root: impl AsRef<Path>) -> Result<Self> {
+        let root = root.as_ref().to_path_buf();
+        let err = |source| Error::Output {
+            path: root.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&root).map_err(err)?;
+        let probe = root.join(".sawmill-write-probe");
+        std::fs::write(&probe, b"ok").map_err(err)?;
+        std::fs::remove_file(&probe).map_err(err)?;
+        Ok(LocalFs { root })
+    }
+
+    fn abs(&self, path: &str) -> PathBuf {
+        self.root.join(path)
+    }
+
+    fn io_err(&self, path: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        let p = self.abs(path).display().to_string();
+        move |source| Error::Output { path: p, source }
+    }
+}
+
+impl Storage for LocalFs {
+    fn root(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn write(&self, path: &str, data: &[u8]) -> Result<()> {
+        let abs = self.abs(path);
+        if let Some(parent) = abs.parent() {
+            std::fs::create_dir_all(parent).map_err(self.io_err(path))?;
+        }
+        std::fs::write(&abs, data).map_err(self.io_err(path))
+    }
+
+    fn read(&self, path: &str) -> Result<Vec<u8>> {
+        std::fs::read(self.abs(path)).map_err(self.io_err(path))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let dst = self.abs(to);
+        if dst.exists() {
+            return Err(Error::Storage {
+                path: dst.display().to_string(),
+                message: "destination exists".into(),
+            });
+        }
+        if let Some(parent) = dst.parent() {
+            std::fs::create_dir_all(parent).map_err(self.io_err(to))?;
+        }
+        std::fs::rename(self.abs(from), &dst).map_err(self.io_err(to))
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let base = self.abs(dir);
+        if !base.exists() {
+            return Ok(out);
+        }
+        let mut stack = vec![base];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(&d).map_err(self.io_err(dir))? {
+                let entry = entry.map_err(self.io_err(dir))?;
+                let p = entry.path();
+                if entry.file_type().map_err(self.io_err(dir))?.is_dir() {
+                    stack.push(p);
+                } else if let Ok(rel) = p.strip_prefix(&self.root) {
+                    out.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn delete(&self, path: &str) -> Result<()> {
+        match std::fs::remove_file(self.abs(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.io_err(path)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn exists(&self, path: &str) -> Result<bool> {
+        Ok(self.abs(path).exists())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_publishes_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::create(dir.path()).unwrap();
+        assert!(write_atomic(&fs, "a/b/x.parquet", b"one").unwrap());
+        // A retry of the same shard does not duplicate or clobber it.
+        assert!(!write_atomic(&fs, "a/b/x.parquet", b"one").unwrap());
+        assert_eq!(fs.read("a/b/x.parquet").unwrap(), b"one");
+        assert_eq!(fs.list("").unwrap(), vec!["a/b/x.parquet".to_string()]);
+        assert!(fs.list(STAGING_DIR).unwrap().is_empty());
+        assert!(fs.list("missing").unwrap().is_empty());
+        fs.delete("nope").unwrap();
+    }
+
+    #[test]
+    fn unwritable_root_is_a_clear_error() {
+        let err = LocalFs::create("/proc/sawmill-cannot-exist")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot write output"), "{err}");
+        let err = open("s3://bucket/x").unwrap_err().to_string();
+        assert!(err.contains("unsupported output URL"), "{err}");
+    }
+}

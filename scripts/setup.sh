@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing Sawmill needs on a fresh Debian machine with Rust, Java 17,
+# Maven and Python. Idempotent: a second run only checks.
+set -euo pipefail
+
+need_apt=()
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+command -v cmake >/dev/null || need_apt+=(cmake)
+command -v cc >/dev/null || need_apt+=(build-essential)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+if ((${#need_apt[@]})); then
+  echo "setup: installing ${need_apt[*]} with apt-get" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--test" ]]; then
+  # pyarrow and duckdb read our Parquet in the tests: real clients that are not ours.
+  if ! python3 -c 'import pyarrow, duckdb' 2>/dev/null; then
+    echo "setup: installing pyarrow and duckdb with pip" >&2
+    python3 -m pip install -q pyarrow duckdb
+  fi
+  rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+  rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+fi

@@ -1,0 +1,150 @@
+//! The `worker` command. Settings come from defaults, then environment (`SAWMILL_*`), then flags.
+
+use crate::standalone::{self, StandaloneOptions};
+use clap::{Parser, Subcommand};
+use sawmill_common::settings::PipelineSettings;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "worker",
+    version,
+    about = "Sawmill worker: Kafka partitions → Parquet shards, exactly once."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Process given partitions directly, without a coordinator.
+    Run(RunArgs),
+    /// Join a coordinator and process the partitions it assigns (not built yet).
+    Join(NotBuilt),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+/// Pipeline settings as flags; each also reads `SAWMILL_<NAME>` from the environment.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineArgs {
+    #[arg(
+        long,
+        env = "SAWMILL_BOOTSTRAP_SERVERS",
+        default_value = "localhost:9092"
+    )]
+    pub bootstrap_servers: String,
+    #[arg(long, env = "SAWMILL_TOPIC", default_value = "kafka_test")]
+    pub topic: String,
+    /// Output root: a local path or hdfs://host:port/path.
+    #[arg(long, env = "SAWMILL_OUTPUT", default_value = "./sawmill-out")]
+    pub output: String,
+    #[arg(long, env = "SAWMILL_ETCD", default_value = "http://localhost:2379")]
+    pub etcd: String,
+    /// etcd subtree name (default: the topic).
+    #[arg(long, env = "SAWMILL_PIPELINE")]
+    pub pipeline: Option<String>,
+    #[arg(long, env = "SAWMILL_SHARD_MAX_ROWS", default_value_t = 500_000)]
+    pub shard_max_rows: u64,
+    #[arg(long, env = "SAWMILL_SHARD_MAX_BYTES", default_value_t = 64 << 20)]
+    pub shard_max_bytes: u64,
+    #[arg(long, env = "SAWMILL_SHARD_MAX_AGE_MS", default_value_t = 10_000)]
+    pub shard_max_age_ms: u64,
+    #[arg(long, env = "SAWMILL_COMPRESSION", default_value = "zstd")]
+    pub compression: String,
+}
+
+impl PipelineArgs {
+    pub fn settings(&self) -> PipelineSettings {
+        PipelineSettings {
+            bootstrap_servers: self.bootstrap_servers.clone(),
+            topic: self.topic.clone(),
+            output: self.output.clone(),
+            etcd: self.etcd.clone(),
+            pipeline: self.pipeline.clone(),
+            shard_max_rows: self.shard_max_rows,
+            shard_max_bytes: self.shard_max_bytes,
+            shard_max_age_ms: self.shard_max_age_ms,
+            compression: self.compression.clone(),
+            ..PipelineSettings::default()
+        }
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Partitions to own, comma-separated (default: all).
+    #[arg(long, value_delimiter = ',')]
+    pub partitions: Vec<i32>,
+    /// This worker's id (default: hostname-pid).
+    #[arg(long, env = "SAWMILL_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Exit once everything that was in the partitions at start is committed.
+    #[arg(long)]
+    pub until_caught_up: bool,
+}
+
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SAWMILL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async {
+        match cli.command {
+            Command::Run(args) => {
+                let opts = StandaloneOptions {
+                    worker_id: args.worker_id.unwrap_or_else(default_worker_id),
+                    partitions: args.partitions,
+                    until_caught_up: args.until_caught_up,
+                };
+                let report = standalone::run(args.pipeline.settings(), opts).await?;
+                println!(
+                    "committed {} shards, {} records, {} rejects in {:.2}s; next offsets {:?}",
+                    report.shards,
+                    report.records,
+                    report.rejects,
+                    report.elapsed.as_secs_f64(),
+                    report.next_offsets
+                );
+                Ok(())
+            }
+            Command::Join(_) => Err(crate::WorkerError::Config(
+                "`worker join` is not built yet in this version of Sawmill".into(),
+            )),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

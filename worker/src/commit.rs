@@ -1,0 +1,265 @@
+//! Writing, committing and publishing one shard, and recovering a partition on acquisition.
+//! The order of steps is the commit protocol (ARCHITECTURE.md); decisions come from
+//! `sawmill_common::manifest`.
+
+use crate::error::{Result, WorkerError};
+use sawmill_common::analytics::Partial;
+use sawmill_common::batch::ParsedChunk;
+use sawmill_common::checkpoint::Checkpoints;
+use sawmill_common::manifest::{
+    partial_path, partition_staging_dir, plan_recovery, CommitOutcome, ManifestFile,
+    RecoveryAction, ShardManifest,
+};
+use sawmill_common::shard::{encode_chunk, ParquetOptions, ShardRange};
+use sawmill_common::storage::{publish, Storage};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a shard commit ended with, for the partition actor.
+#[derive(Debug)]
+pub enum Committed {
+    /// Published; the partition's next offset is now `manifest.last + 1`.
+    Done(Box<ShardManifest>),
+    /// Another owner holds the partition; the staged files were removed.
+    Fenced { current_epoch: Option<u64> },
+    /// etcd's next offset is not where this shard starts; the partition must restart from it.
+    Stale { stored: Option<i64> },
+}
+
+/// Runs a blocking storage operation off the async threads, retrying transient failures with a
+/// capped backoff (HDFS down must slow the pipeline, not lose data).
+pub async fn blocking_retry<T, F>(what: &str, f: F) -> Result<T>
+where
+    T: Send + 'static,
+    F: Fn() -> sawmill_common::Result<T> + Send + Sync + Clone + 'static,
+{
+    let mut delay = Duration::from_millis(200);
+    let mut attempt = 0u32;
+    loop {
+        let g = f.clone();
+        match tokio::task::spawn_blocking(g).await {
+            Ok(Ok(v)) => return Ok(v),
+            Ok(Err(e)) => {
+                attempt += 1;
+                if matches!(
+                    e,
+                    sawmill_common::Error::Config(_) | sawmill_common::Error::Corrupt { .. }
+                ) || attempt >= 60
+                {
+                    return Err(e.into());
+                }
+                tracing::warn!(what, attempt, error = %e, "storage operation failed, retrying");
+            }
+            Err(e) => {
+                return Err(WorkerError::Actor(format!(
+                    "{what}: blocking task failed: {e}"
+                )))
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// Everything needed to commit one shard.
+pub struct ShardToCommit {
+    pub source: String,
+    pub partition: i32,
+    pub epoch: u64,
+    pub worker: String,
+    pub first: i64,
+    pub last: i64,
+    pub parsed: ParsedChunk,
+    pub partial: Partial,
+}
+
+/// Step 1 to 3 of the commit protocol for one shard.
+pub async fn commit_shard(
+    storage: Arc<dyn Storage>,
+    cp: &mut Checkpoints,
+    opts: &ParquetOptions,
+    shard: ShardToCommit,
+) -> Result<Committed> {
+    let range = ShardRange {
+        source: shard.source.clone(),
+        partition: shard.partition,
+        first: shard.first,
+        last: shard.last,
+    };
+    let staging_dir = partition_staging_dir(&shard.source, shard.partition);
+    let tag = format!("{:020}-{:020}-e{}", shard.first, shard.last, shard.epoch);
+
+    // 1. encode (CPU) and stage every file.
+    let opts2 = opts.clone();
+    let range2 = range.clone();
+    let parsed = shard.parsed;
+    let partial = shard.partial;
+    let (encoded, ipc) = tokio::task::spawn_blocking(move || -> sawmill_common::Result<_> {
+        Ok((encode_chunk(&parsed, &range2, &opts2)?, partial.to_ipc()?))
+    })
+    .await
+    .map_err(|e| WorkerError::Actor(format!("encode task failed: {e}")))??;
+
+    let mut files = Vec::with_capacity(encoded.len());
+    let mut to_write = Vec::with_capacity(encoded.len() + 1);
+    for f in encoded {
+        let staging = format!("{staging_dir}/{tag}.{}", f.path.replace('/', "__"));
+        files.push(ManifestFile {
+            staging: staging.clone(),
+            path: f.path,
+            rows: f.rows,
+            bytes: f.bytes.len() as u64,
+        });
+        to_write.push((staging, f.bytes));
+    }
+    let ppath = partial_path(&shard.source, shard.partition, shard.first, shard.last);
+    let pstaging = format!("{staging_dir}/{tag}.partial.arrows");
+    let partial_file = ManifestFile {
+        staging: pstaging.clone(),
+        path: ppath,
+        rows: 0,
+        bytes: ipc.len() as u64,
+    };
+    to_write.push((pstaging, ipc));
+    let to_write = Arc::new(to_write);
+    {
+        let storage = storage.clone();
+        let to_write = to_write.clone();
+        blocking_retry("stage shard", move || {
+            for (path, bytes) in to_write.iter() {
+                storage.write(path, bytes)?;
+            }
+            Ok(())
+        })
+        .await?;
+    }
+
+    // 2. the guarded etcd transaction.
+    let records = files
+        .iter()
+        .filter(|f| f.path.starts_with("records/"))
+        .map(|f| f.rows)
+        .sum();
+    let rejects = files
+        .iter()
+        .filter(|f| f.path.starts_with("rejects/"))
+        .map(|f| f.rows)
+        .sum();
+    let manifest = ShardManifest {
+        source: shard.source,
+        partition: shard.partition,
+        first: shard.first,
+        last: shard.last,
+        epoch: shard.epoch,
+        worker: shard.worker,
+        records,
+        rejects,
+        files,
+        partial: partial_file,
+        committed_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    };
+    let mut delay = Duration::from_millis(100);
+    let outcome = loop {
+        match cp.commit(&manifest).await {
+            Ok(CommitOutcome::Retry) => {}
+            Ok(o) => break o,
+            Err(e) => {
+                tracing::warn!(partition = manifest.partition, error = %e, "commit failed, retrying")
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(10));
+    };
+
+    match outcome {
+        CommitOutcome::Committed | CommitOutcome::AlreadyCommitted => {
+            // 3. publish. A crash here is repaired by recovery: the manifest names the staging files.
+            let m = manifest.clone();
+            let storage2 = storage.clone();
+            blocking_retry("publish shard", move || {
+                for f in m.all_files() {
+                    publish(storage2.as_ref(), &f.staging, &f.path)?;
+                }
+                Ok(())
+            })
+            .await?;
+            Ok(Committed::Done(Box::new(manifest)))
+        }
+        CommitOutcome::Fenced { current_epoch } => {
+            delete_staged(storage, &manifest).await;
+            Ok(Committed::Fenced { current_epoch })
+        }
+        CommitOutcome::OffsetMismatch { stored } => {
+            delete_staged(storage, &manifest).await;
+            Ok(Committed::Stale { stored })
+        }
+        CommitOutcome::Retry => Err(WorkerError::Actor(
+            "commit retry loop ended on Retry".into(),
+        )),
+    }
+}
+
+async fn delete_staged(storage: Arc<dyn Storage>, m: &ShardManifest) {
+    let paths: Vec<String> = m.all_files().map(|f| f.staging.clone()).collect();
+    let _ = tokio::task::spawn_blocking(move || {
+        for p in paths {
+            let _ = storage.delete(&p);
+        }
+    })
+    .await;
+}
+
+/// Brings a partition's published output in line with etcd after acquiring it: publishes
+/// committed-but-unpublished files and deletes staged files that were never committed.
+/// Must run after this worker's epoch bump. Returns the number of actions taken.
+pub async fn recover_partition(
+    storage: Arc<dyn Storage>,
+    cp: &mut Checkpoints,
+    source: &str,
+    partition: i32,
+) -> Result<usize> {
+    let manifests = cp.manifests(Some(partition)).await?;
+    let staging_dir = partition_staging_dir(source, partition);
+    let storage2 = storage.clone();
+    let actions = blocking_retry("recover partition", move || {
+        let staging = storage2.list(&staging_dir)?;
+        let mut existing: BTreeSet<String> = staging.iter().cloned().collect();
+        for m in &manifests {
+            for f in m.all_files() {
+                if storage2.exists(&f.path)? {
+                    existing.insert(f.path.clone());
+                }
+            }
+        }
+        plan_recovery(&manifests, &existing, &staging).map_err(|lost| sawmill_common::Error::Corrupt {
+            what: format!("partition {partition}"),
+            message: format!(
+                "{} committed files are neither published nor staged (first: {}); they were deleted outside Sawmill: restore them or reset the pipeline",
+                lost.len(),
+                lost[0].path
+            ),
+        })
+    })
+    .await?;
+    let n = actions.len();
+    if n > 0 {
+        tracing::info!(partition, actions = n, "recovering partition");
+    }
+    blocking_retry("apply recovery", move || {
+        for a in &actions {
+            match a {
+                RecoveryAction::Publish { staging, path } => {
+                    publish(storage.as_ref(), staging, path)?;
+                }
+                RecoveryAction::DeleteStaging(p) => storage.delete(p)?,
+            }
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(n)
+}

@@ -1,0 +1,99 @@
+//! What every actor of a worker shares, read-only: settings, clients, metrics.
+
+use crate::consumer::{consumer_config, ConsumerHandle};
+use crate::error::{Result, WorkerError};
+use crate::metrics::Metrics;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use sawmill_common::analytics::AnalyticsConfig;
+use sawmill_common::checkpoint::Checkpoints;
+use sawmill_common::settings::PipelineSettings;
+use sawmill_common::shard::ParquetOptions;
+use sawmill_common::storage::Storage;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct WorkerContext {
+    pub worker_id: String,
+    pub settings: PipelineSettings,
+    pub parquet: ParquetOptions,
+    pub analytics: AnalyticsConfig,
+    pub storage: Arc<dyn Storage>,
+    pub checkpoints: Checkpoints,
+    pub consumer: ConsumerHandle,
+    /// A separate client for metadata and watermarks, so queries never wait behind fetches.
+    pub meta: Arc<BaseConsumer>,
+    pub metrics: Metrics,
+}
+
+impl WorkerContext {
+    /// Connects to everything the settings name, failing fast with a clear error on bad config.
+    pub async fn connect(worker_id: String, settings: PipelineSettings) -> Result<Arc<Self>> {
+        settings.validate()?;
+        let parquet = settings.parquet()?;
+        let analytics = settings.analytics();
+        let output = settings.output.clone();
+        let storage = tokio::task::spawn_blocking(move || sawmill_common::storage::open(&output))
+            .await
+            .map_err(|e| WorkerError::Actor(e.to_string()))??;
+        let checkpoints = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
+        let group = format!("sawmill-{}", settings.pipeline_name());
+        let meta: BaseConsumer = consumer_config(&settings.bootstrap_servers, &group).create()?;
+        let meta = Arc::new(meta);
+        {
+            let meta = meta.clone();
+            let (b, t) = (settings.bootstrap_servers.clone(), settings.topic.clone());
+            tokio::task::spawn_blocking(move || crate::consumer::topic_partitions(&meta, &b, &t))
+                .await
+                .map_err(|e| WorkerError::Actor(e.to_string()))??;
+        }
+        let consumer = crate::consumer::spawn(
+            &settings.bootstrap_servers,
+            &settings.topic,
+            &group,
+            tokio::runtime::Handle::current(),
+        )?;
+        Ok(Arc::new(WorkerContext {
+            worker_id,
+            settings,
+            parquet,
+            analytics,
+            storage,
+            checkpoints,
+            consumer,
+            meta,
+            metrics: Metrics::default(),
+        }))
+    }
+
+    /// The topic's partitions now (new partitions appear here without a restart).
+    pub async fn partitions(&self) -> Result<Vec<i32>> {
+        let meta = self.meta.clone();
+        let (b, t) = (
+            self.settings.bootstrap_servers.clone(),
+            self.settings.topic.clone(),
+        );
+        tokio::task::spawn_blocking(move || crate::consumer::topic_partitions(&meta, &b, &t))
+            .await
+            .map_err(|e| WorkerError::Actor(e.to_string()))?
+    }
+
+    /// `(low, high)` watermarks of a partition.
+    pub async fn watermarks(&self, partition: i32) -> Result<(i64, i64)> {
+        let meta = self.meta.clone();
+        let topic = self.settings.topic.clone();
+        tokio::task::spawn_blocking(move || {
+            meta.fetch_watermarks(&topic, partition, Duration::from_secs(10))
+        })
+        .await
+        .map_err(|e| WorkerError::Actor(e.to_string()))?
+        .map_err(|e| {
+            WorkerError::Kafka(format!(
+                "cannot read watermarks of partition {partition}: {e}"
+            ))
+        })
+    }
+
+    pub async fn low_watermark(&self, partition: i32) -> Result<i64> {
+        Ok(self.watermarks(partition).await?.0)
+    }
+}

@@ -1,0 +1,21 @@
+//! The worker's one error enum.
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error(transparent)]
+    Common(#[from] sawmill_common::Error),
+    #[error("kafka: {0}")]
+    Kafka(String),
+    #[error("actor: {0}")]
+    Actor(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl From<rdkafka::error::KafkaError> for WorkerError {
+    fn from(e: rdkafka::error::KafkaError) -> Self {
+        WorkerError::Kafka(e.to_string())
+    }
+}
+
+pub type Result<T, E = WorkerError> = std::result::Result<T, E>;

@@ -1,0 +1,25 @@
+//! The Sawmill worker: consumes Kafka partitions, parses and pre-aggregates their lines, and
+//! commits Parquet shards exactly once (staged on storage, committed in etcd, published by rename).
+//!
+//! Module map:
+//! - [`cli`]: the `worker` command's arguments and entry point.
+//! - [`context`]: what every actor shares: settings, storage, etcd, Kafka metadata, metrics.
+//! - [`consumer`]: the Kafka consumer thread, explicit assignment, credit-based flow control.
+//! - [`supervisor`]: the root actor: owned partitions, restarts with backoff.
+//! - [`partition`]: one actor per partition: parse, cut shards, commit.
+//! - [`commit`]: the commit protocol's I/O steps and partition recovery.
+//! - [`standalone`]: `worker run`, driven directly with its partitions.
+//! - [`metrics`]: every Prometheus metric of the worker.
+//! - [`error`]: the crate's error enum.
+
+pub mod cli;
+pub mod commit;
+pub mod consumer;
+pub mod context;
+pub mod error;
+pub mod metrics;
+pub mod partition;
+pub mod standalone;
+pub mod supervisor;
+
+pub use error::{Result, WorkerError};

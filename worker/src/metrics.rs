@@ -1,0 +1,148 @@
+//! Every Prometheus metric of the worker, declared in one place. Names follow Prometheus
+//! conventions (`_total` counters, base units); the list is in docs/metrics.md.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use sawmill_common::manifest::ShardManifest;
+use std::time::Duration;
+
+pub struct Metrics {
+    registry: Registry,
+    records_consumed: IntCounterVec,
+    bytes_consumed: IntCounterVec,
+    records_parsed: IntCounterVec,
+    records_rejected: IntCounterVec,
+    shards_committed: IntCounterVec,
+    commit_seconds: HistogramVec,
+    committed_offset: IntGaugeVec,
+    partition_starts: IntCounterVec,
+    errors: IntCounterVec,
+}
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
+    c
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let r = Registry::new();
+        let commit_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "sawmill_worker_commit_duration_seconds",
+                "Time to encode, stage, commit and publish one shard.",
+            )
+            .buckets(vec![
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["partition"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(commit_seconds.clone()))
+            .expect("metric registered once");
+        let committed_offset = IntGaugeVec::new(
+            Opts::new(
+                "sawmill_worker_committed_offset",
+                "Next offset committed in etcd, per partition.",
+            ),
+            &["partition"],
+        )
+        .expect("static metric definition");
+        r.register(Box::new(committed_offset.clone()))
+            .expect("metric registered once");
+        Metrics {
+            records_consumed: counter(
+                &r,
+                "sawmill_worker_records_consumed_total",
+                "Kafka records consumed.",
+                &["partition"],
+            ),
+            bytes_consumed: counter(
+                &r,
+                "sawmill_worker_bytes_consumed_total",
+                "Kafka record bytes consumed.",
+                &["partition"],
+            ),
+            records_parsed: counter(
+                &r,
+                "sawmill_worker_records_parsed_total",
+                "Records parsed and committed.",
+                &["partition"],
+            ),
+            records_rejected: counter(
+                &r,
+                "sawmill_worker_records_rejected_total",
+                "Rejected lines committed.",
+                &["partition"],
+            ),
+            shards_committed: counter(
+                &r,
+                "sawmill_worker_shards_committed_total",
+                "Shards committed in etcd and published.",
+                &["partition"],
+            ),
+            partition_starts: counter(
+                &r,
+                "sawmill_worker_partition_starts_total",
+                "Partition pipelines started (including restarts).",
+                &["partition"],
+            ),
+            errors: counter(
+                &r,
+                "sawmill_worker_errors_total",
+                "Errors by kind.",
+                &["kind"],
+            ),
+            commit_seconds,
+            committed_offset,
+            registry: r,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn consumed(&self, partition: i32, records: u64, bytes: u64) {
+        let p = partition.to_string();
+        self.records_consumed
+            .with_label_values(&[&p])
+            .inc_by(records);
+        self.bytes_consumed.with_label_values(&[&p]).inc_by(bytes);
+    }
+
+    pub fn committed(&self, partition: i32, m: &ShardManifest, took: Duration) {
+        let p = partition.to_string();
+        self.records_parsed
+            .with_label_values(&[&p])
+            .inc_by(m.records);
+        self.records_rejected
+            .with_label_values(&[&p])
+            .inc_by(m.rejects);
+        self.shards_committed.with_label_values(&[&p]).inc();
+        self.commit_seconds
+            .with_label_values(&[&p])
+            .observe(took.as_secs_f64());
+        self.committed_offset
+            .with_label_values(&[&p])
+            .set(m.next_offset());
+    }
+
+    pub fn partition_started(&self, partition: i32, offset: i64) {
+        let p = partition.to_string();
+        self.partition_starts.with_label_values(&[&p]).inc();
+        self.committed_offset.with_label_values(&[&p]).set(offset);
+    }
+
+    pub fn error(&self, kind: &str) {
+        self.errors.with_label_values(&[kind]).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}

@@ -1,0 +1,231 @@
+//! The per-partition pipeline actor: parses batches into a shard and a partial aggregate, cuts
+//! the shard by rows, bytes or age, and commits it through [`crate::commit`].
+//!
+//! A shard is committed inside `handle` (never in `post_stop`, which does not run after a
+//! failure): a crash between commits loses only uncommitted work, which Kafka still holds.
+
+use crate::commit::{commit_shard, recover_partition, Committed, ShardToCommit};
+use crate::consumer::{MessageBatch, PartitionSink, CREDITS};
+use crate::context::WorkerContext;
+use crate::supervisor::SupervisorMsg;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use sawmill_common::analytics::Partial;
+use sawmill_common::batch::ChunkParser;
+use sawmill_common::checkpoint::Checkpoints;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+pub enum PartitionMsg {
+    /// Lines from Kafka with the credit they hold.
+    Batch(MessageBatch, OwnedSemaphorePermit),
+    /// Periodic: cut the shard if it is older than the age limit.
+    Tick,
+    /// Commit the open shard now and reply with the next offset (graceful release).
+    Drain(RpcReplyPort<i64>),
+}
+
+/// Read-only configuration of one partition pipeline.
+pub struct PartitionArgs {
+    pub ctx: Arc<WorkerContext>,
+    pub partition: i32,
+    pub epoch: u64,
+    pub supervisor: ActorRef<SupervisorMsg>,
+}
+
+pub struct PartitionActor;
+
+pub struct PartitionState {
+    args: PartitionArgs,
+    cp: Checkpoints,
+    parser: ChunkParser,
+    partial: Partial,
+    /// Where the open shard starts: the committed next offset.
+    shard_first: i64,
+    /// Last offset in the open shard.
+    last: Option<i64>,
+    rows: u64,
+    bytes: u64,
+    opened: Instant,
+    ticker: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Actor for PartitionActor {
+    type Msg = PartitionMsg;
+    type State = PartitionState;
+    type Arguments = PartitionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PartitionMsg>,
+        args: PartitionArgs,
+    ) -> Result<PartitionState, ActorProcessingErr> {
+        let ctx = args.ctx.clone();
+        let p = args.partition;
+        let mut cp = ctx.checkpoints.clone();
+        recover_partition(ctx.storage.clone(), &mut cp, &ctx.settings.topic, p).await?;
+        let start = match cp.state(p).await?.next_offset {
+            Some(o) => o,
+            None => {
+                let low = ctx.low_watermark(p).await?;
+                cp.init_next_offset(p, args.epoch, low).await?
+            }
+        };
+        let credits = Arc::new(Semaphore::new(CREDITS));
+        ctx.consumer.assign(
+            p,
+            start,
+            PartitionSink {
+                actor: myself.clone(),
+                credits,
+            },
+        );
+        let ticker = myself.send_interval(Duration::from_millis(500), || PartitionMsg::Tick);
+        tracing::info!(
+            partition = p,
+            epoch = args.epoch,
+            start,
+            "partition pipeline started"
+        );
+        ctx.metrics.partition_started(p, start);
+        Ok(PartitionState {
+            parser: ChunkParser::new(ctx.settings.topic.as_str().into(), p),
+            partial: Partial::new(&ctx.analytics),
+            cp,
+            shard_first: start,
+            last: None,
+            rows: 0,
+            bytes: 0,
+            opened: Instant::now(),
+            ticker: Some(ticker),
+            args,
+        })
+    }
+
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<PartitionMsg>,
+        st: &mut PartitionState,
+    ) -> Result<(), ActorProcessingErr> {
+        // Only stops feeding; never commits here (see the module docs).
+        if let Some(t) = st.ticker.take() {
+            t.abort();
+        }
+        let ctx = st.args.ctx.clone();
+        let p = st.args.partition;
+        tokio::task::spawn_blocking(move || ctx.consumer.revoke(p));
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<PartitionMsg>,
+        msg: PartitionMsg,
+        st: &mut PartitionState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PartitionMsg::Batch(batch, permit) => {
+                on_batch(st, &batch);
+                drop(permit);
+                let s = &st.args.ctx.settings;
+                if st.rows >= s.shard_max_rows || st.bytes >= s.shard_max_bytes {
+                    flush(&myself, st).await?;
+                }
+            }
+            PartitionMsg::Tick => {
+                if st.rows > 0 && st.opened.elapsed() >= st.args.ctx.settings.shard_max_age() {
+                    flush(&myself, st).await?;
+                }
+            }
+            PartitionMsg::Drain(reply) => {
+                flush(&myself, st).await?;
+                let _ = reply.send(st.shard_first);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn on_batch(st: &mut PartitionState, batch: &MessageBatch) {
+    for (offset, line) in batch.iter() {
+        // The consumer never sends an offset twice, but a restart may overlap: the committed
+        // next offset is the authority.
+        if offset < st.shard_first || st.last.is_some_and(|l| offset <= l) {
+            continue;
+        }
+        if st.rows == 0 {
+            st.opened = Instant::now();
+        }
+        st.parser.push(line, offset, &mut st.partial);
+        st.last = Some(offset);
+        st.rows += 1;
+        st.bytes += line.len() as u64 + 1;
+    }
+    st.args
+        .ctx
+        .metrics
+        .consumed(st.args.partition, batch.len() as u64, batch.bytes() as u64);
+}
+
+async fn flush(
+    myself: &ActorRef<PartitionMsg>,
+    st: &mut PartitionState,
+) -> Result<(), ActorProcessingErr> {
+    let Some(last) = st.last else { return Ok(()) };
+    let ctx = st.args.ctx.clone();
+    let p = st.args.partition;
+    let parsed = st.parser.finish()?;
+    let partial = std::mem::replace(&mut st.partial, Partial::new(&ctx.analytics));
+    let started = Instant::now();
+    let rows = st.rows;
+    let shard = ShardToCommit {
+        source: ctx.settings.topic.clone(),
+        partition: p,
+        epoch: st.args.epoch,
+        worker: ctx.worker_id.clone(),
+        first: st.shard_first,
+        last,
+        parsed,
+        partial,
+    };
+    match commit_shard(ctx.storage.clone(), &mut st.cp, &ctx.parquet, shard).await? {
+        Committed::Done(m) => {
+            tracing::debug!(
+                partition = p,
+                first = m.first,
+                last = m.last,
+                rows,
+                "shard committed"
+            );
+            ctx.metrics.committed(p, &m, started.elapsed());
+            st.shard_first = m.next_offset();
+            st.last = None;
+            st.rows = 0;
+            st.bytes = 0;
+            let _ = st.args.supervisor.cast(SupervisorMsg::Committed {
+                partition: p,
+                manifest: m,
+            });
+            Ok(())
+        }
+        Committed::Fenced { current_epoch } => {
+            tracing::warn!(
+                partition = p,
+                epoch = st.args.epoch,
+                ?current_epoch,
+                "fenced: another owner holds the partition"
+            );
+            let _ = st.args.supervisor.cast(SupervisorMsg::Lost {
+                partition: p,
+                epoch: st.args.epoch,
+            });
+            myself.stop(Some("fenced".into()));
+            Ok(())
+        }
+        Committed::Stale { stored } => Err(format!(
+            "partition {p}: etcd's next offset is {stored:?}, not {}; restarting from etcd",
+            st.shard_first
+        )
+        .into()),
+    }
+}

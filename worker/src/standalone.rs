@@ -1,0 +1,148 @@
+//! `worker run`: a worker driven directly with the partitions it should own, without a
+//! coordinator. It takes ownership by bumping each partition's epoch (fencing any earlier
+//! owner), then streams until stopped — or, with `until_caught_up`, until it has committed
+//! everything that was in the partitions when it started.
+
+use crate::context::WorkerContext;
+use crate::error::{Result, WorkerError};
+use crate::supervisor::{SupervisorArgs, SupervisorMsg, WorkerEvent, WorkerSupervisor};
+use ractor::Actor;
+use sawmill_common::settings::PipelineSettings;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Default)]
+pub struct StandaloneOptions {
+    pub worker_id: String,
+    /// Partitions to own; empty = all partitions of the topic.
+    pub partitions: Vec<i32>,
+    /// Exit once every owned partition's committed offset reaches its end offset at start.
+    pub until_caught_up: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct StandaloneReport {
+    pub shards: u64,
+    pub records: u64,
+    pub rejects: u64,
+    pub next_offsets: BTreeMap<i32, i64>,
+    pub elapsed: Duration,
+}
+
+/// Waits for SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<StandaloneReport> {
+    let started = Instant::now();
+    let ctx = WorkerContext::connect(opts.worker_id.clone(), settings).await?;
+    let all = ctx.partitions().await?;
+    let partitions = if opts.partitions.is_empty() {
+        all.clone()
+    } else {
+        opts.partitions.clone()
+    };
+    if let Some(p) = partitions.iter().find(|p| !all.contains(p)) {
+        return Err(WorkerError::Config(format!(
+            "partition {p} does not exist in topic {:?} (it has {})",
+            ctx.settings.topic,
+            all.len()
+        )));
+    }
+    let mut targets = BTreeMap::new();
+    if opts.until_caught_up {
+        for &p in &partitions {
+            targets.insert(p, ctx.watermarks(p).await?.1);
+        }
+    }
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let (sup, handle) = Actor::spawn(
+        None,
+        WorkerSupervisor,
+        SupervisorArgs {
+            ctx: ctx.clone(),
+            events: tx,
+        },
+    )
+    .await
+    .map_err(|e| WorkerError::Actor(e.to_string()))?;
+    let mut cp = ctx.checkpoints.clone();
+    let mut report = StandaloneReport::default();
+    for &p in &partitions {
+        let epoch = cp.bump_epoch(p, &opts.worker_id).await?;
+        tracing::info!(partition = p, epoch, worker = %opts.worker_id, "took ownership");
+        let _ = sup.cast(SupervisorMsg::Own {
+            partition: p,
+            epoch,
+        });
+        let next = cp.state(p).await?.next_offset.unwrap_or(0);
+        report.next_offsets.insert(p, next);
+    }
+    let caught_up = |targets: &BTreeMap<i32, i64>, next: &BTreeMap<i32, i64>| -> bool {
+        opts.until_caught_up
+            && targets
+                .iter()
+                .all(|(p, end)| next.get(p).is_some_and(|n| n >= end))
+    };
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut check = tokio::time::interval(Duration::from_secs(1));
+    while !caught_up(&targets, &report.next_offsets) {
+        tokio::select! {
+            _ = &mut shutdown => {
+                tracing::info!("shutting down: committing open shards");
+                break;
+            }
+            ev = events.recv() => match ev {
+                Some(WorkerEvent::Committed(m)) => {
+                    report.shards += 1;
+                    report.records += m.records;
+                    report.rejects += m.rejects;
+                    report.next_offsets.insert(m.partition, m.next_offset());
+                }
+                Some(WorkerEvent::Lost { partition, epoch }) => {
+                    tracing::warn!(partition, epoch, "lost partition to a newer owner");
+                    targets.remove(&partition);
+                }
+                None => break,
+            },
+            _ = check.tick() => {
+                // An idle partition may already be at its end (nothing to commit): read etcd.
+                if opts.until_caught_up {
+                    for (p, n) in report.next_offsets.iter_mut() {
+                        if let Ok(st) = cp.state(*p).await {
+                            *n = st.next_offset.unwrap_or(*n).max(*n);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let released = ractor::call_t!(sup, SupervisorMsg::ReleaseAll, 120_000)
+        .map_err(|e| WorkerError::Actor(e.to_string()))?;
+    report.next_offsets.extend(released);
+    ctx.consumer.stop();
+    sup.stop(None);
+    let _ = handle.await;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
