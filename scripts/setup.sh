@@ -17,9 +17,9 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
   # pyarrow and duckdb read our Parquet in the tests: real clients that are not ours.
-  if ! python3 -c 'import pyarrow, duckdb' 2>/dev/null; then
+  if ! python3 -c 'import pyarrow, duckdb, yaml' 2>/dev/null; then
     echo "setup: installing pyarrow and duckdb with pip" >&2
-    python3 -m pip install -q pyarrow duckdb
+    python3 -m pip install -q pyarrow duckdb pyyaml
   fi
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

@@ -3,12 +3,14 @@
 //! - [`run`]: the embedded end-to-end run over local files.
 //! - [`generate`]: synthetic access logs for scale tests and benchmarks.
 //! - [`produce`]: streams a log file into a Kafka topic, one message per line.
+//! - [`summarize`]: merges a cluster pipeline's committed partials into `summary/`.
 //! - [`show`]: renders the headline analytics as terminal tables.
 
 pub mod generate;
 pub mod produce;
 pub mod run;
 pub mod show;
+pub mod summarize;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,6 +32,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Write realistic synthetic access logs.
     Generate(generate::GenerateArgs),
+    /// Merge every committed shard of a cluster pipeline into the summary tables.
+    Summarize(summarize::SummarizeArgs),
     /// Produce a log file into a Kafka topic, one message per line.
     Produce(produce::ProduceArgs),
     /// Build the EDA report from an output root (not built yet).
@@ -69,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::execute(args),
         Command::Generate(args) => generate::execute(args),
         Command::Produce(args) => produce::execute(args),
+        Command::Summarize(args) => summarize::execute(args),
         Command::Report(_) => Err(CliError::NotBuilt("report")),
         Command::Status(_) => Err(CliError::NotBuilt("status")),
     };

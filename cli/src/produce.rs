@@ -8,7 +8,7 @@
 //! within a partition, which the cluster does not need (every line carries its own timestamp).
 
 use crate::CliError;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -126,26 +126,22 @@ pub struct ProduceReport {
 
 impl std::fmt::Display for ProduceReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (read, sent, acked) = (self.read, self.sent, self.acked);
         let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let (rate, mbps) = (acked as f64 / secs, self.bytes as f64 / 1e6 / secs);
         write!(
             f,
-            "read {} lines, sent {}, acknowledged {}, failed 0 in {:.2} s ({:.0} lines/s, {:.1} MB/s)",
-            self.read,
-            self.sent,
-            self.acked,
-            secs,
-            self.acked as f64 / secs,
-            self.bytes as f64 / 1e6 / secs
-        )
+            "read {read} lines, sent {sent}, acknowledged {acked}, failed 0 in {secs:.2} s"
+        )?;
+        write!(f, " ({rate:.0} lines/s, {mbps:.1} MB/s)")
     }
 }
 
 pub fn execute(args: ProduceArgs) -> Result<(), CliError> {
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new_spinner()
-    };
+    let bar = ProgressBar::new_spinner();
+    if args.quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
     bar.set_style(
         ProgressStyle::with_template("{spinner} {elapsed_precise} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -153,12 +149,9 @@ pub fn execute(args: ProduceArgs) -> Result<(), CliError> {
     bar.enable_steady_tick(Duration::from_millis(100));
     let result = produce(&args, &bar);
     bar.finish_and_clear();
-    let report = result?;
+    let r = result?;
     if !args.quiet {
-        eprintln!(
-            "topic {} ({} partitions): {report}",
-            args.topic, report.partitions
-        );
+        eprintln!("topic {} ({} partitions): {r}", args.topic, r.partitions);
     }
     Ok(())
 }
@@ -456,9 +449,12 @@ fn setup_topic(
                 }
             }
             // Deletion is asynchronous on the broker: wait until metadata no longer lists it.
-            wait_until(cfg, admin, "was deleted but is still listed", |s| {
-                s.is_none()
-            })?;
+            wait_until(
+                cfg,
+                admin,
+                "was deleted but is still listed",
+                Option::is_none,
+            )?;
             TopicSetup::Recreated
         }
         None if cfg.reset => TopicSetup::Recreated,
@@ -472,12 +468,8 @@ fn setup_topic(
         cfg.topic, cfg.partitions, cfg.replication_factor
     ));
     create_topic(admin, cfg)?;
-    let ready = wait_until(
-        cfg,
-        admin,
-        "was created but has partitions without a leader",
-        |s| s.is_some_and(|(_, ready)| ready),
-    )?;
+    let unready = "was created but has partitions without a leader";
+    let ready = wait_until(cfg, admin, unready, |s| s.is_some_and(|(_, ready)| ready))?;
     Ok((setup, ready.map_or(0, |(n, _)| n)))
 }
 
@@ -502,13 +494,13 @@ fn wait_until(
     cfg: &ProduceArgs,
     admin: &Admin,
     otherwise: &str,
-    done: impl Fn(Option<(usize, bool)>) -> bool,
+    done: impl Fn(&Option<(usize, bool)>) -> bool,
 ) -> Result<Option<(usize, bool)>, CliError> {
     let deadline = Instant::now() + cfg.connect_timeout * 3;
     loop {
         let state =
             topic_state(admin, cfg).map_err(|e| kafka_error(cfg, "cannot read metadata", e))?;
-        if done(state) {
+        if done(&state) {
             return Ok(state);
         }
         if Instant::now() >= deadline {
@@ -530,11 +522,8 @@ fn admin_options(cfg: &ProduceArgs) -> AdminOptions {
 
 /// Creates the topic, retrying while a just-deleted one is still being removed.
 fn create_topic(admin: &Admin, cfg: &ProduceArgs) -> Result<(), CliError> {
-    let new = NewTopic::new(
-        &cfg.topic,
-        cfg.partitions,
-        TopicReplication::Fixed(cfg.replication_factor),
-    );
+    let replication = TopicReplication::Fixed(cfg.replication_factor);
+    let new = NewTopic::new(&cfg.topic, cfg.partitions, replication);
     let deadline = Instant::now() + cfg.connect_timeout * 3;
     loop {
         let results = futures::executor::block_on(admin.create_topics([&new], &admin_options(cfg)))

@@ -17,6 +17,7 @@
 //! - [`summary`]: writes and reads the merged `summary/<table>.parquet` tables.
 //! - [`input`]: reads plain, gzip or stdin input as newline-aligned chunks.
 //! - [`pipeline`]: the embedded multi-threaded run (`sawmill run`) over the same parts the workers use.
+//! - [`proto`]: the generated gRPC contract (`proto/sawmill/v1/coordinator.proto`).
 //! - [`generate`]: realistic synthetic access logs for scale tests and benchmarks.
 //! - [`error`]: the crate's one error enum.
 
@@ -30,6 +31,7 @@ pub mod input;
 pub mod manifest;
 pub mod parse;
 pub mod pipeline;
+pub mod proto;
 pub mod record;
 pub mod schema;
 pub mod settings;

@@ -59,7 +59,11 @@ pub fn parse_line(line: &[u8]) -> Result<LogRecord<'_>, RejectReason> {
     let req_end = find_request_end(body)?;
     let request = &body[..req_end];
     let rest = &body[req_end + 1..];
-    let (method, endpoint, protocol) = split_request(request);
+    let Request {
+        method,
+        endpoint,
+        protocol,
+    } = split_request(request);
 
     // status
     let rest = skip_spaces(rest);
@@ -200,23 +204,35 @@ fn looks_like_status(s: &[u8]) -> bool {
         && matches!(s.get(3), None | Some(b' ' | b'\t'))
 }
 
+/// The three parts of a quoted request; each is `None` when missing (see `docs/parsing.md`).
+struct Request<'a> {
+    method: Option<&'a [u8]>,
+    endpoint: Option<&'a [u8]>,
+    protocol: Option<&'a [u8]>,
+}
+
 /// Splits `METHOD target PROTOCOL`. The target keeps inner spaces. A request with no
 /// method-like first token (TLS hellos, `SSH-2.0-PUTTY`) keeps the whole text as the endpoint.
-fn split_request(req: &[u8]) -> (Option<&[u8]>, Option<&[u8]>, Option<&[u8]>) {
+fn split_request(req: &[u8]) -> Request<'_> {
+    let parts = |method, endpoint, protocol| Request {
+        method,
+        endpoint,
+        protocol,
+    };
     let req = trim(req);
     if req.is_empty() || req == b"-" {
-        return (None, None, None);
+        return parts(None, None, None);
     }
     let Some(sp) = memchr(b' ', req) else {
         return if is_method(req) {
-            (Some(req), None, None)
+            parts(Some(req), None, None)
         } else {
-            (None, Some(req), None)
+            parts(None, Some(req), None)
         };
     };
     let method = &req[..sp];
     if !is_method(method) {
-        return (None, Some(req), None);
+        return parts(None, Some(req), None);
     }
     let target = skip_spaces(&req[sp + 1..]);
     // The protocol is the last token when it starts with "HTTP/"; otherwise HTTP/0.9.
@@ -224,12 +240,12 @@ fn split_request(req: &[u8]) -> (Option<&[u8]>, Option<&[u8]>, Option<&[u8]>) {
         let proto = &target[last_sp + 1..];
         if proto.len() >= 5 && proto[..5].eq_ignore_ascii_case(b"HTTP/") {
             let endpoint = trim(&target[..last_sp]);
-            return (Some(method), non_empty(endpoint), Some(proto));
+            return parts(Some(method), non_empty(endpoint), Some(proto));
         }
     } else if target.len() >= 5 && target[..5].eq_ignore_ascii_case(b"HTTP/") {
-        return (Some(method), None, Some(target));
+        return parts(Some(method), None, Some(target));
     }
-    (Some(method), non_empty(target), None)
+    parts(Some(method), non_empty(target), None)
 }
 
 #[inline]
@@ -326,7 +342,9 @@ fn civil_secs(year: u32, month: u8, day: u32, h: u32, m: u32, s: u32) -> Result<
 fn days_in_month(year: u32, month: u8) -> u32 {
     match month {
         4 | 6 | 9 | 11 => 30,
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 if (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400) => {
+            29
+        }
         2 => 28,
         _ => 31,
     }

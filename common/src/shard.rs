@@ -216,11 +216,12 @@ pub fn write_chunk(
     Ok(paths)
 }
 
+/// A Parquet file's key-value metadata as `(key, value)` pairs, in file order (a missing value
+/// reads as empty).
+pub type KeyValues = Vec<(String, String)>;
+
 /// Reads a whole Parquet file from storage into batches, with its key-value metadata.
-pub fn read(
-    storage: &dyn Storage,
-    path: &str,
-) -> Result<(Vec<RecordBatch>, Vec<(String, String)>)> {
+pub fn read(storage: &dyn Storage, path: &str) -> Result<(Vec<RecordBatch>, KeyValues)> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let bytes = bytes::Bytes::from(storage.read(path)?);
     let perr = |source| Error::Parquet {

@@ -1,1 +1,185 @@
+//! The Sawmill coordinator: decides which worker consumes which Kafka partition and tells the
+//! workers over gRPC, merges the shards they commit into the summary tables exactly once, and
+//! serves the cluster's status over HTTP.
+//!
+//! Module map:
+//! - [`assign`]: the pure partition-assignment decision (balanced, sticky, deterministic).
+//! - [`ownership`]: each partition's ownership state machine (Unassigned/Owned/Releasing), pure.
+//! - [`cluster`]: the cluster actor: membership, session timeouts, the assignment loop.
+//! - [`topic`]: polls Kafka (partitions, end offsets) and etcd (epochs, committed offsets).
+//! - [`merge`]: the merge actor: committed partials → merged analytics → `summary/` tables.
+//! - [`service`]: the gRPC service (`proto/sawmill/v1/coordinator.proto`).
+//! - [`http`]: the JSON API, `/metrics` and `/healthz` (docs/http-api.md).
+//! - [`status`]: the cluster status document.
+//! - [`metrics`]: every Prometheus metric of the coordinator.
+//! - [`config`]: layered configuration (defaults → JSON file → environment → flags).
+//! - [`cli`]: the `coordinator` command.
+//! - [`error`]: the crate's error enum.
+//!
+//! [`serve`] runs all of it in-process (tests start a coordinator on port 0 this way).
 
+pub mod assign;
+pub mod cli;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod merge;
+pub mod metrics;
+pub mod ownership;
+pub mod service;
+pub mod status;
+pub mod topic;
+
+pub use config::ServeConfig;
+pub use error::{CoordinatorError, Result};
+
+use crate::cluster::{ClusterActor, ClusterArgs};
+use crate::http::ApiState;
+use crate::merge::{MergeActor, MergeArgs, MergeMsg, Merged};
+use crate::metrics::Metrics;
+use ractor::Actor;
+use sawmill_common::analytics::Partial;
+use sawmill_common::checkpoint::Checkpoints;
+use sawmill_common::proto::v1::coordinator_server::CoordinatorServer;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+/// A running coordinator.
+pub struct ServeHandle {
+    /// The bound gRPC address (the real port when `listen` asked for port 0).
+    pub grpc: SocketAddr,
+    /// The bound HTTP address.
+    pub http: SocketAddr,
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl ServeHandle {
+    /// Waits until the coordinator has shut down (after the `shutdown` future passed to
+    /// [`serve`] completed), the summary flushed.
+    pub async fn wait(self) -> Result<()> {
+        self.task
+            .await
+            .map_err(|e| CoordinatorError::Server(format!("coordinator task failed: {e}")))?
+    }
+}
+
+async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CoordinatorError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// Connects to etcd and storage, binds both listeners, starts the actors and servers, and
+/// returns once everything listens. When `shutdown` completes, the servers stop, the merged
+/// summary is written one last time, and [`ServeHandle::wait`] returns.
+pub async fn serve(
+    cfg: ServeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ServeHandle> {
+    cfg.validate()?;
+    let cfg = Arc::new(cfg);
+    let metrics = Metrics::default();
+    let started = Instant::now();
+    let checkpoints =
+        Checkpoints::connect(&cfg.pipeline.etcd, cfg.pipeline.pipeline_name()).await?;
+    let output = cfg.pipeline.output.clone();
+    let storage = tokio::task::spawn_blocking(move || sawmill_common::storage::open(&output))
+        .await
+        .map_err(|e| CoordinatorError::Actor(e.to_string()))??;
+    let grpc_listener = bind(&cfg.listen).await?;
+    let http_listener = bind(&cfg.http).await?;
+    let grpc = grpc_listener
+        .local_addr()
+        .map_err(|e| CoordinatorError::Server(e.to_string()))?;
+    let http = http_listener
+        .local_addr()
+        .map_err(|e| CoordinatorError::Server(e.to_string()))?;
+
+    let merged = Arc::new(RwLock::new(Merged::new(Partial::new(
+        &cfg.pipeline.analytics(),
+    ))));
+    let (merge, merge_join) = Actor::spawn(
+        None,
+        MergeActor,
+        MergeArgs {
+            cfg: cfg.clone(),
+            checkpoints: checkpoints.clone(),
+            storage,
+            merged: merged.clone(),
+            metrics: metrics.clone(),
+        },
+    )
+    .await
+    .map_err(|e| CoordinatorError::Actor(format!("merge actor: {e}")))?;
+    let (cluster, cluster_join) = Actor::spawn(
+        None,
+        ClusterActor,
+        ClusterArgs {
+            cfg: cfg.clone(),
+            checkpoints: checkpoints.clone(),
+            metrics: metrics.clone(),
+        },
+    )
+    .await
+    .map_err(|e| CoordinatorError::Actor(format!("cluster actor: {e}")))?;
+    let poller = topic::spawn_poller(cfg.clone(), checkpoints, cluster.clone(), metrics.clone())?;
+
+    let api = ApiState {
+        cfg: cfg.clone(),
+        cluster: cluster.clone(),
+        merged,
+        metrics,
+        started,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let grpc_server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(CoordinatorServer::new(service::CoordinatorService {
+                api: api.clone(),
+            }))
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(grpc_listener),
+                stopped(stop_rx.clone()),
+            ),
+    );
+    let http_server = tokio::spawn(
+        axum::serve(http_listener, http::router(api))
+            .with_graceful_shutdown(stopped(stop_rx))
+            .into_future(),
+    );
+    tracing::info!(grpc = %grpc, http = %http, topic = %cfg.pipeline.topic, output = %cfg.pipeline.output, "coordinator listening");
+
+    let task = tokio::spawn(async move {
+        shutdown.await;
+        tracing::info!("shutting down: stopping the servers, writing the summary");
+        let _ = stop_tx.send(true);
+        let aborts = [grpc_server.abort_handle(), http_server.abort_handle()];
+        let wait = async {
+            let _ = grpc_server.await;
+            let _ = http_server.await;
+        };
+        if tokio::time::timeout(Duration::from_secs(5), wait).await.is_err() {
+            tracing::warn!("servers did not stop within 5 s; closing them");
+            for a in aborts {
+                a.abort();
+            }
+        }
+        poller.abort();
+        cluster.stop(None);
+        let _ = cluster_join.await;
+        let flushed = ractor::call_t!(merge, MergeMsg::Flush, 120_000);
+        merge.stop(None);
+        let _ = merge_join.await;
+        flushed.map_err(|e| CoordinatorError::Actor(format!("final summary write: {e}")))
+    });
+    Ok(ServeHandle { grpc, http, task })
+}

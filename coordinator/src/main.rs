@@ -1,1 +1,5 @@
-fn main() {}
+//! The `coordinator` binary. All behaviour lives in the `sawmill_coordinator` library.
+
+fn main() -> std::process::ExitCode {
+    sawmill_coordinator::cli::main()
+}

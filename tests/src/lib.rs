@@ -1,1 +1,195 @@
-//! Cross-crate tests live in tests/tests/.
+//! Shared fixtures of Sawmill's cross-crate tests (`tests/tests/*.rs`).
+//!
+//! Tests that need the real services read their addresses from `SAWMILL_KAFKA`,
+//! `SAWMILL_HDFS` and `SAWMILL_ETCD` (set by `eval "$(deploy/local/services env)"`, which
+//! `scripts/test.sh` does). Without them a test prints why it is skipped, unless
+//! `SAWMILL_REQUIRE_SERVICES=1` (CI) turns the skip into a failure.
+
+use arrow::array::{Array, Int32Array, Int64Array};
+use sawmill_common::storage::Storage;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Addresses of the real services.
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub kafka: String,
+    pub hdfs: String,
+    pub etcd: String,
+}
+
+/// The real services, or `None` (after saying why) when the environment names none.
+pub fn services(test: &str) -> Option<Services> {
+    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (get("SAWMILL_KAFKA"), get("SAWMILL_HDFS"), get("SAWMILL_ETCD")) {
+        (Some(kafka), Some(hdfs), Some(etcd)) => Some(Services { kafka, hdfs, etcd }),
+        _ => {
+            if std::env::var("SAWMILL_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+                panic!("{test}: SAWMILL_KAFKA, SAWMILL_HDFS and SAWMILL_ETCD must be set (run deploy/local/services up)");
+            }
+            eprintln!("{test}: skipped: set SAWMILL_KAFKA, SAWMILL_HDFS and SAWMILL_ETCD (eval \"$(deploy/local/services env)\")");
+            None
+        }
+    }
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The shared real logs, or `None` (after saying so) when the folder is absent.
+pub fn real_logs(test: &str) -> Option<Vec<PathBuf>> {
+    let dir = workspace().join("../shared/data/access-logs");
+    let Ok(rd) = std::fs::read_dir(&dir) else {
+        eprintln!("{test}: skipped: {} is absent", dir.display());
+        return None;
+    };
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+/// A binary of the workspace (built by `cargo test --workspace` next to the test executables).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let p = dir.join(name);
+    assert!(p.exists(), "{} not built: run `cargo build --workspace` first", p.display());
+    p
+}
+
+/// A name unique to this test run (topics, HDFS roots, etcd pipelines).
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// A child process killed (SIGKILL) when dropped, so a failing test leaves nothing running.
+pub struct ChildGuard(pub Option<Child>);
+
+impl ChildGuard {
+    pub fn spawn(cmd: &mut Command) -> Self {
+        ChildGuard(Some(cmd.stdin(Stdio::null()).spawn().expect("spawn child process")))
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.0 = None;
+    }
+
+    /// Waits for exit (bounded) and returns whether it succeeded.
+    pub fn wait_ok(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while let Some(c) = self.0.as_mut() {
+            if let Ok(Some(status)) = c.try_wait() {
+                self.0 = None;
+                return status.success();
+            }
+            if start.elapsed() > timeout {
+                self.kill9();
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.0.as_ref().map(|c| c.id())
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Produces a file into a topic with the `sawmill` binary; returns the lines sent.
+pub fn produce(s: &Services, topic: &str, file: &Path, partitions: u32, reset: bool) -> u64 {
+    let mut cmd = Command::new(bin("sawmill"));
+    cmd.args(["produce", "--bootstrap-servers", &s.kafka, "--topic", topic, "--partitions", &partitions.to_string(), "-q", "--file"])
+        .arg(file);
+    if reset {
+        cmd.arg("--reset");
+    }
+    let out = cmd.output().expect("run sawmill produce");
+    assert!(out.status.success(), "sawmill produce failed: {}", String::from_utf8_lossy(&out.stderr));
+    sawmill_common::batch::count_lines(&std::fs::read(file).expect("read produced file"))
+}
+
+/// Every `(partition, offset)` in the Parquet files under `dir` (records/ or rejects/).
+pub fn positions(storage: &dyn Storage, dir: &str) -> Vec<(i32, i64)> {
+    let mut out = Vec::new();
+    for path in storage.list(dir).expect("list output") {
+        if !path.ends_with(".parquet") {
+            continue;
+        }
+        let (batches, _) = sawmill_common::shard::read(storage, &path).expect("read parquet");
+        for b in batches {
+            let p = b.column_by_name("partition").expect("partition column");
+            let o = b.column_by_name("offset").expect("offset column");
+            let p = p.as_any().downcast_ref::<Int32Array>().expect("int32 partition");
+            let o = o.as_any().downcast_ref::<Int64Array>().expect("int64 offset");
+            for i in 0..b.num_rows() {
+                assert!(!p.is_null(i) && !o.is_null(i));
+                out.push((p.value(i), o.value(i)));
+            }
+        }
+    }
+    out
+}
+
+/// Asserts every `(partition, offset)` in `0..end[p]` is present exactly once.
+pub fn assert_exactly_once(mut seen: Vec<(i32, i64)>, end: &BTreeMap<i32, i64>) {
+    seen.sort_unstable();
+    let total: i64 = end.values().sum();
+    let mut dups = seen.clone();
+    dups.dedup();
+    assert_eq!(dups.len(), seen.len(), "{} duplicated rows", seen.len() - dups.len());
+    assert_eq!(seen.len() as i64, total, "rows {} != offsets {}", seen.len(), total);
+    let mut it = seen.iter();
+    for (&p, &e) in end {
+        for o in 0..e {
+            assert_eq!(it.next(), Some(&(p, o)), "missing partition {p} offset {o}");
+        }
+    }
+}
+
+/// Summary tables that do not depend on where lines were read (file lines vs Kafka offsets):
+/// everything but the positional columns of `table_404` and the choice of reject examples.
+pub fn comparable_tables(p: &sawmill_common::analytics::Partial) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for (name, batch) in p.tables() {
+        if name == "reject_examples" {
+            continue;
+        }
+        let keep: Vec<usize> = (0..batch.num_columns())
+            .filter(|&i| !(name == "table_404" && matches!(batch.schema().field(i).name().as_str(), "partition" | "offset")))
+            .collect();
+        let b = batch.project(&keep).expect("project");
+        let mut rows: Vec<String> = (0..b.num_rows())
+            .map(|r| {
+                b.columns()
+                    .iter()
+                    .map(|c| arrow::util::display::array_value_to_string(c, r).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .collect();
+        if name == "table_404" {
+            rows.sort();
+        }
+        out.insert(name.to_string(), rows);
+    }
+    out
+}

@@ -1,0 +1,62 @@
+//! `sawmill summarize`: merges every shard a cluster pipeline has committed (manifests in etcd,
+//! partial aggregates on storage) and writes the `summary/` tables, exactly as `sawmill run`
+//! would for the same lines. The coordinator does this continuously; this command does it once.
+
+use crate::{show, CliError};
+use sawmill_common::checkpoint::Checkpoints;
+use sawmill_common::committed::merge_committed;
+use sawmill_common::settings::PipelineSettings;
+use sawmill_common::{storage, summary};
+
+#[derive(Debug, clap::Args)]
+pub struct SummarizeArgs {
+    /// Output root of the pipeline: a local path or hdfs://host:port/path.
+    #[arg(long, env = "SAWMILL_OUTPUT")]
+    pub output: String,
+    #[arg(long, env = "SAWMILL_ETCD", default_value = "http://localhost:2379")]
+    pub etcd: String,
+    #[arg(long, env = "SAWMILL_TOPIC", default_value = "kafka_test")]
+    pub topic: String,
+    /// etcd subtree name (default: the topic).
+    #[arg(long, env = "SAWMILL_PIPELINE")]
+    pub pipeline: Option<String>,
+    /// Rows shown in each top-N table.
+    #[arg(long, default_value_t = 10)]
+    pub top: usize,
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn execute(args: SummarizeArgs) -> Result<(), CliError> {
+    let settings = PipelineSettings {
+        topic: args.topic.clone(),
+        pipeline: args.pipeline.clone(),
+        etcd: args.etcd.clone(),
+        output: args.output.clone(),
+        ..PipelineSettings::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Common(sawmill_common::Error::Pipeline(format!("cannot start a runtime: {e}"))))?;
+    let out = storage::open(&args.output)?;
+    let committed = rt.block_on(async {
+        let mut cp = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
+        merge_committed(&mut cp, out.clone(), &settings.analytics()).await
+    })?;
+    summary::write(out.as_ref(), &committed.partial, &settings.parquet()?)?;
+    if !args.quiet {
+        println!(
+            "merged {} committed shards ({} records, {} rejects; next offsets {:?}) into {}/summary",
+            committed.shards,
+            committed.partial.records(),
+            committed.partial.rejects(),
+            committed.next_offsets,
+            out.root()
+        );
+        println!();
+        print!("{}", show::headline(&committed.partial, args.top)?);
+    }
+    Ok(())
+}

@@ -1,0 +1,8 @@
+//! The coordinator ↔ worker gRPC contract, generated from `proto/sawmill/v1/coordinator.proto`.
+//! Field contracts are documented in the `.proto` file.
+
+#![allow(clippy::all, missing_docs)]
+
+pub mod v1 {
+    tonic::include_proto!("sawmill.v1");
+}

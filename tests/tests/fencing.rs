@@ -1,0 +1,104 @@
+//! Zombie fencing against real etcd and HDFS: two workers both believe they own a partition;
+//! only the current epoch's commit lands, and the stale owner's staged files are removed.
+
+use sawmill_common::analytics::{AnalyticsConfig, Partial};
+use sawmill_common::batch::ChunkParser;
+use sawmill_common::checkpoint::Checkpoints;
+use sawmill_common::shard::ParquetOptions;
+use sawmill_common::storage::{self, Storage};
+use sawmill_tests::*;
+use sawmill_worker::commit::{commit_shard, recover_partition, Committed, ShardToCommit};
+use std::sync::Arc;
+
+/// HDFS storage blocks on its own runtime: never from an async worker thread directly.
+fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("storage call panicked"))
+}
+
+fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCommit {
+    let mut partial = Partial::new(&AnalyticsConfig::default());
+    let mut parser = ChunkParser::new(topic.into(), 0);
+    for o in first..first + n {
+        let line = format!("h{o} - - [01/Jul/1995:00:00:{:02} -0400] \"GET /x HTTP/1.0\" 200 {o}", o % 60);
+        parser.push(line.as_bytes(), o, &mut partial);
+    }
+    ShardToCommit {
+        source: topic.into(),
+        partition: 0,
+        epoch,
+        worker: worker.into(),
+        first,
+        last: first + n - 1,
+        parsed: parser.finish().unwrap(),
+        partial,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_current_epoch_commits() {
+    let Some(s) = services("only_the_current_epoch_commits") else { return };
+    let topic = unique("it-fence");
+    let root = format!("{}/sawmill-it/{topic}", s.hdfs);
+    let out: Arc<dyn Storage> = tokio::task::spawn_blocking(move || storage::open(&root).unwrap()).await.unwrap();
+    let opts = ParquetOptions::default();
+    let mut a = Checkpoints::connect(&s.etcd, &topic).await.unwrap();
+    let mut b = Checkpoints::connect(&s.etcd, &topic).await.unwrap();
+
+    let epoch_a = a.bump_epoch(0, "a").await.unwrap();
+    assert_eq!(a.init_next_offset(0, epoch_a, 0).await.unwrap(), 0);
+    // b takes over: a is now a zombie that still believes it owns partition 0.
+    let epoch_b = b.bump_epoch(0, "b").await.unwrap();
+    assert!(epoch_b > epoch_a);
+
+    match commit_shard(out.clone(), &mut a, &opts, shard(&topic, epoch_a, "a", 0, 10)).await.unwrap() {
+        Committed::Fenced { current_epoch } => assert_eq!(current_epoch, Some(epoch_b)),
+        other => panic!("zombie commit must be fenced, got {other:?}"),
+    }
+    assert!(blocking(|| out.list("records").unwrap()).is_empty(), "a fenced shard is never published");
+    assert!(blocking(|| out.list("_staging").unwrap()).is_empty(), "a fenced shard's staged files are removed");
+
+    let m = match commit_shard(out.clone(), &mut b, &opts, shard(&topic, epoch_b, "b", 0, 10)).await.unwrap() {
+        Committed::Done(m) => m,
+        other => panic!("owner commit must land, got {other:?}"),
+    };
+    assert_eq!((m.first, m.last, m.records), (0, 9, 10));
+    assert_eq!(b.state(0).await.unwrap().next_offset, Some(10));
+    for f in m.all_files() {
+        assert!(blocking(|| out.exists(&f.path).unwrap()), "{} published", f.path);
+    }
+
+    // A retried commit whose first answer was lost is recognised, not applied twice.
+    match commit_shard(out.clone(), &mut b, &opts, shard(&topic, epoch_b, "b", 0, 10)).await.unwrap() {
+        Committed::Done(m2) => assert_eq!(m2.last, 9),
+        other => panic!("a replay must be AlreadyCommitted, got {other:?}"),
+    }
+    assert_eq!(b.manifests(Some(0)).await.unwrap().len(), 1);
+    // A shard that does not start at the stored next offset is refused.
+    assert!(matches!(
+        commit_shard(out.clone(), &mut b, &opts, shard(&topic, epoch_b, "b", 5, 10)).await.unwrap(),
+        Committed::Stale { stored: Some(10) }
+    ));
+    // The zombie keeps failing, whatever it tries.
+    assert!(matches!(
+        commit_shard(out.clone(), &mut a, &opts, shard(&topic, epoch_a, "a", 10, 5)).await.unwrap(),
+        Committed::Fenced { .. }
+    ));
+
+    // Recovery publishes a committed-but-unpublished file: simulate a crash after the commit.
+    let f = &m.files[0];
+    let bytes = blocking(|| out.read(&f.path).unwrap());
+    blocking(|| out.delete(&f.path).unwrap());
+    blocking(|| out.write(&f.staging, &bytes).unwrap());
+    blocking(|| out.write("_staging/orphan-not-ours.tmp", b"x").unwrap());
+    let n = recover_partition(out.clone(), &mut b, &topic, 0).await.unwrap();
+    assert_eq!(n, 1);
+    assert!(blocking(|| out.exists(&f.path).unwrap()));
+    assert!(!blocking(|| out.exists(&f.staging).unwrap()));
+
+    blocking(|| {
+        for p in out.list("").unwrap() {
+            let _ = out.delete(&p);
+        }
+    });
+    b.delete_all().await.unwrap();
+}
