@@ -5,11 +5,15 @@
 //! - [`produce`]: streams a log file into a Kafka topic, one message per line.
 //! - [`summarize`]: merges a cluster pipeline's committed partials into `summary/`.
 //! - [`show`]: renders the headline analytics as terminal tables.
+//! - [`status`]: a coordinator's workers, partitions, lag and throughput.
+//! - [`report`]: the EDA report (tables and charts) from an output root's summary tables.
 
 pub mod generate;
 pub mod produce;
+pub mod report;
 pub mod run;
 pub mod show;
+pub mod status;
 pub mod summarize;
 
 use clap::{Parser, Subcommand};
@@ -36,10 +40,10 @@ pub enum Command {
     Summarize(summarize::SummarizeArgs),
     /// Produce a log file into a Kafka topic, one message per line.
     Produce(produce::ProduceArgs),
-    /// Build the EDA report from an output root (not built yet).
-    Report(NotBuilt),
-    /// Show a cluster's workers, partitions and lag (not built yet).
-    Status(NotBuilt),
+    /// Build the EDA report (the notebook's tables and charts) from an output root.
+    Report(report::ReportArgs),
+    /// Show a cluster's workers, partitions, lag and throughput (asks the coordinator).
+    Status(status::StatusArgs),
 }
 
 /// Accepts any arguments so that the "not built yet" message is what the user sees.
@@ -54,6 +58,8 @@ pub struct NotBuilt {
 pub enum CliError {
     #[error(transparent)]
     Common(#[from] sawmill_common::Error),
+    #[error(transparent)]
+    Report(#[from] sawmill_report::Error),
     #[error("cannot write {path}: {source}")]
     Write {
         path: String,
@@ -64,6 +70,9 @@ pub enum CliError {
     /// A Kafka failure; the message says what went wrong and what to check or do next.
     #[error("{0}")]
     Kafka(String),
+    /// A coordinator failure (`sawmill status`); the message says what to check.
+    #[error("{0}")]
+    Coordinator(String),
 }
 
 pub fn main() -> ExitCode {
@@ -74,8 +83,8 @@ pub fn main() -> ExitCode {
         Command::Generate(args) => generate::execute(args),
         Command::Produce(args) => produce::execute(args),
         Command::Summarize(args) => summarize::execute(args),
-        Command::Report(_) => Err(CliError::NotBuilt("report")),
-        Command::Status(_) => Err(CliError::NotBuilt("status")),
+        Command::Report(args) => report::execute(args),
+        Command::Status(args) => status::execute(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,7 +39,11 @@ pub fn execute(args: SummarizeArgs) -> Result<(), CliError> {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| CliError::Common(sawmill_common::Error::Pipeline(format!("cannot start a runtime: {e}"))))?;
+        .map_err(|e| {
+            CliError::Common(sawmill_common::Error::Pipeline(format!(
+                "cannot start a runtime: {e}"
+            )))
+        })?;
     let out = storage::open(&args.output)?;
     let committed = rt.block_on(async {
         let mut cp = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;

@@ -30,7 +30,13 @@ fn totals(stdout: &str) -> String {
         .find(|l| l.starts_with("processed "))
         .unwrap_or_else(|| panic!("no 'processed' line in:\n{stdout}"));
     let (lines, rest) = line.split_once(" in ").unwrap();
-    let rejected = rest.split_once("lines/s, ").unwrap().1.split_once(';').unwrap().0;
+    let rejected = rest
+        .split_once("lines/s, ")
+        .unwrap()
+        .1
+        .split_once(';')
+        .unwrap()
+        .0;
     format!("{lines} / {rejected}")
 }
 
@@ -48,11 +54,31 @@ fn count_files(dir: &Path) -> usize {
 #[test]
 fn run_on_the_sample_prints_the_tables() {
     let out = tempfile::tempdir().unwrap();
-    let o = sawmill(&["run", sample().to_str().unwrap(), "--out", out.path().to_str().unwrap()]);
+    let o = sawmill(&[
+        "run",
+        sample().to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+    ]);
     let stdout = text(&o.stdout);
-    assert!(o.status.success(), "exit {:?}\n{}", o.status, text(&o.stderr));
-    assert_eq!(totals(&stdout), "processed 1930 lines (0.2 MB) / 87 rejected", "{stdout}");
-    for title in ["Totals", "Requests by status", "Top hosts", "Requests per day", "Rejected lines by reason"] {
+    assert!(
+        o.status.success(),
+        "exit {:?}\n{}",
+        o.status,
+        text(&o.stderr)
+    );
+    assert_eq!(
+        totals(&stdout),
+        "processed 1930 lines (0.2 MB) / 87 rejected",
+        "{stdout}"
+    );
+    for title in [
+        "Totals",
+        "Requests by status",
+        "Top hosts",
+        "Requests per day",
+        "Rejected lines by reason",
+    ] {
         assert!(stdout.contains(title), "no {title:?} table in:\n{stdout}");
     }
     // The headline tables hold the sample's known figures.
@@ -65,7 +91,12 @@ fn run_on_the_sample_prints_the_tables() {
 fn missing_input_fails_naming_the_path() {
     let out = tempfile::tempdir().unwrap();
     let missing = out.path().join("no-such-dir/absent.log");
-    let o = sawmill(&["run", missing.to_str().unwrap(), "--out", out.path().join("o").to_str().unwrap()]);
+    let o = sawmill(&[
+        "run",
+        missing.to_str().unwrap(),
+        "--out",
+        out.path().join("o").to_str().unwrap(),
+    ]);
     assert!(!o.status.success());
     let stderr = text(&o.stderr);
     assert!(stderr.contains(missing.to_str().unwrap()), "{stderr}");
@@ -74,11 +105,23 @@ fn missing_input_fails_naming_the_path() {
 
 #[test]
 fn unwritable_output_fails_clearly() {
-    let o = sawmill(&["run", sample().to_str().unwrap(), "--out", "/proc/sawmill-x"]);
+    let o = sawmill(&[
+        "run",
+        sample().to_str().unwrap(),
+        "--out",
+        "/proc/sawmill-x",
+    ]);
     assert!(!o.status.success());
     let stderr = text(&o.stderr);
-    assert!(stderr.contains("cannot write output at /proc/sawmill-x"), "{stderr}");
-    assert!(o.stdout.is_empty(), "nothing is reported as processed: {}", text(&o.stdout));
+    assert!(
+        stderr.contains("cannot write output at /proc/sawmill-x"),
+        "{stderr}"
+    );
+    assert!(
+        o.stdout.is_empty(),
+        "nothing is reported as processed: {}",
+        text(&o.stdout)
+    );
 }
 
 #[test]
@@ -96,7 +139,12 @@ fn stdin_and_gzip_give_the_same_totals_as_the_plain_file() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&std::fs::read(sample()).unwrap()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&std::fs::read(sample()).unwrap())
+        .unwrap();
     let piped = child.wait_with_output().unwrap();
     assert!(piped.status.success(), "{}", text(&piped.stderr));
     assert_eq!(totals(&text(&piped.stdout)), expect);
@@ -105,28 +153,49 @@ fn stdin_and_gzip_give_the_same_totals_as_the_plain_file() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(shards.iter().all(|s| s.starts_with("stdin-p00000-")), "{shards:?}");
+    assert!(
+        shards.iter().all(|s| s.starts_with("stdin-p00000-")),
+        "{shards:?}"
+    );
 
     // gzip(1) rather than Sawmill's own encoder, so the reader meets a real gzip file.
     let gz = dir.path().join("nasa_aug95_head.log.gz");
-    let zipped = Command::new("gzip").arg("-c").arg(sample()).output().expect("gzip(1) is installed");
+    let zipped = Command::new("gzip")
+        .arg("-c")
+        .arg(sample())
+        .output()
+        .expect("gzip(1) is installed");
     assert!(zipped.status.success());
     std::fs::write(&gz, &zipped.stdout).unwrap();
     let g = sawmill(&["run", gz.to_str().unwrap(), "--out", &out("gz")]);
     assert!(g.status.success(), "{}", text(&g.stderr));
     assert_eq!(totals(&text(&g.stdout)), expect);
     // Same source name (the stem without .log.gz), so the same shard names as the plain run.
-    assert_eq!(count_files(&dir.path().join("gz")), count_files(&dir.path().join("plain")));
+    assert_eq!(
+        count_files(&dir.path().join("gz")),
+        count_files(&dir.path().join("plain"))
+    );
 }
 
 #[test]
 fn a_second_run_replaces_the_first() {
     let out = tempfile::tempdir().unwrap();
-    let args = ["run", sample().to_str().unwrap(), "--out", out.path().to_str().unwrap(), "--chunk-mib", "1"];
+    let sample = sample();
+    let args = [
+        "run",
+        sample.to_str().unwrap(),
+        "--out",
+        out.path().to_str().unwrap(),
+        "--chunk-mib",
+        "1",
+    ];
     let first = sawmill(&args);
     assert!(first.status.success(), "{}", text(&first.stderr));
     let files = count_files(out.path());
-    assert!(files > 15, "records, rejects and 15 summary tables, got {files}");
+    assert!(
+        files > 15,
+        "records, rejects and 15 summary tables, got {files}"
+    );
     // A stray file of the user's own is left alone.
     std::fs::write(out.path().join("notes.txt"), "mine").unwrap();
     let second = sawmill(&args);
@@ -141,7 +210,15 @@ fn generate_is_deterministic_for_a_seed() {
     let dir = tempfile::tempdir().unwrap();
     let gen = |name: &str, seed: &str| {
         let p = dir.path().join(name);
-        let o = sawmill(&["generate", "--lines", "1000", "--seed", seed, "--out", p.to_str().unwrap()]);
+        let o = sawmill(&[
+            "generate",
+            "--lines",
+            "1000",
+            "--seed",
+            seed,
+            "--out",
+            p.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "{}", text(&o.stderr));
         std::fs::read(p).unwrap()
     };

@@ -92,13 +92,41 @@ impl ChunkParser {
     /// Parses one line at `offset`, appends it to the right batch and observes it in `partial`.
     #[inline]
     pub fn push(&mut self, line: &[u8], offset: i64, partial: &mut Partial) {
+        self.push_observed(line, offset, Some(partial));
+    }
+
+    /// Parses every line of `buf`, the first being at `first_offset`. Returns the next offset.
+    pub fn push_lines(&mut self, buf: &[u8], first_offset: i64, partial: &mut Partial) -> i64 {
+        let mut offset = first_offset;
+        for line in lines(buf) {
+            self.push_observed(line, offset, Some(&mut *partial));
+            offset += 1;
+        }
+        offset
+    }
+
+    /// [`ChunkParser::push_lines`] without analytics: Arrow batches only. Lets a benchmark (or a
+    /// caller that aggregates elsewhere) see the cost of parsing apart from aggregating.
+    pub fn parse_lines(&mut self, buf: &[u8], first_offset: i64) -> i64 {
+        let mut offset = first_offset;
+        for line in lines(buf) {
+            self.push_observed(line, offset, None);
+            offset += 1;
+        }
+        offset
+    }
+
+    #[inline]
+    fn push_observed(&mut self, line: &[u8], offset: i64, partial: Option<&mut Partial>) {
         let pos = Position {
             partition: self.partition,
             offset,
         };
         match parse_line(line) {
             Ok(rec) => {
-                partial.observe(&rec, pos);
+                if let Some(partial) = partial {
+                    partial.observe(&rec, pos);
+                }
                 let date = rec.timestamp.local_date();
                 self.by_date.entry(date).or_default().append(
                     &self.source,
@@ -111,22 +139,14 @@ impl ChunkParser {
             }
             Err(reason) => {
                 let raw = crate::parse::strip_line_end(line);
-                partial.observe_reject(reason, raw, pos);
+                if let Some(partial) = partial {
+                    partial.observe_reject(reason, raw, pos);
+                }
                 self.rejects
                     .append(&self.source, self.partition, offset, reason, raw);
                 self.rejected += 1;
             }
         }
-    }
-
-    /// Parses every line of `buf`, the first being at `first_offset`. Returns the next offset.
-    pub fn push_lines(&mut self, buf: &[u8], first_offset: i64, partial: &mut Partial) -> i64 {
-        let mut offset = first_offset;
-        for line in lines(buf) {
-            self.push(line, offset, partial);
-            offset += 1;
-        }
-        offset
     }
 
     /// Rows buffered so far (records and rejects).

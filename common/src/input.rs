@@ -170,9 +170,12 @@ impl Chunker {
 }
 
 /// Checks every input can be opened before any work starts, so a typo fails fast.
+///
+/// Stdin is not checked: opening it peeks at its first bytes (for the gzip magic), and those
+/// bytes would be lost to the reader that opens it again for real.
 pub fn check_readable(specs: &[InputSpec]) -> Result<()> {
-    for s in specs {
-        if s.path.as_os_str() != "-" && !Path::new(&s.path).exists() {
+    for s in specs.iter().filter(|s| s.path.as_os_str() != "-") {
+        if !Path::new(&s.path).exists() {
             return Err(Error::Input {
                 path: s.path.clone(),
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),

@@ -63,10 +63,28 @@ impl<'a> Normalized<'a> {
         let mut live: Vec<&WorkerId> = workers.iter().collect();
         live.sort_unstable();
         live.dedup();
-        let owner: Vec<Option<usize>> = parts
-            .iter()
-            .map(|p| current.get(p).and_then(|w| live.binary_search(&w).ok()))
-            .collect();
+        // Both `parts` and `current` are sorted, so walk them together instead
+        // of a tree lookup per partition. Owners come in runs (a settled
+        // assignment gives each worker a contiguous range), so reuse the last
+        // id lookup while the owner name repeats.
+        let mut cur = current.iter().peekable();
+        let mut last: Option<(&WorkerId, Option<usize>)> = None;
+        let mut owner = Vec::with_capacity(parts.len());
+        for &p in &parts {
+            while cur.next_if(|&(&q, _)| q < p).is_some() {}
+            let o = match cur.next_if(|&(&q, _)| q == p) {
+                None => None,
+                Some((_, w)) => match last {
+                    Some((prev, idx)) if prev == w => idx,
+                    _ => {
+                        let idx = live.binary_search(&w).ok();
+                        last = Some((w, idx));
+                        idx
+                    }
+                },
+            };
+            owner.push(o);
+        }
         let mut owned = vec![0usize; live.len()];
         for &w in owner.iter().flatten() {
             owned[w] += 1;

@@ -151,11 +151,12 @@ pub async fn serve(
                 stopped(stop_rx.clone()),
             ),
     );
-    let http_server = tokio::spawn(
-        axum::serve(http_listener, http::router(api))
+    let http_app = http::router(api);
+    let http_server = tokio::spawn(async move {
+        axum::serve(http_listener, http_app)
             .with_graceful_shutdown(stopped(stop_rx))
-            .into_future(),
-    );
+            .await
+    });
     tracing::info!(grpc = %grpc, http = %http, topic = %cfg.pipeline.topic, output = %cfg.pipeline.output, "coordinator listening");
 
     let task = tokio::spawn(async move {

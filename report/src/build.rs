@@ -6,7 +6,7 @@
 //! first row of each weekday in `endpoint_count`. Rankings order by count descending, then key
 //! ascending with a missing endpoint first, as the summary tables themselves do.
 
-use crate::columns::{opt, opt_str, table, Tables};
+use crate::columns::{complete, opt, opt_str, table, Tables};
 use crate::error::Result;
 use crate::model::*;
 use sawmill_common::record::format_date;
@@ -24,9 +24,11 @@ pub const WEEKDAY_NAMES: [&str; 7] = [
     "Saturday",
 ];
 
-/// Builds the report: reads every table it needs (a missing one is an error naming it), then
-/// draws the charts.
+/// Builds the report: reads every table it needs, then draws the charts. An absent table is
+/// taken as empty (that is how a table without rows reads back); an absent one-row table
+/// (`totals`, `content_stats`, `null_value_count`) is an error naming it.
 pub fn build(tables: &Tables, opts: &ReportOptions) -> Result<Report> {
+    let tables = &complete(tables);
     let mut report = Report {
         source: opts.source.clone(),
         top: opts.top,

@@ -272,7 +272,10 @@ where
         ChartKind::Bar => {
             chart
                 .draw_series(points.map(|(x, y)| {
-                    Rectangle::new([(x - 0.38, baseline), (x + 0.38, y.max(baseline))], color.filled())
+                    Rectangle::new(
+                        [(x - 0.38, baseline), (x + 0.38, y.max(baseline))],
+                        color.filled(),
+                    )
                 }))
                 .map_err(&err)?;
         }
@@ -282,22 +285,31 @@ where
                 .draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
                 .map_err(&err)?;
             chart
-                .draw_series(PointSeries::of_element(pts, 4, color.filled(), &|c, s, st| {
-                    EmptyElement::at(c) + Circle::new((0, 0), s, st)
-                }))
+                .draw_series(PointSeries::of_element(
+                    pts,
+                    4,
+                    color.filled(),
+                    &|c, s, st| EmptyElement::at(c) + Circle::new((0, 0), s, st),
+                ))
                 .map_err(&err)?;
         }
     }
     if data.is_empty() {
         let (w, h) = chart.plotting_area().dim_in_pixel();
-        let style = (FONT, 20).into_font().color(&BLACK.mix(0.5)).pos(plotters::style::text_anchor::Pos::new(
-            plotters::style::text_anchor::HPos::Center,
-            plotters::style::text_anchor::VPos::Center,
-        ));
+        let style = (FONT, 20).into_font().color(&BLACK.mix(0.5)).pos(
+            plotters::style::text_anchor::Pos::new(
+                plotters::style::text_anchor::HPos::Center,
+                plotters::style::text_anchor::VPos::Center,
+            ),
+        );
         chart
             .plotting_area()
             .strip_coord_spec()
-            .draw(&Text::new("no data", ((w / 2) as i32, (h / 2) as i32), style))
+            .draw(&Text::new(
+                "no data",
+                ((w / 2) as i32, (h / 2) as i32),
+                style,
+            ))
             .map_err(&err)?;
     }
     Ok(())
@@ -333,7 +345,9 @@ mod tests {
     use super::*;
 
     fn data(n: usize) -> Vec<(String, f64)> {
-        (0..n).map(|i| (format!("2024-01-{:02}", i + 1), (i * 1000) as f64)).collect()
+        (0..n)
+            .map(|i| (format!("2024-01-{:02}", i + 1), (i * 1000) as f64))
+            .collect()
     }
 
     fn count(svg: &str, needle: &str) -> usize {
@@ -343,7 +357,10 @@ mod tests {
     #[test]
     fn bars_are_rects_in_the_chart_color() {
         let svg = render_chart_svg(&ChartSpec::bar("t", "T", "x", "y"), &data(5)).unwrap();
-        assert!(svg.starts_with("<svg id=\"chart-t\" data-chart=\"t\""), "{svg}");
+        assert!(
+            svg.starts_with("<svg id=\"chart-t\" data-chart=\"t\""),
+            "{svg}"
+        );
         assert_eq!(count(&svg, &format!("fill=\"{PRIMARY}\"")), 5);
         assert_eq!(count(&svg, "<rect"), 6, "bars and the background");
         assert!(svg.contains(">\n4k\n<"), "compact y ticks: {svg}");

@@ -5,6 +5,7 @@ use arrow::array::{
     Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
 };
 use arrow::record_batch::RecordBatch;
+use sawmill_common::analytics::{schema, TABLE_NAMES};
 use std::collections::BTreeMap;
 
 /// The summary tables by name, as `sawmill_common::summary::read` returns them.
@@ -15,6 +16,20 @@ pub type Tables = BTreeMap<String, RecordBatch>;
 pub(crate) struct Table<'a> {
     name: &'a str,
     batch: &'a RecordBatch,
+}
+
+/// `tables` with every summary table present: the summary's Parquet reader returns nothing for
+/// a table without rows (no rejects, no 404s), so an absent known table is an empty one.
+pub(crate) fn complete(tables: &Tables) -> Tables {
+    let mut out = tables.clone();
+    for name in TABLE_NAMES {
+        if !out.contains_key(name) {
+            if let Some(schema) = schema(name) {
+                out.insert(name.to_string(), RecordBatch::new_empty(schema));
+            }
+        }
+    }
+    out
 }
 
 pub(crate) fn table<'a>(tables: &'a Tables, name: &'a str) -> Result<Table<'a>> {

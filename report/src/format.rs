@@ -60,19 +60,44 @@ pub fn bytes(v: f64) -> String {
     scaled(v, 1000.0, &["B", "kB", "MB", "GB", "TB", "PB"], " ")
 }
 
-/// A ratio such as requests per host: two decimals.
+/// A mean or ratio in a table: two decimals, thousands separated (`16,418.23`).
 pub fn decimal(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:.2}")
-    } else {
-        String::new()
+    if !v.is_finite() {
+        return String::new();
     }
+    let s = format!("{:.2}", v.abs());
+    let (int, frac) = s.split_once('.').unwrap_or((&s, "00"));
+    let sign = if v < 0.0 && s != "0.00" { "-" } else { "" };
+    let grouped = int
+        .parse::<i64>()
+        .map_or_else(|_| int.to_string(), thousands);
+    format!("{sign}{grouped}.{frac}")
 }
 
-/// Escapes text for HTML element content and attribute values.
+/// Text from the data with control characters (a terminal escape, a stray `\r`) shown as
+/// `\xNN`, so log content can neither break a table's layout nor drive a terminal.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            for b in c.to_string().bytes() {
+                out.push_str(&format!("\\x{b:02x}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Escapes text for HTML element content and attribute values (control characters as in
+/// [`printable`]).
 pub fn html(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
+    for c in printable(s).chars() {
         match c {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),
@@ -165,5 +190,15 @@ mod tests {
             "&lt;a href=&#39;x&#39;&gt;<span class=\"esc\">\\x00</span>"
         );
         assert_eq!(html("a<b & \"c\""), "a&lt;b &amp; &quot;c&quot;");
+        assert_eq!(html("a\x1b[31m\r"), "a\\x1b[31m\\x0d");
+        assert_eq!(printable("/ok"), "/ok");
+    }
+
+    #[test]
+    fn decimals() {
+        assert_eq!(decimal(16418.234), "16,418.23");
+        assert_eq!(decimal(0.5), "0.50");
+        assert_eq!(decimal(-1234.5), "-1,234.50");
+        assert_eq!(decimal(f64::INFINITY), "");
     }
 }

@@ -42,12 +42,19 @@ fn endpoint(e: &Option<String>) -> Cell {
 
 fn table(out: &mut String, caption: &str, header: &[&str], rows: Vec<Vec<Cell>>) {
     let _ = write!(out, "<table><caption>{}</caption><thead><tr>", esc(caption));
-    for h in header {
-        let _ = write!(out, "<th>{}</th>", esc(h));
+    for (i, h) in header.iter().enumerate() {
+        // Headings of number columns align with their numbers.
+        let numeric = rows.first().and_then(|r| r.get(i)).is_some_and(|c| c.1);
+        let class = if numeric { " class=\"num\"" } else { "" };
+        let _ = write!(out, "<th{class}>{}</th>", esc(h));
     }
     out.push_str("</tr></thead><tbody>");
     if rows.is_empty() {
-        let _ = write!(out, "<tr><td colspan=\"{}\" class=\"none\">none</td></tr>", header.len());
+        let _ = write!(
+            out,
+            "<tr><td colspan=\"{}\" class=\"none\">none</td></tr>",
+            header.len()
+        );
     }
     for row in rows {
         out.push_str("<tr>");
@@ -61,7 +68,10 @@ fn table(out: &mut String, caption: &str, header: &[&str], rows: Vec<Vec<Cell>>)
 }
 
 fn hosts_table(out: &mut String, caption: &str, v: &[HostCount]) {
-    let rows = v.iter().map(|h| vec![text(&h.host), num(h.count)]).collect();
+    let rows = v
+        .iter()
+        .map(|h| vec![text(&h.host), num(h.count)])
+        .collect();
     table(out, caption, &["host", "requests"], rows);
 }
 
@@ -101,7 +111,11 @@ const NAV: [(&str, &str); 8] = [
 impl Report {
     fn chart(&self, out: &mut String, id: &str) {
         if let Some(c) = self.charts.iter().find(|c| c.id == id) {
-            let _ = write!(out, "<figure class=\"chart-box\">{}</figure>\n", inline_svg(&c.svg));
+            let _ = write!(
+                out,
+                "<figure class=\"chart-box\">{}</figure>\n",
+                inline_svg(&c.svg)
+            );
         }
     }
 
@@ -120,10 +134,30 @@ impl Report {
         );
         let t = &self.totals;
         card(&mut o, "records", &thousands(t.records), "parsed lines");
-        card(&mut o, "rejected", &thousands(t.rejects), "lines that did not parse");
-        card(&mut o, "bytes served", &bytes(t.bytes as f64), &format!("{} bytes", thousands(t.bytes)));
-        card(&mut o, "distinct hosts", &thousands(t.distinct_hosts), "over the whole input");
-        card(&mut o, "404 responses", &thousands(self.not_found.total), "not found");
+        card(
+            &mut o,
+            "rejected",
+            &thousands(t.rejects),
+            "lines that did not parse",
+        );
+        card(
+            &mut o,
+            "bytes served",
+            &bytes(t.bytes as f64),
+            &format!("{} bytes", thousands(t.bytes)),
+        );
+        card(
+            &mut o,
+            "distinct hosts",
+            &thousands(t.distinct_hosts),
+            "over the whole input",
+        );
+        card(
+            &mut o,
+            "404 responses",
+            &thousands(self.not_found.total),
+            "not found",
+        );
         o.push_str("</div>\n<nav>");
         for (id, label) in NAV {
             let _ = write!(o, "<a href=\"#{id}\">{}</a>", esc(label));
@@ -137,7 +171,12 @@ impl Report {
             .iter()
             .map(|m| vec![text(&m.column), num(m.count)])
             .collect();
-        table(&mut o, "Missing values per column", &["column", "missing"], rows);
+        table(
+            &mut o,
+            "Missing values per column",
+            &["column", "missing"],
+            rows,
+        );
         let c = &self.content_size;
         let f = |v: Option<f64>| Cell(v.map_or_else(|| "–".into(), decimal), true);
         let i = |v: Option<i64>| Cell(v.map_or_else(|| "–".into(), thousands), true);
@@ -148,7 +187,12 @@ impl Report {
             vec![text("min"), i(c.min)],
             vec![text("max"), i(c.max)],
         ];
-        table(&mut o, "Content size (bytes)", &["statistic", "value"], rows);
+        table(
+            &mut o,
+            "Content size (bytes)",
+            &["statistic", "value"],
+            rows,
+        );
         o.push_str("</div></section>\n");
 
         section(&mut o, "status", "HTTP status codes");
@@ -158,11 +202,20 @@ impl Report {
             .iter()
             .map(|s| {
                 let share = 100.0 * s.count as f64 / total.max(1) as f64;
-                vec![text(&s.status.to_string()), num(s.count), Cell(format!("{share:.2}%"), true)]
+                vec![
+                    text(&s.status.to_string()),
+                    num(s.count),
+                    Cell(format!("{share:.2}%"), true),
+                ]
             })
             .collect();
         o.push_str("<div class=\"grid wide-right\">");
-        table(&mut o, "Requests by status", &["status", "requests", "share"], rows);
+        table(
+            &mut o,
+            "Requests by status",
+            &["status", "requests", "share"],
+            rows,
+        );
         o.push_str("<div>");
         self.chart(&mut o, "status");
         self.chart(&mut o, "status_log");
@@ -171,7 +224,11 @@ impl Report {
         section(&mut o, "top", "Top hosts and endpoints");
         o.push_str("<div class=\"grid\">");
         hosts_table(&mut o, &format!("Top {} hosts", self.top), &self.top_hosts);
-        endpoints_table(&mut o, &format!("Top {} endpoints", self.top), &self.top_endpoints);
+        endpoints_table(
+            &mut o,
+            &format!("Top {} endpoints", self.top),
+            &self.top_endpoints,
+        );
         o.push_str("</div></section>\n");
 
         section(&mut o, "hosts", "Distinct hosts per day");
@@ -205,10 +262,22 @@ impl Report {
 
         let nf = &self.not_found;
         section(&mut o, "not-found", "404 Not Found");
-        let _ = write!(o, "<p class=\"big\">{} 404 responses</p>", thousands(nf.total));
+        let _ = write!(
+            o,
+            "<p class=\"big\">{} 404 responses</p>",
+            thousands(nf.total)
+        );
         o.push_str("<div class=\"grid\">");
-        endpoints_table(&mut o, &format!("Top {} 404 endpoints", self.top), &nf.top_endpoints);
-        hosts_table(&mut o, &format!("Top {} 404 hosts", self.top), &nf.top_hosts);
+        endpoints_table(
+            &mut o,
+            &format!("Top {} 404 endpoints", self.top),
+            &nf.top_endpoints,
+        );
+        hosts_table(
+            &mut o,
+            &format!("Top {} 404 hosts", self.top),
+            &nf.top_hosts,
+        );
         o.push_str("</div>");
         self.chart(&mut o, "daily_404");
         self.chart(&mut o, "hourly_404");
@@ -220,7 +289,12 @@ impl Report {
             .iter()
             .map(|w| vec![text(&w.weekday_name), endpoint(&w.endpoint), num(w.count)])
             .collect();
-        table(&mut o, "Most requested endpoint per weekday", &["weekday", "endpoint", "requests"], rows);
+        table(
+            &mut o,
+            "Most requested endpoint per weekday",
+            &["weekday", "endpoint", "requests"],
+            rows,
+        );
         o.push_str("</section>\n");
 
         section(&mut o, "traffic", "Traffic by hour and day");
@@ -249,14 +323,15 @@ impl Report {
         for g in &self.rejects {
             let _ = write!(
                 o,
-                "<div class=\"reject\" data-reason=\"{r}\"><h3>{r} <span class=\"count\">{} lines</span></h3>",
+                "<div class=\"reject\" data-reason=\"{r}\"><h3>{r} <span class=\"count\">{} line{}</span></h3>",
                 thousands(g.count),
+                if g.count == 1 { "" } else { "s" },
                 r = esc(&g.reason)
             );
             for e in &g.examples {
                 let _ = write!(
                     o,
-                    "<div class=\"example\"><span class=\"pos\">input {} @ {}</span><pre>{}</pre></div>",
+                    "<div class=\"example\"><span class=\"pos\">input {}, offset {}</span><pre>{}</pre></div>",
                     e.partition,
                     thousands(e.offset),
                     escape_bytes_html(&e.raw[..e.raw.len().min(MAX_RAW)]),

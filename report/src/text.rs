@@ -1,7 +1,7 @@
 //! The report as terminal tables. Charts become tables of their data, with a bar column where
 //! the shape matters (statuses, hours).
 
-use crate::format::{bytes, decimal, thousands};
+use crate::format::{bytes, decimal, printable, thousands};
 use crate::model::{DateCount, EndpointCount, HostCount, HourCount, Report};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
@@ -43,13 +43,14 @@ fn bar(v: i64, max: i64) -> String {
 }
 
 fn endpoint(e: &Option<String>) -> String {
-    e.clone().unwrap_or_else(|| "(missing)".to_string())
+    e.as_deref()
+        .map_or_else(|| "(missing)".to_string(), |e| printable(e).into_owned())
 }
 
 fn hosts(title: &str, v: &[HostCount]) -> String {
     let rows = v
         .iter()
-        .map(|h| vec![h.host.clone(), thousands(h.count)])
+        .map(|h| vec![printable(&h.host).into_owned(), thousands(h.count)])
         .collect();
     render(title, &["host", "count"], rows, &[1])
 }
@@ -185,8 +186,16 @@ impl Report {
             &format!("Top {} 404 endpoints", self.top),
             &nf.top_endpoints,
         ));
-        out.push_str(&hosts(&format!("Top {} 404 hosts", self.top), &nf.top_hosts));
-        out.push_str(&dates("404 responses per day", "404s", &nf.per_day, thousands));
+        out.push_str(&hosts(
+            &format!("Top {} 404 hosts", self.top),
+            &nf.top_hosts,
+        ));
+        out.push_str(&dates(
+            "404 responses per day",
+            "404s",
+            &nf.per_day,
+            thousands,
+        ));
         out.push_str(&hours("404 responses per hour of day", &nf.per_hour));
 
         let rows = self
@@ -208,9 +217,12 @@ impl Report {
         ));
 
         out.push_str(&hours("Requests per hour of day", &self.hourly_requests));
-        out.push_str(&dates("Bytes served per day", "bytes", &self.daily_bytes, |b| {
-            format!("{} ({})", thousands(b), bytes(b as f64))
-        }));
+        out.push_str(&dates(
+            "Bytes served per day",
+            "bytes",
+            &self.daily_bytes,
+            |b| format!("{} ({})", thousands(b), bytes(b as f64)),
+        ));
 
         let rows = self
             .rejects

@@ -20,14 +20,36 @@ pub struct Cli {
 pub enum Command {
     /// Process given partitions directly, without a coordinator.
     Run(RunArgs),
-    /// Join a coordinator and process the partitions it assigns (not built yet).
-    Join(NotBuilt),
+    /// Join a coordinator and process the partitions it assigns, until SIGINT/SIGTERM.
+    Join(JoinArgs),
 }
 
+/// `worker join`: the pipeline settings come from the coordinator; these flags replace a few
+/// of them as seen from this worker's host.
 #[derive(Debug, clap::Args)]
-pub struct NotBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
+pub struct JoinArgs {
+    /// The coordinator's gRPC address, host:port.
+    #[arg(long, env = "SAWMILL_COORDINATOR", default_value = "localhost:7000")]
+    pub coordinator: String,
+    /// This worker's id (default: hostname-pid). Joining with an id already registered
+    /// replaces that registration.
+    #[arg(long, env = "SAWMILL_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Kafka bootstrap servers as seen from this host (default: the coordinator's setting).
+    #[arg(long)]
+    pub bootstrap_servers: Option<String>,
+    /// Output root as seen from this host (default: the coordinator's setting).
+    #[arg(long)]
+    pub output: Option<String>,
+    /// etcd endpoints as seen from this host (default: the coordinator's setting).
+    #[arg(long)]
+    pub etcd: Option<String>,
+    /// Serve this worker's Prometheus metrics at http://ADDR/metrics.
+    #[arg(long, env = "SAWMILL_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// The version reported at Join (tests of the version check only).
+    #[arg(long, hide = true)]
+    pub report_version: Option<String>,
 }
 
 /// Pipeline settings as flags; each also reads `SAWMILL_<NAME>` from the environment.
@@ -135,9 +157,22 @@ pub fn main() -> ExitCode {
                 );
                 Ok(())
             }
-            Command::Join(_) => Err(crate::WorkerError::Config(
-                "`worker join` is not built yet in this version of Sawmill".into(),
-            )),
+            Command::Join(args) => {
+                let opts = crate::session::JoinOptions {
+                    coordinator: args.coordinator,
+                    worker_id: args.worker_id.unwrap_or_else(default_worker_id),
+                    overrides: crate::session::SettingsOverrides {
+                        bootstrap_servers: args.bootstrap_servers,
+                        output: args.output,
+                        etcd: args.etcd,
+                    },
+                    metrics_listen: args.metrics_listen,
+                    version: args
+                        .report_version
+                        .unwrap_or_else(|| sawmill_common::VERSION.to_string()),
+                };
+                crate::session::run(opts).await
+            }
         }
     });
     match result {

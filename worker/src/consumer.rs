@@ -4,8 +4,9 @@
 //!
 //! Flow control is by credits: each partition has a small semaphore, and a batch travels with
 //! its permit, released when the partition actor has parsed it. When a partition falls behind
-//! (slow HDFS, slow etcd), its credits run out, this thread waits, librdkafka's bounded fetch
-//! queue fills, and consumption slows instead of memory growing.
+//! (slow HDFS, slow etcd), its credits run out and this thread *pauses* that partition in
+//! librdkafka (other partitions keep flowing) until a credit is back; librdkafka's fetch queue is
+//! bounded, so consumption slows instead of memory growing.
 
 use crate::error::{Result, WorkerError};
 use crate::partition::PartitionMsg;
@@ -164,21 +165,17 @@ struct Assigned {
     sink: PartitionSink,
     next: i64,
     pending: MessageBatch,
+    paused: bool,
 }
 
-/// Starts the consumer thread. `rt` is used only to wait for credits.
-pub fn spawn(
-    bootstrap: &str,
-    topic: &str,
-    group: &str,
-    rt: tokio::runtime::Handle,
-) -> Result<ConsumerHandle> {
+/// Starts the consumer thread.
+pub fn spawn(bootstrap: &str, topic: &str, group: &str) -> Result<ConsumerHandle> {
     let consumer: BaseConsumer = consumer_config(bootstrap, group).create()?;
     let (tx, rx) = mpsc::channel();
     let topic = topic.to_string();
     std::thread::Builder::new()
         .name("kafka-consumer".into())
-        .spawn(move || run(consumer, topic, rx, rt))
+        .spawn(move || run(consumer, topic, rx))
         .map_err(|e| WorkerError::Actor(format!("cannot start the consumer thread: {e}")))?;
     Ok(ConsumerHandle { tx })
 }
@@ -195,12 +192,7 @@ fn reassign(consumer: &BaseConsumer, topic: &str, parts: &BTreeMap<i32, Assigned
     }
 }
 
-fn run(
-    consumer: BaseConsumer,
-    topic: String,
-    rx: mpsc::Receiver<ConsumerCmd>,
-    rt: tokio::runtime::Handle,
-) {
+fn run(consumer: BaseConsumer, topic: String, rx: mpsc::Receiver<ConsumerCmd>) {
     let mut parts: BTreeMap<i32, Assigned> = BTreeMap::new();
     let mut errors = 0u32;
     loop {
@@ -233,6 +225,7 @@ fn run(
                             sink,
                             next: offset,
                             pending: MessageBatch::new(partition),
+                            paused: false,
                         },
                     );
                     changed = true;
@@ -248,16 +241,23 @@ fn run(
             }
         }
         if changed {
+            // A new assignment resumes every partition; paused ones pause again if still full.
             reassign(&consumer, &topic, &parts);
+            for a in parts.values_mut() {
+                a.paused = false;
+            }
         }
         if parts.is_empty() {
             continue;
         }
-        match consumer.poll(Duration::from_millis(100)) {
+        // Hand over what waits for a credit; poll briefly while anything is waiting.
+        let waiting = retry_paused(&consumer, &topic, &mut parts);
+        let timeout = if waiting { Duration::from_millis(5) } else { Duration::from_millis(100) };
+        match consumer.poll(timeout) {
             None => {
                 let ids: Vec<i32> = parts.keys().copied().collect();
                 for p in ids {
-                    flush(&mut parts, p, &rt);
+                    flush(&consumer, &topic, &mut parts, p);
                 }
             }
             Some(Err(e)) => {
@@ -277,50 +277,68 @@ fn run(
                 }
                 a.next = m.offset() + 1;
                 a.pending.push(m.offset(), m.payload().unwrap_or_default());
-                if a.pending.len() >= BATCH_MESSAGES {
-                    flush(&mut parts, p, &rt);
+                if a.pending.len() >= BATCH_MESSAGES && !a.paused {
+                    flush(&consumer, &topic, &mut parts, p);
                 }
             }
         }
     }
 }
 
-/// Sends a partition's pending batch once a credit is free. Drops the partition when its actor
-/// is gone (the supervisor restarts it and assigns it again).
-fn flush(parts: &mut BTreeMap<i32, Assigned>, p: i32, rt: &tokio::runtime::Handle) {
+fn set_paused(consumer: &BaseConsumer, topic: &str, p: i32, pause: bool) {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, p);
+    let r = if pause { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+    if let Err(e) = r {
+        tracing::warn!(partition = p, pause, error = %e, "kafka pause/resume failed");
+    }
+}
+
+/// Retries the hand-over of paused partitions; returns whether any is still waiting.
+fn retry_paused(consumer: &BaseConsumer, topic: &str, parts: &mut BTreeMap<i32, Assigned>) -> bool {
+    let paused: Vec<i32> = parts.iter().filter(|(_, a)| a.paused).map(|(p, _)| *p).collect();
+    for &p in &paused {
+        flush(consumer, topic, parts, p);
+    }
+    parts.values().any(|a| a.paused)
+}
+
+/// Sends a partition's pending batch if a credit is free; otherwise pauses the partition (its
+/// pending lines stay here) so the other partitions keep flowing. Drops the partition when its
+/// actor is gone (the supervisor restarts it and assigns it again).
+fn flush(consumer: &BaseConsumer, topic: &str, parts: &mut BTreeMap<i32, Assigned>, p: i32) {
     let Some(a) = parts.get_mut(&p) else { return };
     if a.pending.is_empty() {
+        if a.paused {
+            a.paused = false;
+            set_paused(consumer, topic, p, false);
+        }
         return;
     }
-    let permit: OwnedSemaphorePermit = loop {
-        let credits = a.sink.credits.clone();
-        // The timeout must be created inside the runtime: this is a plain thread.
-        match rt.block_on(async move {
-            tokio::time::timeout(Duration::from_millis(500), credits.acquire_owned()).await
-        }) {
-            Ok(Ok(permit)) => break permit,
-            Ok(Err(_closed)) => {
+    let permit: OwnedSemaphorePermit = match a.sink.credits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(tokio::sync::TryAcquireError::NoPermits) => {
+            if !a.paused {
+                a.paused = true;
+                set_paused(consumer, topic, p, true);
+            }
+            if a.sink.actor.get_status() != ractor::ActorStatus::Running {
                 parts.remove(&p);
-                return;
             }
-            Err(_elapsed) => {
-                if a.sink.actor.get_status() != ractor::ActorStatus::Running {
-                    parts.remove(&p);
-                    return;
-                }
-            }
+            return;
+        }
+        Err(tokio::sync::TryAcquireError::Closed) => {
+            parts.remove(&p);
+            return;
         }
     };
     let batch = std::mem::replace(&mut a.pending, MessageBatch::new(p));
-    if a.sink
-        .actor
-        .cast(PartitionMsg::Batch(batch, permit))
-        .is_err()
-    {
-        tracing::warn!(
-            partition = p,
-            "partition actor is gone; dropping its assignment"
-        );
+    if a.paused {
+        a.paused = false;
+        set_paused(consumer, topic, p, false);
+    }
+    if a.sink.actor.cast(PartitionMsg::Batch(batch, permit)).is_err() {
+        tracing::warn!(partition = p, "partition actor is gone; dropping its assignment");
         parts.remove(&p);
     }
 }

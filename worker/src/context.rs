@@ -23,6 +23,10 @@ pub struct WorkerContext {
     /// A separate client for metadata and watermarks, so queries never wait behind fetches.
     pub meta: Arc<BaseConsumer>,
     pub metrics: Metrics,
+    /// One lock per partition, held by a commit in flight. A restarted partition pipeline takes
+    /// it before recovery, so a commit left running by a failed incarnation settles first and
+    /// recovery never deletes files that commit is about to reference.
+    commit_locks: std::sync::Mutex<std::collections::HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl WorkerContext {
@@ -46,12 +50,7 @@ impl WorkerContext {
                 .await
                 .map_err(|e| WorkerError::Actor(e.to_string()))??;
         }
-        let consumer = crate::consumer::spawn(
-            &settings.bootstrap_servers,
-            &settings.topic,
-            &group,
-            tokio::runtime::Handle::current(),
-        )?;
+        let consumer = crate::consumer::spawn(&settings.bootstrap_servers, &settings.topic, &group)?;
         Ok(Arc::new(WorkerContext {
             worker_id,
             settings,
@@ -62,6 +61,7 @@ impl WorkerContext {
             consumer,
             meta,
             metrics: Metrics::default(),
+            commit_locks: Default::default(),
         }))
     }
 
@@ -91,6 +91,11 @@ impl WorkerContext {
                 "cannot read watermarks of partition {partition}: {e}"
             ))
         })
+    }
+
+    pub fn commit_lock(&self, partition: i32) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.commit_locks.lock().unwrap_or_else(|e| e.into_inner());
+        locks.entry(partition).or_default().clone()
     }
 
     pub async fn low_watermark(&self, partition: i32) -> Result<i64> {

@@ -9,6 +9,7 @@
 //! - [`partition`]: one actor per partition: parse, cut shards, commit.
 //! - [`commit`]: the commit protocol's I/O steps and partition recovery.
 //! - [`standalone`]: `worker run`, driven directly with its partitions.
+//! - [`session`]: `worker join`, driven by a coordinator over gRPC (heartbeats, rejoin, leave).
 //! - [`metrics`]: every Prometheus metric of the worker.
 //! - [`error`]: the crate's error enum.
 
@@ -19,6 +20,7 @@ pub mod context;
 pub mod error;
 pub mod metrics;
 pub mod partition;
+pub mod session;
 pub mod standalone;
 pub mod supervisor;
 

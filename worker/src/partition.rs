@@ -1,8 +1,10 @@
 //! The per-partition pipeline actor: parses batches into a shard and a partial aggregate, cuts
 //! the shard by rows, bytes or age, and commits it through [`crate::commit`].
 //!
-//! A shard is committed inside `handle` (never in `post_stop`, which does not run after a
-//! failure): a crash between commits loses only uncommitted work, which Kafka still holds.
+//! A shard is committed by a task the actor starts from `handle` and awaits before the next one
+//! (never from `post_stop`, which does not run after a failure): parsing of the next shard
+//! overlaps the commit of the previous one, and at most one commit per partition is in flight,
+//! so commits stay in offset order. A crash loses only uncommitted work, which Kafka still holds.
 
 use crate::commit::{commit_shard, recover_partition, Committed, ShardToCommit};
 use crate::consumer::{MessageBatch, PartitionSink, CREDITS};
@@ -48,7 +50,11 @@ pub struct PartitionState {
     bytes: u64,
     opened: Instant,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    /// The commit in flight, if any, with when it started.
+    inflight: Option<(tokio::task::JoinHandle<CommitResult>, Instant)>,
 }
+
+type CommitResult = (Checkpoints, crate::error::Result<Committed>);
 
 impl Actor for PartitionActor {
     type Msg = PartitionMsg;
@@ -63,6 +69,7 @@ impl Actor for PartitionActor {
         let ctx = args.ctx.clone();
         let p = args.partition;
         let mut cp = ctx.checkpoints.clone();
+        let settled = ctx.commit_lock(p).lock_owned().await;
         recover_partition(ctx.storage.clone(), &mut cp, &ctx.settings.topic, p).await?;
         let start = match cp.state(p).await?.next_offset {
             Some(o) => o,
@@ -71,6 +78,7 @@ impl Actor for PartitionActor {
                 cp.init_next_offset(p, args.epoch, low).await?
             }
         };
+        drop(settled);
         let credits = Arc::new(Semaphore::new(CREDITS));
         ctx.consumer.assign(
             p,
@@ -98,6 +106,7 @@ impl Actor for PartitionActor {
             bytes: 0,
             opened: Instant::now(),
             ticker: Some(ticker),
+            inflight: None,
             args,
         })
     }
@@ -139,6 +148,7 @@ impl Actor for PartitionActor {
             }
             PartitionMsg::Drain(reply) => {
                 flush(&myself, st).await?;
+                settle(&myself, st).await?;
                 let _ = reply.send(st.shard_first);
             }
         }
@@ -167,17 +177,17 @@ fn on_batch(st: &mut PartitionState, batch: &MessageBatch) {
         .consumed(st.args.partition, batch.len() as u64, batch.bytes() as u64);
 }
 
-async fn flush(
-    myself: &ActorRef<PartitionMsg>,
-    st: &mut PartitionState,
-) -> Result<(), ActorProcessingErr> {
+/// Cuts the open shard and starts its commit, after the previous commit has settled.
+async fn flush(myself: &ActorRef<PartitionMsg>, st: &mut PartitionState) -> Result<(), ActorProcessingErr> {
     let Some(last) = st.last else { return Ok(()) };
+    settle(myself, st).await?;
+    if myself.get_status() != ractor::ActorStatus::Running {
+        return Ok(());
+    }
     let ctx = st.args.ctx.clone();
     let p = st.args.partition;
     let parsed = st.parser.finish()?;
     let partial = std::mem::replace(&mut st.partial, Partial::new(&ctx.analytics));
-    let started = Instant::now();
-    let rows = st.rows;
     let shard = ShardToCommit {
         source: ctx.settings.topic.clone(),
         partition: p,
@@ -188,44 +198,45 @@ async fn flush(
         parsed,
         partial,
     };
-    match commit_shard(ctx.storage.clone(), &mut st.cp, &ctx.parquet, shard).await? {
+    // The next shard starts right after this one; if this commit fails, the actor stops or
+    // restarts from etcd before anything after it can commit.
+    st.shard_first = last + 1;
+    st.last = None;
+    st.rows = 0;
+    st.bytes = 0;
+    let mut cp = st.cp.clone();
+    let lock = ctx.commit_lock(p).lock_owned().await;
+    let task = tokio::spawn(async move {
+        let r = commit_shard(ctx.storage.clone(), &mut cp, &ctx.parquet, shard).await;
+        drop(lock);
+        (cp, r)
+    });
+    st.inflight = Some((task, Instant::now()));
+    Ok(())
+}
+
+/// Waits for the commit in flight and acts on its outcome.
+async fn settle(myself: &ActorRef<PartitionMsg>, st: &mut PartitionState) -> Result<(), ActorProcessingErr> {
+    let Some((task, started)) = st.inflight.take() else { return Ok(()) };
+    let (cp, result) = task.await.map_err(|e| format!("commit task failed: {e}"))?;
+    st.cp = cp;
+    let ctx = st.args.ctx.clone();
+    let p = st.args.partition;
+    match result? {
         Committed::Done(m) => {
-            tracing::debug!(
-                partition = p,
-                first = m.first,
-                last = m.last,
-                rows,
-                "shard committed"
-            );
+            tracing::debug!(partition = p, first = m.first, last = m.last, records = m.records, "shard committed");
             ctx.metrics.committed(p, &m, started.elapsed());
-            st.shard_first = m.next_offset();
-            st.last = None;
-            st.rows = 0;
-            st.bytes = 0;
-            let _ = st.args.supervisor.cast(SupervisorMsg::Committed {
-                partition: p,
-                manifest: m,
-            });
+            let _ = st.args.supervisor.cast(SupervisorMsg::Committed { partition: p, manifest: m });
             Ok(())
         }
         Committed::Fenced { current_epoch } => {
-            tracing::warn!(
-                partition = p,
-                epoch = st.args.epoch,
-                ?current_epoch,
-                "fenced: another owner holds the partition"
-            );
-            let _ = st.args.supervisor.cast(SupervisorMsg::Lost {
-                partition: p,
-                epoch: st.args.epoch,
-            });
+            tracing::warn!(partition = p, epoch = st.args.epoch, ?current_epoch, "fenced: another owner holds the partition");
+            let _ = st.args.supervisor.cast(SupervisorMsg::Lost { partition: p, epoch: st.args.epoch });
             myself.stop(Some("fenced".into()));
             Ok(())
         }
-        Committed::Stale { stored } => Err(format!(
-            "partition {p}: etcd's next offset is {stored:?}, not {}; restarting from etcd",
-            st.shard_first
-        )
-        .into()),
+        Committed::Stale { stored } => {
+            Err(format!("partition {p}: etcd's next offset is {stored:?}, not where the shard started; restarting from etcd").into())
+        }
     }
 }
