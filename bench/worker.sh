@@ -23,7 +23,7 @@ echo "== worker run (1 worker, all partitions, until caught up)"
 START=$(date +%s.%N)
 SAWMILL_LOG=warn /usr/bin/time -f "peak_rss_kb=%M" "$BIN/worker" run --bootstrap-servers "$SAWMILL_KAFKA" \
   --etcd "$SAWMILL_ETCD" --topic "$TOPIC" --output "$SAWMILL_HDFS/sawmill-bench/$TOPIC" \
-  --until-caught-up --shard-max-age-ms 500 2>&1 | tail -2
+  --until-caught-up 2>&1 | tail -2
 END=$(date +%s.%N)
 python3 - "$LINES" "$START" "$END" "$DIR/plain.txt" <<'PY'
 import sys

@@ -21,6 +21,13 @@ if [[ "${1:-}" == "--test" ]]; then
     echo "setup: installing pyarrow and duckdb with pip" >&2
     python3 -m pip install -q pyarrow duckdb pyyaml
   fi
+  # Headless Chromium opens the HTML report in the report's browser test.
+  if ! command -v chromium >/dev/null; then
+    echo "setup: installing chromium with apt-get" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq chromium >/dev/null
+  fi
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi

@@ -3,6 +3,7 @@
 
 use crate::CliError;
 use sawmill_report::{build, read_summary, ReportOptions};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -51,10 +52,23 @@ pub fn execute(args: ReportArgs) -> Result<(), CliError> {
     match (format, &args.html) {
         // The page is in the file already; say where rather than print it twice.
         (Format::Html, Some(path)) => eprintln!("wrote the report to {}", path.display()),
-        (Format::Html, None) => print!("{}", report.to_html()),
-        (Format::Text, _) => print!("{}", report.to_text()),
+        (Format::Html, None) => emit(&report.to_html())?,
+        (Format::Text, _) => emit(&report.to_text())?,
         // `{:#}` pretty-prints a JSON value (and, unlike `to_string_pretty`, cannot fail).
-        (Format::Json, _) => println!("{:#}", report.to_json()),
+        (Format::Json, _) => emit(&format!("{:#}\n", report.to_json()))?,
     }
     Ok(())
+}
+
+/// Writes to stdout; a closed pipe (`sawmill report ... | head`) is the reader's choice, not an
+/// error (`print!` would panic on it).
+fn emit(s: &str) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(s.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Write {
+            path: "stdout".into(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
 }

@@ -114,7 +114,9 @@ impl Chunker {
         loop {
             while !self.eof && data.len() < self.target {
                 let start = data.len();
-                data.resize(self.target.max(start + 64 * 1024), 0);
+                // Read no further than the target, so chunks are about `target` bytes whatever
+                // the reader hands out (the inputs are buffered, so small reads cost a copy).
+                data.resize(self.target, 0);
                 let n = match self.reader.read(&mut data[start..]) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,

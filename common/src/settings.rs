@@ -22,8 +22,10 @@ pub struct PipelineSettings {
     pub shard_max_rows: u64,
     /// ...or this many bytes of input...
     pub shard_max_bytes: u64,
-    /// ...or has been open this long (an idle partition still closes its shard).
+    /// ...or has been open this long...
     pub shard_max_age_ms: u64,
+    /// ...or has received nothing for this long (a partition gone quiet commits promptly).
+    pub shard_idle_ms: u64,
     /// Parquet compression (`zstd`, `snappy`, `lz4`, `none`, `zstd:N`).
     pub compression: String,
     pub row_group_rows: usize,
@@ -42,6 +44,7 @@ impl Default for PipelineSettings {
             shard_max_rows: 500_000,
             shard_max_bytes: 64 << 20,
             shard_max_age_ms: 10_000,
+            shard_idle_ms: 1_000,
             compression: "zstd".into(),
             row_group_rows: 128 * 1024,
             missing_size_as_zero: true,
@@ -56,6 +59,10 @@ impl PipelineSettings {
 
     pub fn shard_max_age(&self) -> Duration {
         Duration::from_millis(self.shard_max_age_ms.max(1))
+    }
+
+    pub fn shard_idle(&self) -> Duration {
+        Duration::from_millis(self.shard_idle_ms.clamp(1, self.shard_max_age_ms.max(1)))
     }
 
     pub fn parquet(&self) -> Result<ParquetOptions> {

@@ -50,13 +50,11 @@ pub fn staging_name(final_path: &str) -> String {
 /// Renames a staged file to its final name unless the final name exists already, in which case
 /// the staged file is deleted (final names are deterministic, so the contents are the same rows).
 pub fn publish(storage: &dyn Storage, staging: &str, final_path: &str) -> Result<bool> {
-    if storage.exists(final_path)? {
-        storage.delete(staging)?;
-        return Ok(false);
-    }
+    // Rename first (it refuses an existing destination): one round trip in the common case.
     match storage.rename(staging, final_path) {
         Ok(()) => Ok(true),
-        // Lost a race with another publisher of the same final name: theirs is as good as ours.
+        // Published before (a retry), or a race with another publisher of the same final name:
+        // final names are deterministic, so theirs holds the same rows as ours.
         Err(_) if storage.exists(final_path)? => {
             storage.delete(staging)?;
             Ok(false)

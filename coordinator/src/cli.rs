@@ -180,8 +180,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sawmill-coord-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.json");
-        std::fs::write(&f, r#"{"topic": "from-file", "listen": "127.0.0.1:9", "shard_max_rows": 5}"#)
-            .unwrap();
+        std::fs::write(
+            &f,
+            r#"{"topic": "from-file", "listen": "127.0.0.1:9", "shard_max_rows": 5}"#,
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(f),
             listen: Some("127.0.0.1:0".into()),

@@ -362,7 +362,10 @@ impl ClusterState {
         }
         for o in &req.owned {
             if o.committed_offset >= 0 {
-                let c = self.committed.entry(o.partition).or_insert(o.committed_offset);
+                let c = self
+                    .committed
+                    .entry(o.partition)
+                    .or_insert(o.committed_offset);
                 *c = (*c).max(o.committed_offset);
             }
         }
@@ -456,7 +459,11 @@ impl ClusterState {
         let partitions = keys
             .into_iter()
             .map(|p| {
-                let st = self.states.get(&p).cloned().unwrap_or(Ownership::Unassigned);
+                let st = self
+                    .states
+                    .get(&p)
+                    .cloned()
+                    .unwrap_or(Ownership::Unassigned);
                 let committed = self.committed.get(&p).copied();
                 let end = self.ends.get(&p).copied();
                 PartitionStatus {
@@ -524,9 +531,8 @@ impl Actor for ClusterActor {
                 "owners recorded in etcd: waiting for them to rejoin before reassigning"
             );
         }
-        let ticker = myself.send_interval(Duration::from_millis(args.cfg.tick_ms), || {
-            ClusterMsg::Tick
-        });
+        let ticker =
+            myself.send_interval(Duration::from_millis(args.cfg.tick_ms), || ClusterMsg::Tick);
         let generation_key = format!("{}/coordinator/generation", cp.keys().prefix());
         Ok(ClusterState {
             args,

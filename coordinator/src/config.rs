@@ -110,8 +110,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sawmill-coord-cfg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.json");
-        std::fs::write(&f, r#"{"topic": "t1", "shard_max_rows": 7, "session_timeout_ms": 9000}"#)
-            .unwrap();
+        std::fs::write(
+            &f,
+            r#"{"topic": "t1", "shard_max_rows": 7, "session_timeout_ms": 9000}"#,
+        )
+        .unwrap();
         let c = ServeConfig::from_file(&f).unwrap();
         assert_eq!(c.pipeline.topic, "t1");
         assert_eq!(c.pipeline.shard_max_rows, 7);

@@ -6,7 +6,9 @@ pub enum CoordinatorError {
     Common(#[from] sawmill_common::Error),
     #[error("invalid configuration: {0}")]
     Config(String),
-    #[error("cannot listen on {addr}: {source} (is the port in use? pick another with --listen/--http)")]
+    #[error(
+        "cannot listen on {addr}: {source} (is the port in use? pick another with --listen/--http)"
+    )]
     Bind {
         addr: String,
         source: std::io::Error,

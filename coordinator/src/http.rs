@@ -64,11 +64,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 fn unavailable(e: String) -> Response {
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(json!({ "error": e })),
-    )
-        .into_response()
+    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e }))).into_response()
 }
 
 async fn status(State(s): State<ApiState>) -> Response {

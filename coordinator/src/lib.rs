@@ -168,7 +168,10 @@ pub async fn serve(
             let _ = grpc_server.await;
             let _ = http_server.await;
         };
-        if tokio::time::timeout(Duration::from_secs(5), wait).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), wait)
+            .await
+            .is_err()
+        {
             tracing::warn!("servers did not stop within 5 s; closing them");
             for a in aborts {
                 a.abort();

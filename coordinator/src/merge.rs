@@ -211,7 +211,11 @@ impl MergeState {
 
     async fn write_summary(&mut self) -> Result<bool, String> {
         {
-            let mut g = self.args.merged.write().map_err(|_| "lock poisoned".to_string())?;
+            let mut g = self
+                .args
+                .merged
+                .write()
+                .map_err(|_| "lock poisoned".to_string())?;
             if !g.dirty {
                 return Ok(false);
             }
@@ -234,7 +238,11 @@ impl MergeState {
         .await
         .map_err(|e| format!("summary task failed: {e}"))
         .and_then(|r| r);
-        let mut g = self.args.merged.write().map_err(|_| "lock poisoned".to_string())?;
+        let mut g = self
+            .args
+            .merged
+            .write()
+            .map_err(|_| "lock poisoned".to_string())?;
         match r {
             Ok(()) => {
                 g.summary_writes += 1;
@@ -367,6 +375,9 @@ mod tests {
             parse_manifest_key(prefix, "/sawmill/t/manifest/00003/00000000000000000042"),
             Some((3, 42))
         );
-        assert_eq!(parse_manifest_key(prefix, "/sawmill/u/manifest/00003/1"), None);
+        assert_eq!(
+            parse_manifest_key(prefix, "/sawmill/u/manifest/00003/1"),
+            None
+        );
     }
 }

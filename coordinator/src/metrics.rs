@@ -29,11 +29,17 @@ fn reg<C: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: C) -> 
 }
 
 fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
-    reg(r, IntCounter::new(name, help).expect("static metric definition"))
+    reg(
+        r,
+        IntCounter::new(name, help).expect("static metric definition"),
+    )
 }
 
 fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
-    reg(r, IntGauge::new(name, help).expect("static metric definition"))
+    reg(
+        r,
+        IntGauge::new(name, help).expect("static metric definition"),
+    )
 }
 
 impl Default for Metrics {

@@ -25,7 +25,10 @@ use std::time::{Duration, Instant};
 pub enum Ownership {
     Unassigned,
     /// `worker` owns the partition at `epoch` (fenced for it in etcd).
-    Owned { worker: WorkerId, epoch: u64 },
+    Owned {
+        worker: WorkerId,
+        epoch: u64,
+    },
     /// `from` (still owner at `epoch`) was asked to release so that `to` can take over.
     Releasing {
         from: WorkerId,
@@ -70,9 +73,15 @@ pub enum Step {
     Keep,
     /// Bump the epoch for `to` (fencing every earlier owner) and assign it. `forced` when a live
     /// owner did not release in time.
-    Grant { to: WorkerId, forced: bool },
+    Grant {
+        to: WorkerId,
+        forced: bool,
+    },
     /// Ask the live owner `from` to release for `to` (or retarget a pending release).
-    Release { from: WorkerId, to: WorkerId },
+    Release {
+        from: WorkerId,
+        to: WorkerId,
+    },
     /// The move is no longer wanted: the releasing owner keeps the partition.
     Cancel,
     /// No live worker can own it (or it left the topic): forget the owner.
@@ -230,7 +239,8 @@ pub fn reconcile(
         }
     }
     // A partition reported at an older epoch is superseded by the assignment, not released.
-    out.release.retain(|p| !out.assign.iter().any(|(a, _)| a == p));
+    out.release
+        .retain(|p| !out.assign.iter().any(|(a, _)| a == p));
     out
 }
 
@@ -281,7 +291,9 @@ mod tests {
             }
         );
         let r = apply(owned("a", 3), &s, now);
-        assert!(matches!(&r, Ownership::Releasing { from, epoch: 3, to, released: false, .. } if from == "a" && to == "b"));
+        assert!(
+            matches!(&r, Ownership::Releasing { from, epoch: 3, to, released: false, .. } if from == "a" && to == "b")
+        );
         assert_eq!(r.holder().map(String::as_str), Some("a"));
     }
 
@@ -362,7 +374,9 @@ mod tests {
         );
         // Retargeting keeps the original deadline.
         let r = apply(releasing(false, t0), &s, t0 + Duration::from_secs(5));
-        assert!(matches!(r, Ownership::Releasing { since, ref to, .. } if since == t0 && to == "c"));
+        assert!(
+            matches!(r, Ownership::Releasing { since, ref to, .. } if since == t0 && to == "c")
+        );
     }
 
     #[test]
@@ -383,7 +397,10 @@ mod tests {
         let reported = BTreeMap::from([(0, 5), (1, 2)]);
         let d = reconcile(&mut states, "a", &reported, &BTreeMap::new());
         assert_eq!(d, Delivery::default());
-        assert!(matches!(states[&2], Ownership::Releasing { released: true, .. }));
+        assert!(matches!(
+            states[&2],
+            Ownership::Releasing { released: true, .. }
+        ));
     }
 
     #[test]
@@ -391,12 +408,7 @@ mod tests {
         let mut states = BTreeMap::from([(0, Ownership::Unassigned), (1, Ownership::Unassigned)]);
         let epochs = BTreeMap::from([(0, 7), (1, 4)]);
         // Holds 0 at the current epoch, 1 at a fenced one.
-        let d = reconcile(
-            &mut states,
-            "a",
-            &BTreeMap::from([(0, 7), (1, 3)]),
-            &epochs,
-        );
+        let d = reconcile(&mut states, "a", &BTreeMap::from([(0, 7), (1, 3)]), &epochs);
         assert_eq!(states[&0], owned("a", 7));
         assert_eq!(states[&1], Ownership::Unassigned);
         assert_eq!(d.release, vec![1]);
@@ -413,7 +425,12 @@ mod tests {
         let s = step(&st, b.as_ref(), &alive, t0, T);
         st = apply(st, &s, t0);
         let mut states = BTreeMap::from([(0, st)]);
-        let d = reconcile(&mut states, "a", &BTreeMap::from([(0, 1)]), &BTreeMap::new());
+        let d = reconcile(
+            &mut states,
+            "a",
+            &BTreeMap::from([(0, 1)]),
+            &BTreeMap::new(),
+        );
         assert_eq!(d.release, vec![0]);
         reconcile(&mut states, "a", &BTreeMap::new(), &BTreeMap::new());
         let s = step(&states[&0], b.as_ref(), &alive, t0, T);

@@ -49,7 +49,8 @@ impl Coordinator for CoordinatorService {
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         let req = req.into_inner();
-        self.call("heartbeat", |r| ClusterMsg::Heartbeat(req, r)).await
+        self.call("heartbeat", |r| ClusterMsg::Heartbeat(req, r))
+            .await
     }
 
     async fn leave(&self, req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {

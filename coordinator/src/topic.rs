@@ -33,10 +33,15 @@ pub fn client(bootstrap: &str) -> Result<BaseConsumer> {
 }
 
 /// Partitions and high watermarks of `topic`, or why they cannot be read.
-pub fn read_topic(c: &BaseConsumer, topic: &str) -> std::result::Result<(Vec<i32>, BTreeMap<i32, i64>), String> {
+pub fn read_topic(
+    c: &BaseConsumer,
+    topic: &str,
+) -> std::result::Result<(Vec<i32>, BTreeMap<i32, i64>), String> {
     let md = c
         .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .map_err(|e| format!("cannot read metadata: {e} (is Kafka running? check --bootstrap-servers)"))?;
+        .map_err(|e| {
+            format!("cannot read metadata: {e} (is Kafka running? check --bootstrap-servers)")
+        })?;
     let t = md
         .topics()
         .iter()

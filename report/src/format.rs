@@ -3,17 +3,15 @@
 /// `1234567` → `1,234,567`: exact counts in tables stay exact but readable.
 pub fn thousands(v: i64) -> String {
     let digits = v.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
-    if v < 0 {
-        out.push('-');
-    }
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    // ASCII digits, so every 3-byte chunk is valid UTF-8.
+    let groups: Vec<&str> = digits
+        .as_bytes()
+        .rchunks(3)
+        .rev()
+        .map(|g| std::str::from_utf8(g).unwrap_or_default())
+        .collect();
+    let sign = if v < 0 { "-" } else { "" };
+    format!("{sign}{}", groups.join(","))
 }
 
 /// Up to three significant digits, trailing zeros dropped: `1.25`, `15`, `150`.

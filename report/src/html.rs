@@ -84,7 +84,7 @@ fn endpoints_table(out: &mut String, caption: &str, v: &[EndpointCount]) {
 }
 
 fn section(out: &mut String, id: &str, title: &str) {
-    let _ = write!(out, "<section id=\"{id}\"><h2>{}</h2>\n", esc(title));
+    let _ = writeln!(out, "<section id=\"{id}\"><h2>{}</h2>", esc(title));
 }
 
 fn card(out: &mut String, label: &str, value: &str, detail: &str) {
@@ -111,9 +111,9 @@ const NAV: [(&str, &str); 8] = [
 impl Report {
     fn chart(&self, out: &mut String, id: &str) {
         if let Some(c) = self.charts.iter().find(|c| c.id == id) {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<figure class=\"chart-box\">{}</figure>\n",
+                "<figure class=\"chart-box\">{}</figure>",
                 inline_svg(&c.svg)
             );
         }

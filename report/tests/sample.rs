@@ -90,3 +90,36 @@ fn read_summary_reads_a_run() {
     assert_eq!(tables.len(), run.tables.len());
     assert!(build(&tables, &ReportOptions::default()).is_ok());
 }
+
+#[test]
+fn reject_examples_show_bytes_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("binary.log");
+    let mut bytes = std::fs::read(sample_log()).unwrap()[..4000].to_vec();
+    bytes.truncate(bytes.iter().rposition(|&b| b == b'\n').unwrap() + 1);
+    // A TLS hello sent to a plain-HTTP port, and a line with a terminal escape and markup.
+    bytes.extend_from_slice(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\\x16\n");
+    bytes.extend_from_slice(b"\x1b[31m<script>alert(1)</script>\n");
+    std::fs::write(&log, bytes).unwrap();
+    let run = run(&[log]);
+    let report = build(&run.tables, &ReportOptions::default()).unwrap();
+    let examples: Vec<&str> = report
+        .rejects
+        .iter()
+        .flat_map(|g| g.examples.iter().map(|e| e.escaped.as_str()))
+        .collect();
+    assert!(
+        examples.contains(&"\\x16\\x03\\x01\\x02\\x00\\x01\\x00\\x01\\xfc\\x03\\x03\\\\x16"),
+        "{examples:?}"
+    );
+    assert!(
+        examples.contains(&"\\x1b[31m<script>alert(1)</script>"),
+        "{examples:?}"
+    );
+    let html = report.to_html();
+    assert!(html.contains("<span class=\"esc\">\\x16</span><span class=\"esc\">\\x03</span>"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert!(!html.contains("<script>alert"));
+    assert!(!report.to_text().contains('\x1b'));
+    common::assert_no_external_urls(&html);
+}

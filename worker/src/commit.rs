@@ -126,11 +126,12 @@ pub async fn commit_shard(
     {
         let storage = storage.clone();
         let to_write = to_write.clone();
+        // Files are independent: write them concurrently (HDFS latency, not bandwidth, dominates).
         blocking_retry("stage shard", move || {
-            for (path, bytes) in to_write.iter() {
-                storage.write(path, bytes)?;
-            }
-            Ok(())
+            std::thread::scope(|s| {
+                let handles: Vec<_> = to_write.iter().map(|(path, bytes)| s.spawn(|| storage.write(path, bytes))).collect();
+                handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(sawmill_common::Error::Pipeline("stage thread panicked".into()))))
+            })
         })
         .await?;
     }
@@ -181,10 +182,12 @@ pub async fn commit_shard(
             let m = manifest.clone();
             let storage2 = storage.clone();
             blocking_retry("publish shard", move || {
-                for f in m.all_files() {
-                    publish(storage2.as_ref(), &f.staging, &f.path)?;
-                }
-                Ok(())
+                std::thread::scope(|s| {
+                    let handles: Vec<_> = m.all_files().map(|f| s.spawn(|| publish(storage2.as_ref(), &f.staging, &f.path))).collect();
+                    handles.into_iter().try_for_each(|h| {
+                        h.join().unwrap_or_else(|_| Err(sawmill_common::Error::Pipeline("publish thread panicked".into()))).map(|_| ())
+                    })
+                })
             })
             .await?;
             Ok(Committed::Done(Box::new(manifest)))

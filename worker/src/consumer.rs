@@ -252,7 +252,11 @@ fn run(consumer: BaseConsumer, topic: String, rx: mpsc::Receiver<ConsumerCmd>) {
         }
         // Hand over what waits for a credit; poll briefly while anything is waiting.
         let waiting = retry_paused(&consumer, &topic, &mut parts);
-        let timeout = if waiting { Duration::from_millis(5) } else { Duration::from_millis(100) };
+        let timeout = if waiting {
+            Duration::from_millis(5)
+        } else {
+            Duration::from_millis(100)
+        };
         match consumer.poll(timeout) {
             None => {
                 let ids: Vec<i32> = parts.keys().copied().collect();
@@ -288,7 +292,11 @@ fn run(consumer: BaseConsumer, topic: String, rx: mpsc::Receiver<ConsumerCmd>) {
 fn set_paused(consumer: &BaseConsumer, topic: &str, p: i32, pause: bool) {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition(topic, p);
-    let r = if pause { consumer.pause(&tpl) } else { consumer.resume(&tpl) };
+    let r = if pause {
+        consumer.pause(&tpl)
+    } else {
+        consumer.resume(&tpl)
+    };
     if let Err(e) = r {
         tracing::warn!(partition = p, pause, error = %e, "kafka pause/resume failed");
     }
@@ -296,7 +304,11 @@ fn set_paused(consumer: &BaseConsumer, topic: &str, p: i32, pause: bool) {
 
 /// Retries the hand-over of paused partitions; returns whether any is still waiting.
 fn retry_paused(consumer: &BaseConsumer, topic: &str, parts: &mut BTreeMap<i32, Assigned>) -> bool {
-    let paused: Vec<i32> = parts.iter().filter(|(_, a)| a.paused).map(|(p, _)| *p).collect();
+    let paused: Vec<i32> = parts
+        .iter()
+        .filter(|(_, a)| a.paused)
+        .map(|(p, _)| *p)
+        .collect();
     for &p in &paused {
         flush(consumer, topic, parts, p);
     }
@@ -337,8 +349,15 @@ fn flush(consumer: &BaseConsumer, topic: &str, parts: &mut BTreeMap<i32, Assigne
         a.paused = false;
         set_paused(consumer, topic, p, false);
     }
-    if a.sink.actor.cast(PartitionMsg::Batch(batch, permit)).is_err() {
-        tracing::warn!(partition = p, "partition actor is gone; dropping its assignment");
+    if a.sink
+        .actor
+        .cast(PartitionMsg::Batch(batch, permit))
+        .is_err()
+    {
+        tracing::warn!(
+            partition = p,
+            "partition actor is gone; dropping its assignment"
+        );
         parts.remove(&p);
     }
 }

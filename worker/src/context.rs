@@ -50,7 +50,8 @@ impl WorkerContext {
                 .await
                 .map_err(|e| WorkerError::Actor(e.to_string()))??;
         }
-        let consumer = crate::consumer::spawn(&settings.bootstrap_servers, &settings.topic, &group)?;
+        let consumer =
+            crate::consumer::spawn(&settings.bootstrap_servers, &settings.topic, &group)?;
         Ok(Arc::new(WorkerContext {
             worker_id,
             settings,

@@ -49,6 +49,8 @@ pub struct PartitionState {
     rows: u64,
     bytes: u64,
     opened: Instant,
+    /// When the last line arrived.
+    last_data: Instant,
     ticker: Option<tokio::task::JoinHandle<()>>,
     /// The commit in flight, if any, with when it started.
     inflight: Option<(tokio::task::JoinHandle<CommitResult>, Instant)>,
@@ -88,7 +90,7 @@ impl Actor for PartitionActor {
                 credits,
             },
         );
-        let ticker = myself.send_interval(Duration::from_millis(500), || PartitionMsg::Tick);
+        let ticker = myself.send_interval(Duration::from_millis(200), || PartitionMsg::Tick);
         tracing::info!(
             partition = p,
             epoch = args.epoch,
@@ -105,6 +107,7 @@ impl Actor for PartitionActor {
             rows: 0,
             bytes: 0,
             opened: Instant::now(),
+            last_data: Instant::now(),
             ticker: Some(ticker),
             inflight: None,
             args,
@@ -142,7 +145,8 @@ impl Actor for PartitionActor {
                 }
             }
             PartitionMsg::Tick => {
-                if st.rows > 0 && st.opened.elapsed() >= st.args.ctx.settings.shard_max_age() {
+                let s = &st.args.ctx.settings;
+                if st.rows > 0 && (st.opened.elapsed() >= s.shard_max_age() || st.last_data.elapsed() >= s.shard_idle()) {
                     flush(&myself, st).await?;
                 }
             }
@@ -178,7 +182,10 @@ fn on_batch(st: &mut PartitionState, batch: &MessageBatch) {
 }
 
 /// Cuts the open shard and starts its commit, after the previous commit has settled.
-async fn flush(myself: &ActorRef<PartitionMsg>, st: &mut PartitionState) -> Result<(), ActorProcessingErr> {
+async fn flush(
+    myself: &ActorRef<PartitionMsg>,
+    st: &mut PartitionState,
+) -> Result<(), ActorProcessingErr> {
     let Some(last) = st.last else { return Ok(()) };
     settle(myself, st).await?;
     if myself.get_status() != ractor::ActorStatus::Running {
@@ -216,8 +223,13 @@ async fn flush(myself: &ActorRef<PartitionMsg>, st: &mut PartitionState) -> Resu
 }
 
 /// Waits for the commit in flight and acts on its outcome.
-async fn settle(myself: &ActorRef<PartitionMsg>, st: &mut PartitionState) -> Result<(), ActorProcessingErr> {
-    let Some((task, started)) = st.inflight.take() else { return Ok(()) };
+async fn settle(
+    myself: &ActorRef<PartitionMsg>,
+    st: &mut PartitionState,
+) -> Result<(), ActorProcessingErr> {
+    let Some((task, started)) = st.inflight.take() else {
+        return Ok(());
+    };
     let (cp, result) = task.await.map_err(|e| format!("commit task failed: {e}"))?;
     st.cp = cp;
     let ctx = st.args.ctx.clone();

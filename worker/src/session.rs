@@ -169,13 +169,23 @@ impl Session {
         Ok(self.client.heartbeat(req).await?.into_inner())
     }
 
-    fn apply(&mut self, resp: HeartbeatResponse, release_tx: &mpsc::UnboundedSender<(i32, Option<i64>)>) {
+    fn apply(
+        &mut self,
+        resp: HeartbeatResponse,
+        release_tx: &mpsc::UnboundedSender<(i32, Option<i64>)>,
+    ) {
         let Some(sup) = self.sup.clone() else { return };
         for a in resp.assign {
-            if self.owned.get(&a.partition) == Some(&a.epoch) || self.releasing.contains(&a.partition) {
+            if self.owned.get(&a.partition) == Some(&a.epoch)
+                || self.releasing.contains(&a.partition)
+            {
                 continue;
             }
-            tracing::info!(partition = a.partition, epoch = a.epoch, "assigned by the coordinator");
+            tracing::info!(
+                partition = a.partition,
+                epoch = a.epoch,
+                "assigned by the coordinator"
+            );
             if sup
                 .cast(SupervisorMsg::Own {
                     partition: a.partition,
@@ -190,12 +200,18 @@ impl Session {
             if !self.releasing.insert(p) {
                 continue;
             }
-            tracing::info!(partition = p, "releasing at the coordinator's request: committing the open shard");
+            tracing::info!(
+                partition = p,
+                "releasing at the coordinator's request: committing the open shard"
+            );
             let (sup, tx) = (sup.clone(), release_tx.clone());
             tokio::spawn(async move {
                 let next = match sup
                     .call(
-                        |reply| SupervisorMsg::Release { partition: p, reply },
+                        |reply| SupervisorMsg::Release {
+                            partition: p,
+                            reply,
+                        },
                         Some(Duration::from_secs(120)),
                     )
                     .await
@@ -378,17 +394,17 @@ fn spawn_release_all(sup: ActorRef<SupervisorMsg>) -> tokio::task::JoinHandle<BT
 }
 
 /// Serves `GET /metrics` (Prometheus text) and `GET /healthz` on `addr`.
-async fn serve_metrics(
-    addr: &str,
-    ctx: Arc<WorkerContext>,
-) -> Result<tokio::task::JoinHandle<()>> {
+async fn serve_metrics(addr: &str, ctx: Arc<WorkerContext>) -> Result<tokio::task::JoinHandle<()>> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         WorkerError::Config(format!(
             "cannot listen on {addr} for /metrics: {e} (pick another --metrics-listen)"
         ))
     })?;
-    let bound = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let bound = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     tracing::info!(addr = %bound, "serving /metrics");
     let app = axum::Router::new()
         .route(
