@@ -9,7 +9,8 @@
 # Env: SAWMILL_KAFKA / SAWMILL_ETCD / SAWMILL_HDFS (the services; defaults are the local ones),
 # BENCH_DIR (default /var/tmp/sawmill-bench), LINES (default 2000000), PARTITIONS (default 6),
 # WORKERS (the worker counts to run, default "1 2"), SHARD_ROWS (default 200000),
-# SHARD_AGE_MS (default 2000), FAILOVER (1 to run the failover measurement, default 1).
+# SHARD_AGE_MS (default 2000), FAILOVER (1 to run the failover measurement, default 1),
+# LIMIT_S (give up waiting for a run to catch up after this many seconds, default 600).
 #
 # Throughput: the topic is produced once (not timed). Each run uses a fresh pipeline (etcd
 # subtree) and HDFS output root, starts the coordinator, then the workers; the clock runs from
@@ -46,7 +47,7 @@ echo "== producing $FILE into $TOPIC ($PARTITIONS partitions, not timed)"
   --reset --file "$FILE"
 
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; done; }
+cleanup() { for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 now() { date +%s.%N; }
@@ -60,6 +61,19 @@ d = json.load(sys.stdin)
 ps = d["partitions"]
 ok = ps and all(p["end_offset"] is not None and p["committed_offset"] == p["end_offset"] for p in ps)
 sys.exit(0 if ok else 1)'
+}
+
+# wait_caught_up HTTP: polls until caught up; gives up (status saved, exit 1) after LIMIT_S seconds
+wait_caught_up() {
+  local start=$SECONDS
+  until caught_up "$1"; do
+    if (( SECONDS - start > ${LIMIT_S:-600} )); then
+      status "$1" >"$RUN/stalled-status.json"
+      echo "not caught up after ${LIMIT_S:-600}s: see $RUN/stalled-status.json and the logs in $RUN" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
 }
 
 # start_coordinator NAME: starts a coordinator for pipeline NAME on free ports; sets GRPC, HTTP
@@ -96,7 +110,7 @@ for W in $WORKERS; do
   start_coordinator "$NAME"
   T0=$(now)
   for i in $(seq 1 "$W"); do start_worker "$NAME" "w$i"; done
-  until caught_up "$HTTP"; do sleep 0.2; done
+  wait_caught_up "$HTTP"
   T1=$(now)
   python3 - "$W" "$LINES" "$T0" "$T1" "$CEILING" <<'PY' | tee -a "$RUN/results.txt"
 import sys
@@ -125,7 +139,7 @@ owners = {p["owner"] for p in d["partitions"] if p["state"] == "owned"}
 sys.exit(0 if done * 3 >= int(sys.argv[1]) and owners == {"w1", "w2"} else 1)' "$LINES"; do sleep 0.1; done
   status "$HTTP" >"$RUN/failover-before.json"
   TKILL=$(now)
-  kill -9 "$VICTIM_PID"
+  kill -9 "$VICTIM_PID"; wait "$VICTIM_PID" 2>/dev/null || true
   # Poll until every partition w1 owned is owned by w2 under a new epoch.
   until status "$HTTP" | python3 -c '
 import sys, json
@@ -135,7 +149,7 @@ lost = [p for p, b in before.items() if b["owner"] == "w1"]
 now = {p["partition"]: p for p in d["partitions"]}
 sys.exit(0 if all(now[p]["owner"] == "w2" and now[p]["state"] == "owned" and now[p]["epoch"] > before[p]["epoch"] for p in lost) else 1)' "$RUN/failover-before.json"; do sleep 0.05; done
   TOWNED=$(now)
-  until caught_up "$HTTP"; do sleep 0.2; done
+  wait_caught_up "$HTTP"
   status "$HTTP" >"$RUN/failover-after.json"
   stop_all
   python3 - "$RUN/failover-before.json" "$RUN/$NAME-w2.log" "$TKILL" "$TOWNED" <<'PY' | tee -a "$RUN/results.txt"

@@ -45,8 +45,10 @@ pub fn parse_line(line: &[u8]) -> Result<LogRecord<'_>, RejectReason> {
     };
     let (ident, user) = ident_user(&rest[..open]);
     let after_open = &rest[open + 1..];
-    // Nearly every timestamp is `dd/Mon/yyyy:HH:MM:SS ±zzzz`, 26 bytes: look there first.
-    let close = if after_open.get(26) == Some(&b']') && !after_open[..26].contains(&b']') {
+    // Nearly every timestamp is `dd/Mon/yyyy:HH:MM:SS ±zzzz`, 26 bytes: look there first. With
+    // that shape (`/` third), a `]` earlier than 26 makes the timestamp invalid whichever `]`
+    // closes it, since every one of the 26 bytes is checked, so the reason stays the same.
+    let close = if after_open.get(26) == Some(&b']') && after_open[2] == b'/' {
         26
     } else {
         memchr(b']', after_open).ok_or(RejectReason::Truncated)?

@@ -204,10 +204,27 @@ fn rejects_carry_a_reason() {
             "[01/Aug/1995:00:00:44 -0400] \"GET / HTTP/1.0\" 200 1",
             NoHost,
         ),
+        // A `]` inside the timestamp, with another where the usual 26-byte one would end.
+        (
+            "h - - [01/Aug]1995:00:00:44 -0400] \"GET / HTTP/1.0\" 200 1",
+            InvalidTimestamp,
+        ),
+        (
+            "h - - [1995-08-01 00:00:4] \"GET ]/ HTTP/1.0\" 200 1",
+            InvalidTimestamp,
+        ),
     ];
     for (line, want) in cases {
         assert_eq!(parse_line(line.as_bytes()).err(), Some(*want), "{line:?}");
     }
+}
+
+#[test]
+fn iso_timestamp_is_closed_by_its_own_bracket() {
+    // The request puts a `]` exactly where a 26-byte common timestamp would close.
+    let r = ok("h - - [1995-08-01 00:00:44] \"GET ]/ HTTP/1.0\" 200 1");
+    assert_eq!(r.format, LogFormat::IsoBracketed);
+    assert_eq!(s(r.endpoint), Some("]/"));
 }
 
 #[test]

@@ -171,8 +171,10 @@ fn parse_worker(
     progress: &Progress,
 ) -> Result<Partial> {
     let mut partial = Partial::new(&cfg.analytics);
+    // One parser per thread, not per chunk: it sizes its builders from the chunks it has seen.
+    let mut parser = ChunkParser::new("".into(), 0);
     for chunk in rx.iter() {
-        let mut parser = ChunkParser::new(chunk.source.clone(), chunk.partition);
+        parser.set_source(chunk.source.clone(), chunk.partition);
         let next = parser.push_lines(&chunk.data, chunk.first_line, &mut partial);
         debug_assert_eq!(next - chunk.first_line, chunk.lines as i64);
         let parsed = parser.finish()?;

@@ -52,7 +52,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let total: i64 = parts
         .iter()
-        .map(|&p| c.fetch_watermarks(&topic, p, Duration::from_secs(10)).map(|(l, h)| h - l))
+        .map(|&p| {
+            c.fetch_watermarks(&topic, p, Duration::from_secs(10))
+                .map(|(l, h)| h - l)
+        })
         .sum::<Result<i64, _>>()?;
     let started = Instant::now();
     c.assign(&tpl)?;
@@ -62,7 +65,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(Ok(m)) => {
                 lines += 1;
                 bytes += m.payload().map_or(0, |p| p.len() as u64);
-                if end.get(&m.partition()).is_some_and(|&e| m.offset() + 1 >= e) {
+                if end
+                    .get(&m.partition())
+                    .is_some_and(|&e| m.offset() + 1 >= e)
+                {
                     end.remove(&m.partition());
                 }
             }

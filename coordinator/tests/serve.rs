@@ -14,7 +14,11 @@ fn env(k: &str) -> Option<String> {
 
 fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -84,9 +88,15 @@ async fn serves_in_process_on_free_ports() {
     })
     .await
     .unwrap();
-    assert!(health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"), "{health}");
+    assert!(
+        health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
+        "{health}"
+    );
     assert!(status.contains("\"id\":\"solo\""), "{status}");
-    assert!(metrics.contains("sawmill_coordinator_workers_alive 1"), "{metrics}");
+    assert!(
+        metrics.contains("sawmill_coordinator_workers_alive 1"),
+        "{metrics}"
+    );
 
     stop.send(()).unwrap();
     handle.wait().await.unwrap();

@@ -15,12 +15,14 @@
 //! - [`charts`]: plotters SVG charts from plain `(label, value)` data, reusable by a dashboard.
 //! - `report_charts`: which data each of the report's charts shows.
 //! - `html`, `text`: the renderers.
+//! - [`dashboard`]: the coordinator's live page and the JSON document it polls.
 //! - [`format`]: number formatting and escaping.
 //! - [`error`]: the crate's one error enum.
 
 mod build;
 pub mod charts;
 pub mod columns;
+pub mod dashboard;
 pub mod error;
 pub mod format;
 mod html;

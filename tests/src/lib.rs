@@ -23,7 +23,11 @@ pub struct Services {
 /// The real services, or `None` (after saying why) when the environment names none.
 pub fn services(test: &str) -> Option<Services> {
     let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (get("SAWMILL_KAFKA"), get("SAWMILL_HDFS"), get("SAWMILL_ETCD")) {
+    match (
+        get("SAWMILL_KAFKA"),
+        get("SAWMILL_HDFS"),
+        get("SAWMILL_ETCD"),
+    ) {
         (Some(kafka), Some(hdfs), Some(etcd)) => Some(Services { kafka, hdfs, etcd }),
         _ => {
             if std::env::var("SAWMILL_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
@@ -60,13 +64,20 @@ pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
     let p = dir.join(name);
-    assert!(p.exists(), "{} not built: run `cargo build --workspace` first", p.display());
+    assert!(
+        p.exists(),
+        "{} not built: run `cargo build --workspace` first",
+        p.display()
+    );
     p
 }
 
 /// A name unique to this test run (topics, HDFS roots, etcd pipelines).
 pub fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
@@ -75,7 +86,11 @@ pub struct ChildGuard(pub Option<Child>);
 
 impl ChildGuard {
     pub fn spawn(cmd: &mut Command) -> Self {
-        ChildGuard(Some(cmd.stdin(Stdio::null()).spawn().expect("spawn child process")))
+        ChildGuard(Some(
+            cmd.stdin(Stdio::null())
+                .spawn()
+                .expect("spawn child process"),
+        ))
     }
 
     pub fn kill9(&mut self) {
@@ -117,13 +132,27 @@ impl Drop for ChildGuard {
 /// Produces a file into a topic with the `sawmill` binary; returns the lines sent.
 pub fn produce(s: &Services, topic: &str, file: &Path, partitions: u32, reset: bool) -> u64 {
     let mut cmd = Command::new(bin("sawmill"));
-    cmd.args(["produce", "--bootstrap-servers", &s.kafka, "--topic", topic, "--partitions", &partitions.to_string(), "-q", "--file"])
-        .arg(file);
+    cmd.args([
+        "produce",
+        "--bootstrap-servers",
+        &s.kafka,
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+        "-q",
+        "--file",
+    ])
+    .arg(file);
     if reset {
         cmd.arg("--reset");
     }
     let out = cmd.output().expect("run sawmill produce");
-    assert!(out.status.success(), "sawmill produce failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "sawmill produce failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     sawmill_common::batch::count_lines(&std::fs::read(file).expect("read produced file"))
 }
 
@@ -138,8 +167,14 @@ pub fn positions(storage: &dyn Storage, dir: &str) -> Vec<(i32, i64)> {
         for b in batches {
             let p = b.column_by_name("partition").expect("partition column");
             let o = b.column_by_name("offset").expect("offset column");
-            let p = p.as_any().downcast_ref::<Int32Array>().expect("int32 partition");
-            let o = o.as_any().downcast_ref::<Int64Array>().expect("int64 offset");
+            let p = p
+                .as_any()
+                .downcast_ref::<Int32Array>()
+                .expect("int32 partition");
+            let o = o
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("int64 offset");
             for i in 0..b.num_rows() {
                 assert!(!p.is_null(i) && !o.is_null(i));
                 out.push((p.value(i), o.value(i)));
@@ -155,8 +190,19 @@ pub fn assert_exactly_once(mut seen: Vec<(i32, i64)>, end: &BTreeMap<i32, i64>) 
     let total: i64 = end.values().sum();
     let mut dups = seen.clone();
     dups.dedup();
-    assert_eq!(dups.len(), seen.len(), "{} duplicated rows", seen.len() - dups.len());
-    assert_eq!(seen.len() as i64, total, "rows {} != offsets {}", seen.len(), total);
+    assert_eq!(
+        dups.len(),
+        seen.len(),
+        "{} duplicated rows",
+        seen.len() - dups.len()
+    );
+    assert_eq!(
+        seen.len() as i64,
+        total,
+        "rows {} != offsets {}",
+        seen.len(),
+        total
+    );
     let mut it = seen.iter();
     for (&p, &e) in end {
         for o in 0..e {
@@ -174,7 +220,13 @@ pub fn comparable_tables(p: &sawmill_common::analytics::Partial) -> BTreeMap<Str
             continue;
         }
         let keep: Vec<usize> = (0..batch.num_columns())
-            .filter(|&i| !(name == "table_404" && matches!(batch.schema().field(i).name().as_str(), "partition" | "offset")))
+            .filter(|&i| {
+                !(name == "table_404"
+                    && matches!(
+                        batch.schema().field(i).name().as_str(),
+                        "partition" | "offset"
+                    ))
+            })
             .collect();
         let b = batch.project(&keep).expect("project");
         let mut rows: Vec<String> = (0..b.num_rows())

@@ -6,8 +6,16 @@ use sawmill_tests::{bin, workspace};
 use std::process::Command;
 
 fn help(binary: &str, args: &[&str]) -> String {
-    let out = Command::new(bin(binary)).args(args).arg("--help").output().expect("run --help");
-    assert!(out.status.success(), "{binary} {args:?} --help failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin(binary))
+        .args(args)
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    assert!(
+        out.status.success(),
+        "{binary} {args:?} --help failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -18,31 +26,59 @@ fn compose_file_is_consistent_with_the_binaries() {
         .arg(workspace().join("docker-compose.yml"))
         .output()
         .expect("python3 with PyYAML (scripts/setup.sh --test installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc["errors"], serde_json::json!([]), "compose errors");
     let svc = &doc["services"];
-    for name in ["etcd", "kafka", "namenode", "datanode", "coordinator", "worker"] {
+    for name in [
+        "etcd",
+        "kafka",
+        "namenode",
+        "datanode",
+        "coordinator",
+        "worker",
+    ] {
         assert!(svc.get(name).is_some(), "service {name} missing");
     }
     // The worker needs nothing but the coordinator's address, and scales horizontally.
     let worker: Vec<String> = serde_json::from_value(svc["worker"]["command"].clone()).unwrap();
-    assert_eq!(worker, ["worker", "join", "--coordinator", "coordinator:7000"]);
+    assert_eq!(
+        worker,
+        ["worker", "join", "--coordinator", "coordinator:7000"]
+    );
     assert!(svc["worker"]["replicas"].as_u64().unwrap_or(0) >= 2);
     assert!(help("worker", &["join"]).contains("--coordinator"));
     let coord: Vec<String> = serde_json::from_value(svc["coordinator"]["command"].clone()).unwrap();
     assert_eq!(&coord[..2], ["coordinator", "serve"]);
     let serve_help = help("coordinator", &["serve"]);
     for flag in coord.iter().filter(|a| a.starts_with("--")) {
-        assert!(serve_help.contains(flag.as_str()), "coordinator serve has no {flag}");
+        assert!(
+            serve_help.contains(flag.as_str()),
+            "coordinator serve has no {flag}"
+        );
     }
     // Settings passed by environment are ones the binaries read.
-    let env = svc["coordinator"]["env"].as_object().expect("coordinator env");
+    let env = svc["coordinator"]["env"]
+        .as_object()
+        .expect("coordinator env");
     for key in env.keys().filter(|k| *k != "SAWMILL_LOG") {
-        assert!(serve_help.contains(key.as_str()), "coordinator serve does not read {key}");
+        assert!(
+            serve_help.contains(key.as_str()),
+            "coordinator serve does not read {key}"
+        );
     }
-    let dockerfile = std::fs::read_to_string(workspace().join(svc["coordinator"]["dockerfile"].as_str().unwrap())).unwrap();
+    let dockerfile = std::fs::read_to_string(
+        workspace().join(svc["coordinator"]["dockerfile"].as_str().unwrap()),
+    )
+    .unwrap();
     for b in ["coordinator", "worker", "sawmill"] {
-        assert!(dockerfile.contains(&format!("target/release/{b}")), "Dockerfile does not ship {b}");
+        assert!(
+            dockerfile.contains(&format!("target/release/{b}")),
+            "Dockerfile does not ship {b}"
+        );
     }
 }

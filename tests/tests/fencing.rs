@@ -19,7 +19,10 @@ fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCo
     let mut partial = Partial::new(&AnalyticsConfig::default());
     let mut parser = ChunkParser::new(topic.into(), 0);
     for o in first..first + n {
-        let line = format!("h{o} - - [01/Jul/1995:00:00:{:02} -0400] \"GET /x HTTP/1.0\" 200 {o}", o % 60);
+        let line = format!(
+            "h{o} - - [01/Jul/1995:00:00:{:02} -0400] \"GET /x HTTP/1.0\" 200 {o}",
+            o % 60
+        );
         parser.push(line.as_bytes(), o, &mut partial);
     }
     ShardToCommit {
@@ -36,10 +39,14 @@ fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_current_epoch_commits() {
-    let Some(s) = services("only_the_current_epoch_commits") else { return };
+    let Some(s) = services("only_the_current_epoch_commits") else {
+        return;
+    };
     let topic = unique("it-fence");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
-    let out: Arc<dyn Storage> = tokio::task::spawn_blocking(move || storage::open(&root).unwrap()).await.unwrap();
+    let out: Arc<dyn Storage> = tokio::task::spawn_blocking(move || storage::open(&root).unwrap())
+        .await
+        .unwrap();
     let opts = ParquetOptions::default();
     let mut a = Checkpoints::connect(&s.etcd, &topic).await.unwrap();
     let mut b = Checkpoints::connect(&s.etcd, &topic).await.unwrap();
@@ -50,37 +57,85 @@ async fn only_the_current_epoch_commits() {
     let epoch_b = b.bump_epoch(0, "b").await.unwrap();
     assert!(epoch_b > epoch_a);
 
-    match commit_shard(out.clone(), &mut a, &opts, shard(&topic, epoch_a, "a", 0, 10)).await.unwrap() {
+    match commit_shard(
+        out.clone(),
+        &mut a,
+        &opts,
+        shard(&topic, epoch_a, "a", 0, 10),
+    )
+    .await
+    .unwrap()
+    {
         Committed::Fenced { current_epoch } => assert_eq!(current_epoch, Some(epoch_b)),
         other => panic!("zombie commit must be fenced, got {other:?}"),
     }
-    assert!(blocking(|| out.list("records").unwrap()).is_empty(), "a fenced shard is never published");
-    assert!(blocking(|| out.list("_staging").unwrap()).is_empty(), "a fenced shard's staged files are removed");
+    assert!(
+        blocking(|| out.list("records").unwrap()).is_empty(),
+        "a fenced shard is never published"
+    );
+    assert!(
+        blocking(|| out.list("_staging").unwrap()).is_empty(),
+        "a fenced shard's staged files are removed"
+    );
 
-    let m = match commit_shard(out.clone(), &mut b, &opts, shard(&topic, epoch_b, "b", 0, 10)).await.unwrap() {
+    let m = match commit_shard(
+        out.clone(),
+        &mut b,
+        &opts,
+        shard(&topic, epoch_b, "b", 0, 10),
+    )
+    .await
+    .unwrap()
+    {
         Committed::Done(m) => m,
         other => panic!("owner commit must land, got {other:?}"),
     };
     assert_eq!((m.first, m.last, m.records), (0, 9, 10));
     assert_eq!(b.state(0).await.unwrap().next_offset, Some(10));
     for f in m.all_files() {
-        assert!(blocking(|| out.exists(&f.path).unwrap()), "{} published", f.path);
+        assert!(
+            blocking(|| out.exists(&f.path).unwrap()),
+            "{} published",
+            f.path
+        );
     }
 
     // A retried commit whose first answer was lost is recognised, not applied twice.
-    match commit_shard(out.clone(), &mut b, &opts, shard(&topic, epoch_b, "b", 0, 10)).await.unwrap() {
+    match commit_shard(
+        out.clone(),
+        &mut b,
+        &opts,
+        shard(&topic, epoch_b, "b", 0, 10),
+    )
+    .await
+    .unwrap()
+    {
         Committed::Done(m2) => assert_eq!(m2.last, 9),
         other => panic!("a replay must be AlreadyCommitted, got {other:?}"),
     }
     assert_eq!(b.manifests(Some(0)).await.unwrap().len(), 1);
     // A shard that does not start at the stored next offset is refused.
     assert!(matches!(
-        commit_shard(out.clone(), &mut b, &opts, shard(&topic, epoch_b, "b", 5, 10)).await.unwrap(),
+        commit_shard(
+            out.clone(),
+            &mut b,
+            &opts,
+            shard(&topic, epoch_b, "b", 5, 10)
+        )
+        .await
+        .unwrap(),
         Committed::Stale { stored: Some(10) }
     ));
     // The zombie keeps failing, whatever it tries.
     assert!(matches!(
-        commit_shard(out.clone(), &mut a, &opts, shard(&topic, epoch_a, "a", 10, 5)).await.unwrap(),
+        commit_shard(
+            out.clone(),
+            &mut a,
+            &opts,
+            shard(&topic, epoch_a, "a", 10, 5)
+        )
+        .await
+        .unwrap(),
         Committed::Fenced { .. }
     ));
 
@@ -90,7 +145,9 @@ async fn only_the_current_epoch_commits() {
     blocking(|| out.delete(&f.path).unwrap());
     blocking(|| out.write(&f.staging, &bytes).unwrap());
     blocking(|| out.write("_staging/orphan-not-ours.tmp", b"x").unwrap());
-    let n = recover_partition(out.clone(), &mut b, &topic, 0).await.unwrap();
+    let n = recover_partition(out.clone(), &mut b, &topic, 0)
+        .await
+        .unwrap();
     assert_eq!(n, 1);
     assert!(blocking(|| out.exists(&f.path).unwrap()));
     assert!(!blocking(|| out.exists(&f.staging).unwrap()));

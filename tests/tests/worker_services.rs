@@ -18,29 +18,64 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn end_offsets(s: &Services, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", &s.kafka).set("group.id", "sawmill-test").create().unwrap();
-    (0..partitions).map(|p| (p, c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().1)).collect()
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &s.kafka)
+        .set("group.id", "sawmill-test")
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            (
+                p,
+                c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1,
+            )
+        })
+        .collect()
 }
 
 fn worker_cmd(s: &Services, topic: &str, root: &str) -> Command {
     let mut cmd = Command::new(bin("worker"));
-    cmd.args(["run", "--bootstrap-servers", &s.kafka, "--etcd", &s.etcd, "--topic", topic, "--output", root])
-        .args(["--shard-max-rows", "20000", "--shard-max-age-ms", "1000"])
-        .env("SAWMILL_LOG", "warn");
+    cmd.args([
+        "run",
+        "--bootstrap-servers",
+        &s.kafka,
+        "--etcd",
+        &s.etcd,
+        "--topic",
+        topic,
+        "--output",
+        root,
+    ])
+    .args(["--shard-max-rows", "20000", "--shard-max-age-ms", "1000"])
+    .env("SAWMILL_LOG", "warn");
     cmd
 }
 
 /// `sawmill run` over the same files, in-process, as the reference.
 fn reference(files: &[PathBuf]) -> sawmill_common::analytics::Partial {
     let dir = tempfile::tempdir().unwrap();
-    let inputs: Vec<InputSpec> = files.iter().enumerate().map(|(i, f)| InputSpec::new(f, i as i32)).collect();
+    let inputs: Vec<InputSpec> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| InputSpec::new(f, i as i32))
+        .collect();
     let out: Arc<dyn Storage> = Arc::new(LocalFs::create(dir.path()).unwrap());
-    pipeline::run(&inputs, out, &RunConfig::default(), &Progress::default()).unwrap().partial
+    pipeline::run(&inputs, out, &RunConfig::default(), &Progress::default())
+        .unwrap()
+        .partial
 }
 
-async fn committed(s: &Services, topic: &str, out: Arc<dyn Storage>) -> sawmill_common::committed::Committed {
+async fn committed(
+    s: &Services,
+    topic: &str,
+    out: Arc<dyn Storage>,
+) -> sawmill_common::committed::Committed {
     let mut cp = Checkpoints::connect(&s.etcd, topic).await.unwrap();
-    merge_committed(&mut cp, out, &AnalyticsConfig::default()).await.unwrap()
+    merge_committed(&mut cp, out, &AnalyticsConfig::default())
+        .await
+        .unwrap()
 }
 
 /// Removes the test's HDFS root and etcd keys when the test ends, pass or fail.
@@ -71,8 +106,12 @@ impl Drop for Cleanup {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_logs_land_exactly_once_on_hdfs() {
-    let Some(s) = services("real_logs_land_exactly_once_on_hdfs") else { return };
-    let Some(files) = real_logs("real_logs_land_exactly_once_on_hdfs") else { return };
+    let Some(s) = services("real_logs_land_exactly_once_on_hdfs") else {
+        return;
+    };
+    let Some(files) = real_logs("real_logs_land_exactly_once_on_hdfs") else {
+        return;
+    };
     let topic = unique("it-real");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
     let mut lines = 0;
@@ -80,7 +119,11 @@ async fn real_logs_land_exactly_once_on_hdfs() {
         lines += produce(&s, &topic, f, 3, i == 0);
     }
     let end = end_offsets(&s, &topic, 3);
-    assert_eq!(end.values().sum::<i64>() as u64, lines, "every line is one Kafka message");
+    assert_eq!(
+        end.values().sum::<i64>() as u64,
+        lines,
+        "every line is one Kafka message"
+    );
 
     let out = tokio::task::spawn_blocking({
         let root = root.clone();
@@ -88,23 +131,45 @@ async fn real_logs_land_exactly_once_on_hdfs() {
     })
     .await
     .unwrap();
-    let _cleanup = Cleanup { storage: out.clone(), etcd: s.etcd.clone(), topic: topic.clone() };
+    let _cleanup = Cleanup {
+        storage: out.clone(),
+        etcd: s.etcd.clone(),
+        topic: topic.clone(),
+    };
     // One worker process per partition, driven directly.
     let mut workers: Vec<ChildGuard> = (0..3)
-        .map(|p| ChildGuard::spawn(worker_cmd(&s, &topic, &root).args(["--partitions", &p.to_string(), "--until-caught-up"])))
+        .map(|p| {
+            ChildGuard::spawn(worker_cmd(&s, &topic, &root).args([
+                "--partitions",
+                &p.to_string(),
+                "--until-caught-up",
+            ]))
+        })
         .collect();
     for w in &mut workers {
-        assert!(w.wait_ok(Duration::from_secs(300)), "worker failed or timed out");
+        assert!(
+            w.wait_ok(Duration::from_secs(300)),
+            "worker failed or timed out"
+        );
     }
 
     let mut cp = Checkpoints::connect(&s.etcd, &topic).await.unwrap();
     for (p, e) in &end {
-        assert_eq!(cp.state(*p).await.unwrap().next_offset, Some(*e), "etcd offset of partition {p}");
+        assert_eq!(
+            cp.state(*p).await.unwrap().next_offset,
+            Some(*e),
+            "etcd offset of partition {p}"
+        );
     }
     let out2 = out.clone();
-    let (recs, rejs) = tokio::task::spawn_blocking(move || (positions(out2.as_ref(), "records"), positions(out2.as_ref(), "rejects")))
-        .await
-        .unwrap();
+    let (recs, rejs) = tokio::task::spawn_blocking(move || {
+        (
+            positions(out2.as_ref(), "records"),
+            positions(out2.as_ref(), "rejects"),
+        )
+    })
+    .await
+    .unwrap();
     let mut all = recs.clone();
     all.extend(rejs.iter().copied());
     assert_exactly_once(all, &end);
@@ -113,12 +178,24 @@ async fn real_logs_land_exactly_once_on_hdfs() {
     let reference = reference(&files);
     assert_eq!(merged.partial.records(), recs.len() as u64);
     assert_eq!(merged.partial.rejects(), rejs.len() as u64);
-    assert_eq!(comparable_tables(&merged.partial), comparable_tables(&reference), "cluster analytics == sawmill run");
+    assert_eq!(
+        comparable_tables(&merged.partial),
+        comparable_tables(&reference),
+        "cluster analytics == sawmill run"
+    );
 
     // A client that is not ours lists and reads the shards: Hadoop's own shell and pyarrow.
     let services = workspace().join("deploy/local/services");
-    let ls = Command::new(&services).args(["hdfs-dfs", "-ls", "-R"]).arg(format!("/sawmill-it/{topic}/records")).output().unwrap();
-    assert!(ls.status.success(), "{}", String::from_utf8_lossy(&ls.stderr));
+    let ls = Command::new(&services)
+        .args(["hdfs-dfs", "-ls", "-R"])
+        .arg(format!("/sawmill-it/{topic}/records"))
+        .output()
+        .unwrap();
+    assert!(
+        ls.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
     let listing = String::from_utf8_lossy(&ls.stdout);
     let listed = listing.lines().filter(|l| l.ends_with(".parquet")).count();
     let ours = tokio::task::spawn_blocking({
@@ -129,21 +206,39 @@ async fn real_logs_land_exactly_once_on_hdfs() {
     .unwrap();
     assert_eq!(listed, ours, "hadoop lists every shard");
     let local = tempfile::tempdir().unwrap();
-    let get = Command::new(&services).args(["hdfs-dfs", "-get"]).arg(format!("/sawmill-it/{topic}/records")).arg(local.path()).output().unwrap();
-    assert!(get.status.success(), "{}", String::from_utf8_lossy(&get.stderr));
+    let get = Command::new(&services)
+        .args(["hdfs-dfs", "-get"])
+        .arg(format!("/sawmill-it/{topic}/records"))
+        .arg(local.path())
+        .output()
+        .unwrap();
+    assert!(
+        get.status.success(),
+        "{}",
+        String::from_utf8_lossy(&get.stderr)
+    );
     let py = Command::new("python3")
         .arg("-c")
         .arg("import sys, pyarrow.dataset as ds; print(ds.dataset(sys.argv[1], format='parquet', partitioning='hive').count_rows())")
         .arg(local.path().join("records"))
         .output()
         .unwrap();
-    assert!(py.status.success(), "pyarrow: {}", String::from_utf8_lossy(&py.stderr));
-    assert_eq!(String::from_utf8_lossy(&py.stdout).trim(), recs.len().to_string());
+    assert!(
+        py.status.success(),
+        "pyarrow: {}",
+        String::from_utf8_lossy(&py.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&py.stdout).trim(),
+        recs.len().to_string()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_stream_loses_and_duplicates_nothing() {
-    let Some(s) = services("kill9_mid_stream_loses_and_duplicates_nothing") else { return };
+    let Some(s) = services("kill9_mid_stream_loses_and_duplicates_nothing") else {
+        return;
+    };
     let topic = unique("it-crash");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
     let dir = tempfile::tempdir().unwrap();
@@ -162,7 +257,11 @@ async fn kill9_mid_stream_loses_and_duplicates_nothing() {
     })
     .await
     .unwrap();
-    let _cleanup = Cleanup { storage: out.clone(), etcd: s.etcd.clone(), topic: topic.clone() };
+    let _cleanup = Cleanup {
+        storage: out.clone(),
+        etcd: s.etcd.clone(),
+        topic: topic.clone(),
+    };
 
     let mut w = ChildGuard::spawn(worker_cmd(&s, &topic, &root).arg("--until-caught-up"));
     // Wait until some but not all shards are committed, then kill -9.
@@ -170,18 +269,33 @@ async fn kill9_mid_stream_loses_and_duplicates_nothing() {
     let total: i64 = end.values().sum();
     let started = Instant::now();
     loop {
-        let done: i64 = cp.partitions().await.unwrap().values().filter_map(|p| p.next_offset).sum();
+        let done: i64 = cp
+            .partitions()
+            .await
+            .unwrap()
+            .values()
+            .filter_map(|p| p.next_offset)
+            .sum();
         if done > 0 {
-            assert!(done < total, "the worker finished before it could be killed; use a bigger input");
+            assert!(
+                done < total,
+                "the worker finished before it could be killed; use a bigger input"
+            );
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(120), "no commit within 120 s");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no commit within 120 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     w.kill9();
 
     let mut w2 = ChildGuard::spawn(worker_cmd(&s, &topic, &root).arg("--until-caught-up"));
-    assert!(w2.wait_ok(Duration::from_secs(300)), "restarted worker failed");
+    assert!(
+        w2.wait_ok(Duration::from_secs(300)),
+        "restarted worker failed"
+    );
     for (p, e) in &end {
         assert_eq!(cp.state(*p).await.unwrap().next_offset, Some(*e));
     }
@@ -195,8 +309,13 @@ async fn kill9_mid_stream_loses_and_duplicates_nothing() {
     .unwrap();
     assert_exactly_once(seen, &end);
     let merged = committed(&s, &topic, out.clone()).await;
-    assert_eq!(comparable_tables(&merged.partial), comparable_tables(&reference(&[file])));
+    assert_eq!(
+        comparable_tables(&merged.partial),
+        comparable_tables(&reference(&[file]))
+    );
     // Nothing staged is left behind once recovery has run.
-    let staged = tokio::task::spawn_blocking(move || out.list("_staging").unwrap()).await.unwrap();
+    let staged = tokio::task::spawn_blocking(move || out.list("_staging").unwrap())
+        .await
+        .unwrap();
     assert!(staged.is_empty(), "staging left: {staged:?}");
 }

@@ -14,7 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let bootstrap = args.next().unwrap_or_else(|| "127.0.0.1:9092".into());
     let topic = args.next().ok_or("usage: plain_consumer BOOTSTRAP TOPIC")?;
-    let consumer: BaseConsumer = sawmill_worker::consumer::consumer_config(&bootstrap, "sawmill-bench-plain").create()?;
+    let consumer: BaseConsumer =
+        sawmill_worker::consumer::consumer_config(&bootstrap, "sawmill-bench-plain").create()?;
     let parts = sawmill_worker::consumer::topic_partitions(&consumer, &bootstrap, &topic)?;
     let mut tpl = TopicPartitionList::new();
     let mut remaining = 0i64;
@@ -42,6 +43,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    println!("lines={lines} bytes={bytes} seconds={secs:.3} lines_per_sec={:.0}", lines as f64 / secs);
+    println!(
+        "lines={lines} bytes={bytes} seconds={secs:.3} lines_per_sec={:.0}",
+        lines as f64 / secs
+    );
     Ok(())
 }

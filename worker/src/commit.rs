@@ -90,6 +90,7 @@ pub async fn commit_shard(
     let staging_dir = partition_staging_dir(&shard.source, shard.partition);
     let tag = format!("{:020}-{:020}-e{}", shard.first, shard.last, shard.epoch);
 
+    let t0 = std::time::Instant::now();
     // 1. encode (CPU) and stage every file.
     let opts2 = opts.clone();
     let range2 = range.clone();
@@ -123,19 +124,30 @@ pub async fn commit_shard(
     };
     to_write.push((pstaging, ipc));
     let to_write = Arc::new(to_write);
+    let t_encode = t0.elapsed();
     {
         let storage = storage.clone();
         let to_write = to_write.clone();
         // Files are independent: write them concurrently (HDFS latency, not bandwidth, dominates).
         blocking_retry("stage shard", move || {
             std::thread::scope(|s| {
-                let handles: Vec<_> = to_write.iter().map(|(path, bytes)| s.spawn(|| storage.write(path, bytes))).collect();
-                handles.into_iter().try_for_each(|h| h.join().unwrap_or_else(|_| Err(sawmill_common::Error::Pipeline("stage thread panicked".into()))))
+                let handles: Vec<_> = to_write
+                    .iter()
+                    .map(|(path, bytes)| s.spawn(|| storage.write(path, bytes)))
+                    .collect();
+                handles.into_iter().try_for_each(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(sawmill_common::Error::Pipeline(
+                            "stage thread panicked".into(),
+                        ))
+                    })
+                })
             })
         })
         .await?;
     }
 
+    let t_stage = t0.elapsed();
     // 2. the guarded etcd transaction.
     let records = files
         .iter()
@@ -176,6 +188,7 @@ pub async fn commit_shard(
         delay = (delay * 2).min(Duration::from_secs(10));
     };
 
+    let t_commit = t0.elapsed();
     match outcome {
         CommitOutcome::Committed | CommitOutcome::AlreadyCommitted => {
             // 3. publish. A crash here is repaired by recovery: the manifest names the staging files.
@@ -183,13 +196,31 @@ pub async fn commit_shard(
             let storage2 = storage.clone();
             blocking_retry("publish shard", move || {
                 std::thread::scope(|s| {
-                    let handles: Vec<_> = m.all_files().map(|f| s.spawn(|| publish(storage2.as_ref(), &f.staging, &f.path))).collect();
+                    let handles: Vec<_> = m
+                        .all_files()
+                        .map(|f| s.spawn(|| publish(storage2.as_ref(), &f.staging, &f.path)))
+                        .collect();
                     handles.into_iter().try_for_each(|h| {
-                        h.join().unwrap_or_else(|_| Err(sawmill_common::Error::Pipeline("publish thread panicked".into()))).map(|_| ())
+                        h.join()
+                            .unwrap_or_else(|_| {
+                                Err(sawmill_common::Error::Pipeline(
+                                    "publish thread panicked".into(),
+                                ))
+                            })
+                            .map(|_| ())
                     })
                 })
             })
             .await?;
+            tracing::debug!(
+                partition = manifest.partition,
+                rows = manifest.records + manifest.rejects,
+                encode_ms = t_encode.as_millis() as u64,
+                stage_ms = (t_stage - t_encode).as_millis() as u64,
+                commit_ms = (t_commit - t_stage).as_millis() as u64,
+                publish_ms = (t0.elapsed() - t_commit).as_millis() as u64,
+                "shard timings"
+            );
             Ok(Committed::Done(Box::new(manifest)))
         }
         CommitOutcome::Fenced { current_epoch } => {

@@ -52,6 +52,8 @@ pub struct PartitionState {
     /// When the last line arrived.
     last_data: Instant,
     ticker: Option<tokio::task::JoinHandle<()>>,
+    /// This partition's credits: all free means no batch is queued for the actor.
+    credits: Arc<Semaphore>,
     /// The commit in flight, if any, with when it started.
     inflight: Option<(tokio::task::JoinHandle<CommitResult>, Instant)>,
 }
@@ -87,7 +89,7 @@ impl Actor for PartitionActor {
             start,
             PartitionSink {
                 actor: myself.clone(),
-                credits,
+                credits: credits.clone(),
             },
         );
         let ticker = myself.send_interval(Duration::from_millis(200), || PartitionMsg::Tick);
@@ -109,6 +111,7 @@ impl Actor for PartitionActor {
             opened: Instant::now(),
             last_data: Instant::now(),
             ticker: Some(ticker),
+            credits,
             inflight: None,
             args,
         })
@@ -146,7 +149,11 @@ impl Actor for PartitionActor {
             }
             PartitionMsg::Tick => {
                 let s = &st.args.ctx.settings;
-                if st.rows > 0 && (st.opened.elapsed() >= s.shard_max_age() || st.last_data.elapsed() >= s.shard_idle()) {
+                // Idle means nothing arrived *and* nothing waits in the mailbox (all credits free);
+                // time spent waiting for our own commit is not idleness.
+                let idle = st.last_data.elapsed() >= s.shard_idle()
+                    && st.credits.available_permits() == CREDITS;
+                if st.rows > 0 && (st.opened.elapsed() >= s.shard_max_age() || idle) {
                     flush(&myself, st).await?;
                 }
             }
@@ -232,6 +239,7 @@ async fn settle(
     };
     let (cp, result) = task.await.map_err(|e| format!("commit task failed: {e}"))?;
     st.cp = cp;
+    st.last_data = Instant::now();
     let ctx = st.args.ctx.clone();
     let p = st.args.partition;
     match result? {
