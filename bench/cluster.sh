@@ -83,6 +83,7 @@ start_coordinator() {
     --bootstrap-servers "$BROKER" --etcd "$ETCD" --topic "$TOPIC" --pipeline "$name" \
     --output "$HDFS/sawmill-bench/$name" --shard-max-rows "$SHARD_ROWS" --shard-max-age-ms "$SHARD_AGE_MS" \
     >"$out" 2>"$RUN/$name-coordinator.log" &
+  COORD_PID=$!
   PIDS+=($!)
   for _ in $(seq 1 100); do grep -q '^listening' "$out" 2>/dev/null && break; sleep 0.1; done
   GRPC=$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$out")
@@ -99,6 +100,8 @@ start_worker() {
 }
 
 stop_all() { cleanup; PIDS=(); sleep 1; }
+# cpu_s PID: user+system CPU seconds the process used so far
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 remove_output() { "$ROOT/deploy/local/services" hdfs-dfs -rm -r -f -skipTrash "/sawmill-bench/$1" >/dev/null 2>&1 || true; }
 
 echo "== plain-consumer ceiling"
@@ -112,11 +115,11 @@ for W in $WORKERS; do
   for i in $(seq 1 "$W"); do start_worker "$NAME" "w$i"; done
   wait_caught_up "$HTTP"
   T1=$(now)
-  python3 - "$W" "$LINES" "$T0" "$T1" "$CEILING" <<'PY' | tee -a "$RUN/results.txt"
+  python3 - "$W" "$LINES" "$T0" "$T1" "$CEILING" "$(cpu_s "$COORD_PID")" <<'PY' | tee -a "$RUN/results.txt"
 import sys
-w, lines, t0, t1, ceiling = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5])
+w, lines, t0, t1, ceiling, ccpu = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
 rate = lines / (t1 - t0)
-print(f"workers={w} lines={lines} seconds={t1 - t0:.2f} lines_per_s={rate:.0f} ratio_to_ceiling={rate / ceiling:.3f}")
+print(f"workers={w} lines={lines} seconds={t1 - t0:.2f} lines_per_s={rate:.0f} ratio_to_ceiling={rate / ceiling:.3f} coordinator_cpu_s={ccpu:.2f}")
 PY
   status "$HTTP" >"$RUN/$NAME-status.json"
   stop_all

@@ -9,6 +9,7 @@
 
 use crate::assign::{assign, WorkerId};
 use crate::config::ServeConfig;
+use crate::membership::{compatible, next_generation, reported, stale, unknown, Member};
 use crate::metrics::Metrics;
 use crate::ownership::{self, Ownership, Step};
 use crate::status::{PartitionStatus, WorkerStatus};
@@ -17,7 +18,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sawmill_common::checkpoint::Checkpoints;
 use sawmill_common::proto::v1::{
     Assignment, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest,
-    LeaveResponse, OwnedPartition,
+    LeaveResponse,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -52,30 +53,6 @@ pub struct ClusterArgs {
 
 pub struct ClusterActor;
 
-struct Member {
-    generation: u64,
-    version: String,
-    metrics_address: String,
-    last_seen: Instant,
-    alive: bool,
-    /// What it reported last: partition → (epoch, committed next offset or -1).
-    owned: BTreeMap<i32, (u64, i64)>,
-    records: u64,
-    /// `(when, records_consumed)` over the last few seconds, for throughput.
-    samples: VecDeque<(Instant, u64)>,
-}
-
-impl Member {
-    fn throughput(&self) -> f64 {
-        match (self.samples.front(), self.samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                b.1.saturating_sub(a.1) as f64 / (b.0 - a.0).as_secs_f64()
-            }
-            _ => 0.0,
-        }
-    }
-}
-
 pub struct ClusterState {
     args: ClusterArgs,
     generation_key: String,
@@ -95,67 +72,6 @@ pub struct ClusterState {
 }
 
 /// `major.minor` must match between worker and coordinator.
-pub fn compatible(worker: &str, ours: &str) -> bool {
-    let mm = |v: &str| {
-        let mut it = v.split('.');
-        (
-            it.next().unwrap_or("").to_string(),
-            it.next().unwrap_or("").to_string(),
-        )
-    };
-    !worker.is_empty() && mm(worker) == mm(ours)
-}
-
-async fn next_generation(cp: &Checkpoints, key: &str) -> Result<u64, String> {
-    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-    let mut client = cp.client();
-    for _ in 0..100 {
-        let resp = client.get(key, None).await.map_err(|e| e.to_string())?;
-        let current: Option<String> = resp
-            .kvs()
-            .first()
-            .map(|kv| String::from_utf8_lossy(kv.value()).to_string());
-        let n: u64 = match &current {
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| format!("{key} holds {v:?}, not a number: delete the key"))?,
-            None => 0,
-        };
-        let guard = match &current {
-            Some(v) => Compare::value(key, CompareOp::Equal, v.as_str()),
-            None => Compare::create_revision(key, CompareOp::Equal, 0),
-        };
-        let next = n + 1;
-        let txn = Txn::new()
-            .when([guard])
-            .and_then([TxnOp::put(key, next.to_string(), None)]);
-        if client
-            .txn(txn)
-            .await
-            .map_err(|e| e.to_string())?
-            .succeeded()
-        {
-            return Ok(next);
-        }
-    }
-    Err(format!("too much contention on {key}"))
-}
-
-fn unknown(id: &str) -> Status {
-    Status::not_found(format!("unknown worker {id}: join first"))
-}
-
-fn stale(id: &str, got: u64, current: u64) -> Status {
-    Status::failed_precondition(format!(
-        "stale generation {got} for worker {id} (current {current}): rejoin"
-    ))
-}
-
-fn reported(owned: &[OwnedPartition]) -> BTreeMap<i32, u64> {
-    owned.iter().map(|o| (o.partition, o.epoch)).collect()
-}
-
 impl ClusterState {
     fn alive_ids(&self) -> Vec<WorkerId> {
         self.members
@@ -170,7 +86,10 @@ impl ClusterState {
         match self.members.get_mut(id) {
             Some(m) if m.alive && m.generation == generation => Ok(m),
             Some(m) if m.alive => Err(stale(id, generation, m.generation)),
-            _ => Err(unknown(id)),
+            Some(_) => Err(Status::not_found(format!(
+                "unknown worker {id}: join first (its session expired or it left)"
+            ))),
+            None => Err(unknown(id)),
         }
     }
 
@@ -592,17 +511,5 @@ impl Actor for ClusterActor {
             }
         }
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::compatible;
-
-    #[test]
-    fn versions_must_share_major_and_minor() {
-        assert!(compatible("0.1.0", "0.1.7"));
-        assert!(!compatible("0.2.0", "0.1.0"));
-        assert!(!compatible("", "0.1.0"));
     }
 }

@@ -6,6 +6,7 @@
 //! - [`assign`]: the pure partition-assignment decision (balanced, sticky, deterministic).
 //! - [`ownership`]: each partition's ownership state machine (Unassigned/Owned/Releasing), pure.
 //! - [`cluster`]: the cluster actor: membership, session timeouts, the assignment loop.
+//! - [`membership`]: a worker's registration, version check, generations persisted in etcd.
 //! - [`topic`]: polls Kafka (partitions, end offsets) and etcd (epochs, committed offsets).
 //! - [`merge`]: the merge actor: committed partials → merged analytics → `summary/` tables.
 //! - [`service`]: the gRPC service (`proto/sawmill/v1/coordinator.proto`).
@@ -24,6 +25,7 @@ pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod membership;
 pub mod merge;
 pub mod metrics;
 pub mod ownership;
