@@ -27,6 +27,8 @@ pub struct ApiState {
     pub merged: SharedMerged,
     pub metrics: Metrics,
     pub started: Instant,
+    /// Merged records over time, for the dashboard's throughput chart.
+    pub throughput: Arc<crate::dashboard::Throughput>,
 }
 
 impl ApiState {
@@ -55,7 +57,10 @@ impl ApiState {
 }
 
 pub fn router(state: ApiState) -> Router {
+    crate::dashboard::spawn_sampler(state.clone());
     Router::new()
+        .route("/", get(crate::dashboard::page))
+        .route("/api/v1/dashboard", get(crate::dashboard::document))
         .route("/api/v1/status", get(status))
         .route("/api/v1/analytics", get(analytics))
         .route("/metrics", get(metrics))

@@ -11,6 +11,7 @@
 //! - [`merge`]: the merge actor: committed partials → merged analytics → `summary/` tables.
 //! - [`service`]: the gRPC service (`proto/sawmill/v1/coordinator.proto`).
 //! - [`http`]: the JSON API, `/metrics` and `/healthz` (docs/http-api.md).
+//! - [`dashboard`]: the live dashboard page at `/` and the document it polls.
 //! - [`status`]: the cluster status document.
 //! - [`metrics`]: every Prometheus metric of the coordinator.
 //! - [`config`]: layered configuration (defaults → JSON file → environment → flags).
@@ -23,6 +24,7 @@ pub mod assign;
 pub mod cli;
 pub mod cluster;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod membership;
@@ -138,6 +140,7 @@ pub async fn serve(
         merged,
         metrics,
         started,
+        throughput: Default::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {

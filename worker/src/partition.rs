@@ -25,6 +25,9 @@ pub enum PartitionMsg {
     Tick,
     /// Commit the open shard now and reply with the next offset (graceful release).
     Drain(RpcReplyPort<i64>),
+    /// The commit with this sequence number has finished: act on its outcome now, not at the
+    /// next cut.
+    Settle(u64),
 }
 
 /// Read-only configuration of one partition pipeline.
@@ -56,6 +59,8 @@ pub struct PartitionState {
     credits: Arc<Semaphore>,
     /// The commit in flight, if any, with when it started.
     inflight: Option<(tokio::task::JoinHandle<CommitResult>, Instant)>,
+    /// Sequence number of the latest commit started.
+    inflight_seq: u64,
 }
 
 type CommitResult = (Checkpoints, crate::error::Result<Committed>);
@@ -113,6 +118,7 @@ impl Actor for PartitionActor {
             ticker: Some(ticker),
             credits,
             inflight: None,
+            inflight_seq: 0,
             args,
         })
     }
@@ -155,6 +161,12 @@ impl Actor for PartitionActor {
                     && st.credits.available_permits() == CREDITS;
                 if st.rows > 0 && (st.opened.elapsed() >= s.shard_max_age() || idle) {
                     flush(&myself, st).await?;
+                }
+            }
+            PartitionMsg::Settle(seq) => {
+                // Only the commit that sent it: an older one was settled by a later cut already.
+                if st.inflight_seq == seq && st.inflight.is_some() {
+                    settle(&myself, st).await?;
                 }
             }
             PartitionMsg::Drain(reply) => {
@@ -220,9 +232,13 @@ async fn flush(
     st.bytes = 0;
     let mut cp = st.cp.clone();
     let lock = ctx.commit_lock(p).lock_owned().await;
+    let me = myself.clone();
+    st.inflight_seq += 1;
+    let seq = st.inflight_seq;
     let task = tokio::spawn(async move {
         let r = commit_shard(ctx.storage.clone(), &mut cp, &ctx.parquet, shard).await;
         drop(lock);
+        let _ = me.cast(PartitionMsg::Settle(seq));
         (cp, r)
     });
     st.inflight = Some((task, Instant::now()));

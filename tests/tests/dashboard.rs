@@ -1,0 +1,231 @@
+//! The live dashboard and `/metrics` during a real cluster run: headless Chromium renders the
+//! coordinator's page (every chart with data, no script errors, a screenshot), and the
+//! Prometheus text of the coordinator and the worker is parsed and checked against the records
+//! actually processed.
+
+use sawmill_tests::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = std::net::TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default()
+}
+
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+/// Sum of a counter over all its label sets.
+fn counter(text: &str, name: &str) -> f64 {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}
+
+#[test]
+fn dashboard_renders_and_metrics_agree_with_the_records() {
+    let Some(s) = services("dashboard_renders_and_metrics_agree_with_the_records") else {
+        return;
+    };
+    let Some(files) = real_logs("dashboard_renders_and_metrics_agree_with_the_records") else {
+        return;
+    };
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        panic!("chromium is missing: run scripts/setup.sh --test");
+    };
+    let topic = unique("it-dash");
+    let root = format!("{}/sawmill-it/{topic}", s.hdfs);
+    let file = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("nasa_jul95"))
+        .expect("nasa jul95 log");
+    let lines = produce(&s, &topic, file, 2, true) as f64;
+
+    let mut coord = Command::new(bin("coordinator"));
+    coord
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--bootstrap-servers",
+            &s.kafka,
+        ])
+        .args([
+            "--etcd",
+            &s.etcd,
+            "--topic",
+            &topic,
+            "--output",
+            &root,
+            "--shard-max-age-ms",
+            "1000",
+        ])
+        .args(["--summary-interval-ms", "1000"])
+        .env("SAWMILL_LOG", "warn")
+        .stdout(Stdio::piped());
+    let mut coord = ChildGuard::spawn(&mut coord);
+    let mut line = String::new();
+    BufReader::new(coord.0.as_mut().and_then(|c| c.stdout.take()).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .map(str::to_string)
+            .unwrap()
+    };
+    let (grpc, http) = (field("grpc="), field("http="));
+    let metrics_addr = free_addr();
+    let _worker = ChildGuard::spawn(
+        Command::new(bin("worker"))
+            .args([
+                "join",
+                "--coordinator",
+                &grpc,
+                "--worker-id",
+                "dash-w1",
+                "--metrics-listen",
+                &metrics_addr,
+            ])
+            .env("SAWMILL_LOG", "warn")
+            .stdout(Stdio::null()),
+    );
+
+    // Wait until the coordinator has merged every line.
+    let start = Instant::now();
+    loop {
+        let m = http_get(&http, "/metrics");
+        if counter(&m, "sawmill_coordinator_merged_records_total")
+            + counter(&m, "sawmill_coordinator_merged_rejects_total")
+            >= lines
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "not merged within 180 s; metrics:\n{m}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let cm = http_get(&http, "/metrics");
+    assert_eq!(
+        counter(&cm, "sawmill_coordinator_merged_records_total")
+            + counter(&cm, "sawmill_coordinator_merged_rejects_total"),
+        lines
+    );
+    assert_eq!(counter(&cm, "sawmill_coordinator_workers_alive"), 1.0);
+    let wm = http_get(&metrics_addr, "/metrics");
+    assert_eq!(
+        counter(&wm, "sawmill_worker_records_parsed_total")
+            + counter(&wm, "sawmill_worker_records_rejected_total"),
+        lines,
+        "worker counters == records committed; worker metrics:\n{wm}"
+    );
+    assert_eq!(counter(&wm, "sawmill_worker_records_consumed_total"), lines);
+    assert!(counter(&wm, "sawmill_worker_shards_committed_total") >= 2.0);
+
+    // Headless Chromium loads the page, polls the document and renders every chart.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{http}/");
+    let chrome = |extra: &[&str]| {
+        let out = Command::new(chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+            ])
+            .args([
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.path().join("profile").display()
+            ))
+            .args(["--virtual-time-budget=8000", "--window-size=1400,3000"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .expect("run chromium");
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let dom = chrome(&["--dump-dom"]);
+    assert!(
+        dom.contains("data-ok=\"1\""),
+        "the page never rendered a document"
+    );
+    assert!(
+        dom.contains("data-errors=\"\""),
+        "script errors on the page"
+    );
+    let charts = sawmill_report::CHART_IDS.len();
+    assert!(
+        dom.contains(&format!("data-charts=\"{charts}\"")),
+        "expected {charts} charts"
+    );
+    for id in sawmill_report::CHART_IDS {
+        assert!(
+            dom.contains(&format!("id=\"panel-{id}\"")),
+            "chart {id} missing"
+        );
+    }
+    // The status chart has one bar per status code in the merged analytics.
+    let analytics: serde_json::Value =
+        serde_json::from_str(&http_get(&http, "/api/v1/analytics")).unwrap();
+    let statuses = analytics["tables"]["status_count"]
+        .as_array()
+        .map_or(0, |a| a.len());
+    let panel = dom
+        .split("id=\"panel-status\"")
+        .nth(1)
+        .and_then(|p| p.split("</section>").next())
+        .unwrap_or("");
+    assert!(statuses > 0);
+    assert!(
+        panel.matches("<rect").count() >= statuses,
+        "status chart has fewer bars than statuses"
+    );
+    assert!(
+        dom.contains("dash-w1"),
+        "the worker is listed in the cluster view"
+    );
+    let shot = dir.path().join("dashboard.png");
+    chrome(&[&format!("--screenshot={}", shot.display())]);
+    let size = std::fs::metadata(&shot).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 50_000, "screenshot too small ({size} bytes)");
+    if let Ok(keep) = std::env::var("SAWMILL_DASHBOARD_KEEP") {
+        let _ = std::fs::copy(&shot, keep);
+    }
+}
