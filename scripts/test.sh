@@ -23,4 +23,4 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo test"
 # Binaries first: the cross-crate tests start `sawmill`, `worker` and `coordinator` processes.
 cargo build --workspace --bins --locked
-cargo test --workspace --locked -- --test-threads "${SAWMILL_TEST_THREADS:-2}"
+cargo test --workspace --locked --no-fail-fast -- --test-threads "${SAWMILL_TEST_THREADS:-2}"

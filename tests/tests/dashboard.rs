@@ -146,7 +146,7 @@ fn dashboard_renders_and_metrics_agree_with_the_records() {
         "worker counters == records committed; worker metrics:\n{wm}"
     );
     assert_eq!(counter(&wm, "sawmill_worker_records_consumed_total"), lines);
-    assert!(counter(&wm, "sawmill_worker_shards_committed_total") >= 2.0);
+    assert!(counter(&wm, "sawmill_worker_shards_committed_total") >= 1.0);
 
     // Headless Chromium loads the page, polls the document and renders every chart.
     let dir = tempfile::tempdir().unwrap();

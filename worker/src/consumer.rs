@@ -241,10 +241,13 @@ fn run(consumer: BaseConsumer, topic: String, rx: mpsc::Receiver<ConsumerCmd>) {
             }
         }
         if changed {
-            // A new assignment resumes every partition; paused ones pause again if still full.
+            // librdkafka keeps a partition's pause flag across assign(), so resume every
+            // partition explicitly to match our state; full ones pause again at the next flush.
+            // (Without this, a partition paused during a reassignment never resumed.)
             reassign(&consumer, &topic, &parts);
-            for a in parts.values_mut() {
+            for (&p, a) in parts.iter_mut() {
                 a.paused = false;
+                set_paused(&consumer, &topic, p, false);
             }
         }
         if parts.is_empty() {
