@@ -32,7 +32,7 @@ pub fn parse_line(line: &[u8]) -> Result<LogRecord<'_>, RejectReason> {
     }
     // host: up to the first space or tab. IPv6 hosts contain ':' but never spaces.
     let host_end = find_space(line).ok_or(RejectReason::Truncated)?;
-    let host = &line[..host_end];
+    let mut host = &line[..host_end];
     if host.first() == Some(&b'[') {
         return Err(RejectReason::NoHost);
     }
@@ -43,7 +43,12 @@ pub fn parse_line(line: &[u8]) -> Result<LogRecord<'_>, RejectReason> {
         Some(i) => i,
         None => return Err(RejectReason::NoTimestamp),
     };
-    let (ident, user) = ident_user(&rest[..open]);
+    let (client, ident, user) = ident_user(&rest[..open]);
+    // Three tokens there: the line starts with a virtual host or server address (Apache's
+    // `vhost_combined`, nginx `$server_addr $remote_addr - $remote_user`); the client is next.
+    if let Some(client) = client {
+        host = client;
+    }
     let after_open = &rest[open + 1..];
     // Nearly every timestamp is `dd/Mon/yyyy:HH:MM:SS ±zzzz`, 26 bytes: look there first. With
     // that shape (`/` third), a `]` earlier than 26 makes the timestamp invalid whichever `]`
@@ -172,13 +177,28 @@ fn dash_none(s: &[u8]) -> Option<&[u8]> {
     }
 }
 
-fn ident_user(between: &[u8]) -> (Option<&[u8]>, Option<&[u8]>) {
-    let mut it = between
+/// The tokens between the first token and `[`: `(client, ident, user)`, where `client` is
+/// `Some` only when there are three (the first token was a virtual host).
+fn ident_user(between: &[u8]) -> (Option<&[u8]>, Option<&[u8]>, Option<&[u8]>) {
+    // No allocation on the hot path: at most four tokens are looked at.
+    let mut toks: [&[u8]; 4] = [&[]; 4];
+    let mut n = 0;
+    for t in between
         .split(|&b| b == b' ' || b == b'\t')
-        .filter(|t| !t.is_empty());
-    let ident = it.next().and_then(dash_none);
-    let user = it.next().and_then(dash_none);
-    (ident, user)
+        .filter(|t| !t.is_empty())
+    {
+        if n == 4 {
+            break;
+        }
+        toks[n] = t;
+        n += 1;
+    }
+    match n {
+        3 => (Some(toks[0]), dash_none(toks[1]), dash_none(toks[2])),
+        0 => (None, None, None),
+        1 => (None, dash_none(toks[0]), None),
+        _ => (None, dash_none(toks[0]), dash_none(toks[1])),
+    }
 }
 
 /// True when the quote at `i` is escaped by an odd number of backslashes (Apache writes `\"`).

@@ -264,3 +264,12 @@ proptest::proptest! {
         proptest::prop_assert_eq!(i32::from(r.timestamp.offset_minutes), off);
     }
 }
+
+#[test]
+fn virtual_host_prefix_gives_the_client_as_host() {
+    let r = ok("54.180.153.215 172.104.92.166 - - [01/Apr/2019:07:23:18 +0000] \"GET / HTTP/1.1\" 403 178 \"-\" \"x\" 8000");
+    assert_eq!(r.host, b"172.104.92.166");
+    assert_eq!((r.ident, r.user), (None, None));
+    let r = ok("www.example.com:443 10.0.0.1 - frank [10/Oct/2000:13:55:36 -0700] \"GET / HTTP/1.0\" 200 1");
+    assert_eq!((r.host, s(r.user)), (&b"10.0.0.1"[..], Some("frank")));
+}
