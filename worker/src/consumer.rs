@@ -137,7 +137,9 @@ pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
         .set("max.partition.fetch.bytes", "8388608")
         .set("queued.max.messages.kbytes", "65536")
         .set("socket.timeout.ms", "10000")
-        .set("session.timeout.ms", "10000");
+        .set("session.timeout.ms", "10000")
+        // Partitions added to the topic at run time must become known quickly.
+        .set("topic.metadata.refresh.interval.ms", "5000");
     c
 }
 
@@ -244,6 +246,8 @@ fn run(consumer: BaseConsumer, topic: String, rx: mpsc::Receiver<ConsumerCmd>) {
             // librdkafka keeps a partition's pause flag across assign(), so resume every
             // partition explicitly to match our state; full ones pause again at the next flush.
             // (Without this, a partition paused during a reassignment never resumed.)
+            // Refresh metadata so a partition created after start can be assigned at once.
+            let _ = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10));
             reassign(&consumer, &topic, &parts);
             for (&p, a) in parts.iter_mut() {
                 a.paused = false;

@@ -83,6 +83,8 @@ impl WorkerContext {
         let meta = self.meta.clone();
         let topic = self.settings.topic.clone();
         tokio::task::spawn_blocking(move || {
+            // A partition added after start is unknown to the cached metadata: refresh it first.
+            let _ = meta.fetch_metadata(Some(&topic), Duration::from_secs(10));
             meta.fetch_watermarks(&topic, partition, Duration::from_secs(10))
         })
         .await

@@ -1,0 +1,167 @@
+//! Partitions added to a topic while the cluster runs are picked up without a restart, and the
+//! lines in them land exactly once like any other.
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use sawmill_tests::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn end_offsets(s: &Services, topic: &str) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &s.kafka)
+        .set("group.id", "sawmill-test")
+        .create()
+        .unwrap();
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    parts
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .unwrap()
+                    .1,
+            )
+        })
+        .collect()
+}
+
+fn status(http: &str) -> serde_json::Value {
+    let mut s = std::net::TcpStream::connect(http).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET /api/v1/status HTTP/1.0\r\nHost: {http}\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("null");
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn partitions_added_at_run_time_are_consumed_exactly_once() {
+    let Some(s) = services("partitions_added_at_run_time_are_consumed_exactly_once") else {
+        return;
+    };
+    let Some(files) = real_logs("partitions_added_at_run_time_are_consumed_exactly_once") else {
+        return;
+    };
+    let topic = unique("it-grow");
+    let root = format!("{}/sawmill-it/{topic}", s.hdfs);
+    let first = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("elastic"))
+        .expect("elastic log");
+    let second = files
+        .iter()
+        .find(|f| f.to_string_lossy().contains("weblog"))
+        .expect("weblog log");
+    produce(&s, &topic, first, 1, true);
+
+    let mut coord = Command::new(bin("coordinator"));
+    coord
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            "127.0.0.1:0",
+            "--bootstrap-servers",
+            &s.kafka,
+        ])
+        .args([
+            "--etcd",
+            &s.etcd,
+            "--topic",
+            &topic,
+            "--output",
+            &root,
+            "--shard-max-age-ms",
+            "1000",
+        ])
+        .env("SAWMILL_LOG", "warn")
+        .stdout(Stdio::piped());
+    let mut coord = ChildGuard::spawn(&mut coord);
+    let mut line = String::new();
+    BufReader::new(coord.0.as_mut().and_then(|c| c.stdout.take()).unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .map(str::to_string)
+            .unwrap()
+    };
+    let (grpc, http) = (field("grpc="), field("http="));
+    let _w1 = ChildGuard::spawn(
+        Command::new(bin("worker"))
+            .args(["join", "--coordinator", &grpc, "--worker-id", "grow-1"])
+            .stdout(Stdio::null()),
+    );
+    let _w2 = ChildGuard::spawn(
+        Command::new(bin("worker"))
+            .args(["join", "--coordinator", &grpc, "--worker-id", "grow-2"])
+            .stdout(Stdio::null()),
+    );
+
+    // Grow the topic from 1 to 3 partitions while the cluster runs, then produce into it.
+    let services_cmd = workspace().join("deploy/local/services");
+    let alter = Command::new(&services_cmd)
+        .args([
+            "kafka-topics",
+            "--alter",
+            "--topic",
+            &topic,
+            "--partitions",
+            "3",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        alter.status.success(),
+        "{}",
+        String::from_utf8_lossy(&alter.stderr)
+    );
+    produce(&s, &topic, second, 3, false);
+    let end = end_offsets(&s, &topic);
+    assert_eq!(end.len(), 3);
+    assert!(
+        end.iter().filter(|(p, e)| **p > 0 && **e > 0).count() >= 1,
+        "new partitions got lines: {end:?}"
+    );
+
+    let start = Instant::now();
+    loop {
+        let doc = status(&http);
+        let parts = doc["partitions"].as_array().cloned().unwrap_or_default();
+        let done = parts.len() == 3
+            && parts
+                .iter()
+                .all(|p| p["owner"].is_string() && p["lag"].as_i64() == Some(0))
+            && doc["merged"]["next_offsets"].as_object().is_some_and(|m| {
+                end.iter().all(|(p, e)| {
+                    m.get(&p.to_string()).and_then(|v| v.as_i64()).unwrap_or(0) == *e || *e == 0
+                })
+            });
+        if done {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "new partitions not consumed within 120 s: {doc}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let out = sawmill_common::storage::open(&root).unwrap();
+    let mut seen = positions(out.as_ref(), "records");
+    seen.extend(positions(out.as_ref(), "rejects"));
+    assert_exactly_once(seen, &end);
+    coord.kill9();
+    for p in out.list("").unwrap_or_default() {
+        let _ = out.delete(&p);
+    }
+}
