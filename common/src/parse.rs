@@ -179,7 +179,10 @@ fn dash_none(s: &[u8]) -> Option<&[u8]> {
 
 /// The tokens between the first token and `[`: `(client, ident, user)`, where `client` is
 /// `Some` only when there are three (the first token was a virtual host).
-fn ident_user(between: &[u8]) -> (Option<&[u8]>, Option<&[u8]>, Option<&[u8]>) {
+/// `(client, ident, user)` from the tokens before `[`.
+type Heads<'a> = (Option<&'a [u8]>, Option<&'a [u8]>, Option<&'a [u8]>);
+
+fn ident_user(between: &[u8]) -> Heads<'_> {
     // No allocation on the hot path: at most four tokens are looked at.
     let mut toks: [&[u8]; 4] = [&[]; 4];
     let mut n = 0;

@@ -5,6 +5,7 @@ use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use sawmill_common::manifest::ShardManifest;
+use sawmill_common::record::RejectReason;
 use std::time::Duration;
 
 pub struct Metrics {
@@ -13,6 +14,7 @@ pub struct Metrics {
     bytes_consumed: IntCounterVec,
     records_parsed: IntCounterVec,
     records_rejected: IntCounterVec,
+    shards_written: IntCounterVec,
     shards_committed: IntCounterVec,
     commit_seconds: HistogramVec,
     committed_offset: IntGaugeVec,
@@ -75,7 +77,13 @@ impl Default for Metrics {
             records_rejected: counter(
                 &r,
                 "sawmill_worker_records_rejected_total",
-                "Rejected lines committed.",
+                "Rejected lines committed, by reason.",
+                &["partition", "reason"],
+            ),
+            shards_written: counter(
+                &r,
+                "sawmill_worker_shards_written_total",
+                "Shards staged on storage (committed or not).",
                 &["partition"],
             ),
             shards_committed: counter(
@@ -112,14 +120,31 @@ impl Metrics {
         self.bytes_consumed.with_label_values(&[&p]).inc_by(bytes);
     }
 
-    pub fn committed(&self, partition: i32, m: &ShardManifest, took: Duration) {
+    /// A shard was staged; `committed` says whether its commit then landed.
+    pub fn written(&self, partition: i32) {
+        self.shards_written
+            .with_label_values(&[&partition.to_string()])
+            .inc();
+    }
+
+    /// `rejects` are the shard's rejected lines by reason.
+    pub fn committed(
+        &self,
+        partition: i32,
+        m: &ShardManifest,
+        rejects: &[(RejectReason, u64)],
+        took: Duration,
+    ) {
         let p = partition.to_string();
         self.records_parsed
             .with_label_values(&[&p])
             .inc_by(m.records);
-        self.records_rejected
-            .with_label_values(&[&p])
-            .inc_by(m.rejects);
+        for (reason, n) in rejects {
+            self.records_rejected
+                .with_label_values(&[&p, reason.as_str()])
+                .inc_by(*n);
+        }
+        self.shards_written.with_label_values(&[&p]).inc();
         self.shards_committed.with_label_values(&[&p]).inc();
         self.commit_seconds
             .with_label_values(&[&p])

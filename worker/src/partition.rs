@@ -59,6 +59,8 @@ pub struct PartitionState {
     credits: Arc<Semaphore>,
     /// The commit in flight, if any, with when it started.
     inflight: Option<(tokio::task::JoinHandle<CommitResult>, Instant)>,
+    /// Rejected lines by reason of the shard in flight, for the metrics once it commits.
+    inflight_rejects: Vec<(sawmill_common::record::RejectReason, u64)>,
     /// Sequence number of the latest commit started.
     inflight_seq: u64,
 }
@@ -118,6 +120,7 @@ impl Actor for PartitionActor {
             ticker: Some(ticker),
             credits,
             inflight: None,
+            inflight_rejects: Vec::new(),
             inflight_seq: 0,
             args,
         })
@@ -214,6 +217,7 @@ async fn flush(
     let p = st.args.partition;
     let parsed = st.parser.finish()?;
     let partial = std::mem::replace(&mut st.partial, Partial::new(&ctx.analytics));
+    st.inflight_rejects = partial.reject_counts();
     let shard = ShardToCommit {
         source: ctx.settings.topic.clone(),
         partition: p,
@@ -260,18 +264,38 @@ async fn settle(
     let p = st.args.partition;
     match result? {
         Committed::Done(m) => {
-            tracing::debug!(partition = p, first = m.first, last = m.last, records = m.records, "shard committed");
-            ctx.metrics.committed(p, &m, started.elapsed());
-            let _ = st.args.supervisor.cast(SupervisorMsg::Committed { partition: p, manifest: m });
+            tracing::debug!(
+                partition = p,
+                first = m.first,
+                last = m.last,
+                records = m.records,
+                "shard committed"
+            );
+            ctx.metrics
+                .committed(p, &m, &st.inflight_rejects, started.elapsed());
+            let _ = st.args.supervisor.cast(SupervisorMsg::Committed {
+                partition: p,
+                manifest: m,
+            });
             Ok(())
         }
         Committed::Fenced { current_epoch } => {
-            tracing::warn!(partition = p, epoch = st.args.epoch, ?current_epoch, "fenced: another owner holds the partition");
-            let _ = st.args.supervisor.cast(SupervisorMsg::Lost { partition: p, epoch: st.args.epoch });
+            ctx.metrics.written(p);
+            tracing::warn!(
+                partition = p,
+                epoch = st.args.epoch,
+                ?current_epoch,
+                "fenced: another owner holds the partition"
+            );
+            let _ = st.args.supervisor.cast(SupervisorMsg::Lost {
+                partition: p,
+                epoch: st.args.epoch,
+            });
             myself.stop(Some("fenced".into()));
             Ok(())
         }
         Committed::Stale { stored } => {
+            ctx.metrics.written(p);
             Err(format!("partition {p}: etcd's next offset is {stored:?}, not where the shard started; restarting from etcd").into())
         }
     }

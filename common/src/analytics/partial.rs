@@ -200,6 +200,16 @@ impl Partial {
         self.rejects
     }
 
+    /// Rejected lines by reason (reasons that occurred), in `RejectReason::ALL` order.
+    pub fn reject_counts(&self) -> Vec<(RejectReason, u64)> {
+        RejectReason::ALL
+            .iter()
+            .zip(&self.reject_stats)
+            .filter(|(_, r)| r.count > 0)
+            .map(|(reason, r)| (*reason, r.count))
+            .collect()
+    }
+
     /// Index of `date` in `days`, adding the day if new.
     #[inline]
     pub(super) fn day_slot(&mut self, date: i32) -> u32 {
