@@ -111,6 +111,9 @@ pub struct RunArgs {
     /// Exit once everything that was in the partitions at start is committed.
     #[arg(long)]
     pub until_caught_up: bool,
+    /// Serve this worker's Prometheus metrics at `http://ADDR/metrics`.
+    #[arg(long, env = "SAWMILL_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 pub fn default_worker_id() -> String {
@@ -145,6 +148,7 @@ pub fn main() -> ExitCode {
                     worker_id: args.worker_id.unwrap_or_else(default_worker_id),
                     partitions: args.partitions,
                     until_caught_up: args.until_caught_up,
+                    metrics_listen: args.metrics_listen,
                 };
                 let report = standalone::run(args.pipeline.settings(), opts).await?;
                 println!(

@@ -394,7 +394,10 @@ fn spawn_release_all(sup: ActorRef<SupervisorMsg>) -> tokio::task::JoinHandle<BT
 }
 
 /// Serves `GET /metrics` (Prometheus text) and `GET /healthz` on `addr`.
-async fn serve_metrics(addr: &str, ctx: Arc<WorkerContext>) -> Result<tokio::task::JoinHandle<()>> {
+pub(crate) async fn serve_metrics(
+    addr: &str,
+    ctx: Arc<WorkerContext>,
+) -> Result<tokio::task::JoinHandle<()>> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         WorkerError::Config(format!(

@@ -18,6 +18,8 @@ pub struct StandaloneOptions {
     pub partitions: Vec<i32>,
     /// Exit once every owned partition's committed offset reaches its end offset at start.
     pub until_caught_up: bool,
+    /// Serve Prometheus metrics at `http://ADDR/metrics`.
+    pub metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -55,6 +57,10 @@ pub async fn shutdown_signal() {
 pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<StandaloneReport> {
     let started = Instant::now();
     let ctx = WorkerContext::connect(opts.worker_id.clone(), settings).await?;
+    let metrics_server = match &opts.metrics_listen {
+        Some(addr) => Some(crate::session::serve_metrics(addr, ctx.clone()).await?),
+        None => None,
+    };
     let all = ctx.partitions().await?;
     let partitions = if opts.partitions.is_empty() {
         all.clone()
@@ -143,6 +149,9 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
     ctx.consumer.stop();
     sup.stop(None);
     let _ = handle.await;
+    if let Some(m) = metrics_server {
+        m.abort();
+    }
     report.elapsed = started.elapsed();
     Ok(report)
 }
