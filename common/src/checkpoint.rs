@@ -106,33 +106,26 @@ impl Checkpoints {
 
     /// The state of one partition.
     pub async fn state(&mut self, partition: i32) -> Result<PartitionState> {
-        let epoch_key = self.keys.epoch(partition);
-        let next_key = self.keys.next_offset(partition);
-        let epoch = match self.get_value(&epoch_key).await? {
-            Some(v) => Some(parse_num(&epoch_key, &v)?),
-            None => None,
-        };
-        let owner = self
-            .get_value(&self.keys.owner(partition))
+        // One read of the partition's keys: a consistent snapshot, one round trip.
+        let prefix = self.keys.partition_prefix(partition);
+        Ok(self
+            .read_partitions(&prefix)
             .await?
-            .map(|v| String::from_utf8_lossy(&v).to_string());
-        let next_offset = match self.get_value(&next_key).await? {
-            Some(v) => Some(parse_num(&next_key, &v)?),
-            None => None,
-        };
-        Ok(PartitionState {
-            epoch,
-            owner,
-            next_offset,
-        })
+            .remove(&partition)
+            .unwrap_or_default())
     }
 
     /// Every partition with state in etcd.
     pub async fn partitions(&mut self) -> Result<BTreeMap<i32, PartitionState>> {
         let prefix = self.keys.partitions_prefix();
+        self.read_partitions(&prefix).await
+    }
+
+    /// Partition states from every key under `prefix` (a `partitions/` subtree).
+    async fn read_partitions(&mut self, prefix: &str) -> Result<BTreeMap<i32, PartitionState>> {
         let resp = self
             .client
-            .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+            .get(prefix, Some(GetOptions::new().with_prefix()))
             .await
             .map_err(etcd_err(&self.endpoints, "etcd read failed"))?;
         let mut out: BTreeMap<i32, PartitionState> = BTreeMap::new();

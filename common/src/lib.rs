@@ -18,6 +18,7 @@
 //! - [`input`]: reads plain, gzip or stdin input as newline-aligned chunks.
 //! - [`pipeline`]: the embedded multi-threaded run (`sawmill run`) over the same parts the workers use.
 //! - [`proto`]: the generated gRPC contract (`proto/sawmill/v1/coordinator.proto`).
+//! - [`process`]: binaries' logging set-up, runtime and shutdown signal.
 //! - [`generate`]: realistic synthetic access logs for scale tests and benchmarks.
 //! - [`error`]: the crate's one error enum.
 
@@ -31,6 +32,7 @@ pub mod input;
 pub mod manifest;
 pub mod parse;
 pub mod pipeline;
+pub mod process;
 pub mod proto;
 pub mod record;
 pub mod schema;

@@ -43,6 +43,11 @@ impl Keys {
         format!("{}/partitions/", self.prefix)
     }
 
+    /// Every key of one partition (epoch, owner, next offset).
+    pub fn partition_prefix(&self, partition: i32) -> String {
+        format!("{}/partitions/{partition:05}/", self.prefix)
+    }
+
     /// The owner epoch: bumped before every change of owner, compared by every commit.
     pub fn epoch(&self, partition: i32) -> String {
         format!("{}/partitions/{partition:05}/epoch", self.prefix)

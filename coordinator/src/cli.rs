@@ -109,44 +109,13 @@ impl ServeArgs {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SAWMILL_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    sawmill_common::process::init_tracing("info");
+    let rt = match sawmill_common::process::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -154,7 +123,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => {
                 let cfg = args.config()?;
-                let handle = crate::serve(cfg, shutdown_signal()).await?;
+                let handle = crate::serve(cfg, sawmill_common::process::shutdown_signal()).await?;
                 // One parseable line on stdout, for scripts and tests that bind port 0.
                 println!("listening grpc={} http={}", handle.grpc, handle.http);
                 let _ = std::io::stdout().flush();

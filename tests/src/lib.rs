@@ -6,10 +6,12 @@
 //! `SAWMILL_REQUIRE_SERVICES=1` (CI) turns the skip into a failure.
 
 use arrow::array::{Array, Int32Array, Int64Array};
+use arrow::record_batch::RecordBatch;
 use sawmill_common::storage::Storage;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Addresses of the real services.
@@ -214,8 +216,18 @@ pub fn assert_exactly_once(mut seen: Vec<(i32, i64)>, end: &BTreeMap<i32, i64>) 
 /// Summary tables that do not depend on where lines were read (file lines vs Kafka offsets):
 /// everything but the positional columns of `table_404` and the choice of reject examples.
 pub fn comparable_tables(p: &sawmill_common::analytics::Partial) -> BTreeMap<String, Vec<String>> {
+    let tables: BTreeMap<String, RecordBatch> = p
+        .tables()
+        .into_iter()
+        .map(|(n, b)| (n.to_string(), b))
+        .collect();
+    comparable_batches(&tables)
+}
+
+/// Like [`comparable_tables`], for summary tables read back from storage.
+pub fn comparable_batches(tables: &BTreeMap<String, RecordBatch>) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for (name, batch) in p.tables() {
+    for (name, batch) in tables {
         if name == "reject_examples" {
             continue;
         }
@@ -241,7 +253,123 @@ pub fn comparable_tables(p: &sawmill_common::analytics::Partial) -> BTreeMap<Str
         if name == "table_404" {
             rows.sort();
         }
-        out.insert(name.to_string(), rows);
+        out.insert(name.clone(), rows);
+    }
+    out
+}
+
+/// End offsets (high watermarks) of every partition of a topic.
+pub fn end_offsets(s: &Services, topic: &str) -> BTreeMap<i32, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.kafka)
+        .set("group.id", "sawmill-test")
+        .create()
+        .expect("kafka client");
+    let md = c
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("topic metadata");
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    parts
+        .into_iter()
+        .map(|p| {
+            (
+                p,
+                c.fetch_watermarks(topic, p, Duration::from_secs(10))
+                    .expect("watermarks")
+                    .1,
+            )
+        })
+        .collect()
+}
+
+/// `sawmill run` over the same files, in-process, as the reference.
+pub fn reference(files: &[PathBuf]) -> sawmill_common::analytics::Partial {
+    use sawmill_common::input::InputSpec;
+    use sawmill_common::pipeline::{self, Progress, RunConfig};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let inputs: Vec<InputSpec> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| InputSpec::new(f, i as i32))
+        .collect();
+    let out: Arc<dyn Storage> =
+        Arc::new(sawmill_common::storage::LocalFs::create(dir.path()).expect("local output"));
+    pipeline::run(&inputs, out, &RunConfig::default(), &Progress::default())
+        .expect("sawmill run")
+        .partial
+}
+
+/// Removes a test's output root and etcd keys when the test ends, pass or fail.
+pub struct Cleanup {
+    pub storage: Arc<dyn Storage>,
+    pub etcd: String,
+    pub topic: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (etcd, topic, storage) = (self.etcd.clone(), self.topic.clone(), self.storage.clone());
+        // A plain thread: HDFS storage and this runtime must not block an async worker thread.
+        let _ = std::thread::spawn(move || {
+            for p in storage.list("").unwrap_or_default() {
+                let _ = storage.delete(&p);
+            }
+            let Ok(rt) = tokio::runtime::Runtime::new() else {
+                return;
+            };
+            rt.block_on(async {
+                if let Ok(mut cp) =
+                    sawmill_common::checkpoint::Checkpoints::connect(&etcd, &topic).await
+                {
+                    let _ = cp.delete_all().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: `(status code, body)`.
+pub fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect http");
+    s.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("read timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).expect("read response");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (code, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n.min(rest.len())]);
+        s = rest.get(n + 2..).unwrap_or("");
     }
     out
 }

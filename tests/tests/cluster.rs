@@ -10,19 +10,15 @@
 //! - stale or unknown generations are refused with clear gRPC errors; a worker of another
 //!   version is refused at Join and exits non-zero with the coordinator's message.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use sawmill_common::analytics::Partial;
 use sawmill_common::checkpoint::Checkpoints;
-use sawmill_common::input::InputSpec;
-use sawmill_common::pipeline::{self, Progress, RunConfig};
 use sawmill_common::proto::v1::coordinator_client::CoordinatorClient;
 use sawmill_common::proto::v1::{HeartbeatRequest, JoinRequest, StatusRequest};
-use sawmill_common::storage::{self, LocalFs, Storage};
+use sawmill_common::storage::{self, Storage};
 use sawmill_tests::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
@@ -32,99 +28,6 @@ use std::time::{Duration, Instant};
 static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const SESSION_TIMEOUT_MS: u64 = 3000;
-
-fn end_offsets(s: &Services, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &s.kafka)
-        .set("group.id", "sawmill-test")
-        .create()
-        .unwrap();
-    (0..partitions)
-        .map(|p| {
-            (
-                p,
-                c.fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .unwrap()
-                    .1,
-            )
-        })
-        .collect()
-}
-
-/// `sawmill run` over the same files, in-process, as the reference.
-fn reference(files: &[PathBuf]) -> Partial {
-    let dir = tempfile::tempdir().unwrap();
-    let inputs: Vec<InputSpec> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| InputSpec::new(f, i as i32))
-        .collect();
-    let out: Arc<dyn Storage> = Arc::new(LocalFs::create(dir.path()).unwrap());
-    pipeline::run(&inputs, out, &RunConfig::default(), &Progress::default())
-        .unwrap()
-        .partial
-}
-
-/// Like `comparable_tables`, for summary tables read back from storage.
-fn comparable_batches(
-    tables: &BTreeMap<String, arrow::record_batch::RecordBatch>,
-) -> BTreeMap<String, Vec<String>> {
-    let mut out = BTreeMap::new();
-    for (name, batch) in tables {
-        if name == "reject_examples" {
-            continue;
-        }
-        let keep: Vec<usize> = (0..batch.num_columns())
-            .filter(|&i| {
-                !(name == "table_404"
-                    && matches!(
-                        batch.schema().field(i).name().as_str(),
-                        "partition" | "offset"
-                    ))
-            })
-            .collect();
-        let b = batch.project(&keep).unwrap();
-        let mut rows: Vec<String> = (0..b.num_rows())
-            .map(|r| {
-                b.columns()
-                    .iter()
-                    .map(|c| arrow::util::display::array_value_to_string(c, r).unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join("|")
-            })
-            .collect();
-        if name == "table_404" {
-            rows.sort();
-        }
-        out.insert(name.clone(), rows);
-    }
-    out
-}
-
-/// Removes the test's HDFS root and etcd keys when the test ends, pass or fail.
-struct Cleanup {
-    storage: Arc<dyn Storage>,
-    etcd: String,
-    topic: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let (etcd, topic, storage) = (self.etcd.clone(), self.topic.clone(), self.storage.clone());
-        let _ = std::thread::spawn(move || {
-            for p in storage.list("").unwrap_or_default() {
-                let _ = storage.delete(&p);
-            }
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                if let Ok(mut cp) = Checkpoints::connect(&etcd, &topic).await {
-                    let _ = cp.delete_all().await;
-                }
-            });
-        })
-        .join();
-    }
-}
 
 /// HDFS storage blocks on its own runtime: never from an async worker thread directly.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -253,48 +156,6 @@ async fn status(grpc: &str) -> Option<Value> {
         .ok()?;
     let r = c.status(StatusRequest {}).await.ok()?;
     serde_json::from_str(&r.into_inner().json).ok()
-}
-
-/// A plain HTTP/1.1 GET on loopback: `(status code, body)`.
-fn http_get(addr: &str, path: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (code, body)
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n.min(rest.len())]);
-        s = rest.get(n + 2..).unwrap_or("");
-    }
-    out
 }
 
 /// partition → (owner, epoch, state) of the status document.
@@ -483,7 +344,7 @@ async fn three_workers_process_real_logs_exactly_once() {
     for (i, f) in files.iter().enumerate() {
         lines += produce(&s, &topic, f, 6, i == 0);
     }
-    let end = end_offsets(&s, &topic, 6);
+    let end = end_offsets(&s, &topic);
     assert_eq!(end.values().sum::<i64>() as u64, lines);
     let out = blocking({
         let root = root.clone();
@@ -748,7 +609,7 @@ async fn cluster_survives_joins_kills_and_a_coordinator_restart() {
     );
 
     lines += producer.join().unwrap();
-    let end = end_offsets(&s, &topic, 6);
+    let end = end_offsets(&s, &topic);
     assert_eq!(end.values().sum::<i64>() as u64, lines);
     wait_caught_up(&grpc, &end, lines, Duration::from_secs(300)).await;
     coord.stop();

@@ -4,20 +4,9 @@
 //! actually processed.
 
 use sawmill_tests::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn http_get(addr: &str, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default()
-}
 
 fn free_addr() -> String {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -118,7 +107,7 @@ fn dashboard_renders_and_metrics_agree_with_the_records() {
     // Wait until the coordinator has merged every line.
     let start = Instant::now();
     loop {
-        let m = http_get(&http, "/metrics");
+        let m = http_get(&http, "/metrics").1;
         if counter(&m, "sawmill_coordinator_merged_records_total")
             + counter(&m, "sawmill_coordinator_merged_rejects_total")
             >= lines
@@ -131,14 +120,14 @@ fn dashboard_renders_and_metrics_agree_with_the_records() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let cm = http_get(&http, "/metrics");
+    let cm = http_get(&http, "/metrics").1;
     assert_eq!(
         counter(&cm, "sawmill_coordinator_merged_records_total")
             + counter(&cm, "sawmill_coordinator_merged_rejects_total"),
         lines
     );
     assert_eq!(counter(&cm, "sawmill_coordinator_workers_alive"), 1.0);
-    let wm = http_get(&metrics_addr, "/metrics");
+    let wm = http_get(&metrics_addr, "/metrics").1;
     assert_eq!(
         counter(&wm, "sawmill_worker_records_parsed_total")
             + counter(&wm, "sawmill_worker_records_rejected_total"),
@@ -203,7 +192,7 @@ fn dashboard_renders_and_metrics_agree_with_the_records() {
     }
     // The status chart has one bar per status code in the merged analytics.
     let analytics: serde_json::Value =
-        serde_json::from_str(&http_get(&http, "/api/v1/analytics")).unwrap();
+        serde_json::from_str(&http_get(&http, "/api/v1/analytics").1).unwrap();
     let statuses = analytics["tables"]["status_count"]
         .as_array()
         .map_or(0, |a| a.len());

@@ -1,45 +1,13 @@
 //! Partitions added to a topic while the cluster runs are picked up without a restart, and the
 //! lines in them land exactly once like any other.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use sawmill_tests::*;
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn end_offsets(s: &Services, topic: &str) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &s.kafka)
-        .set("group.id", "sawmill-test")
-        .create()
-        .unwrap();
-    let md = c
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .unwrap();
-    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
-    parts
-        .into_iter()
-        .map(|p| {
-            (
-                p,
-                c.fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .unwrap()
-                    .1,
-            )
-        })
-        .collect()
-}
-
 fn status(http: &str) -> serde_json::Value {
-    let mut s = std::net::TcpStream::connect(http).expect("connect http");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET /api/v1/status HTTP/1.0\r\nHost: {http}\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("null");
-    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+    serde_json::from_str(&http_get(http, "/api/v1/status").1).unwrap_or(serde_json::Value::Null)
 }
 
 #[test]

@@ -2,38 +2,14 @@
 //! Exactly-once is checked row by row: every `(partition, offset)` of the topic appears in
 //! exactly one published row, and the merged analytics equal `sawmill run` on the same files.
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::ClientConfig;
 use sawmill_common::analytics::AnalyticsConfig;
 use sawmill_common::checkpoint::Checkpoints;
 use sawmill_common::committed::merge_committed;
-use sawmill_common::input::InputSpec;
-use sawmill_common::pipeline::{self, Progress, RunConfig};
-use sawmill_common::storage::{self, LocalFs, Storage};
+use sawmill_common::storage::{self, Storage};
 use sawmill_tests::*;
-use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn end_offsets(s: &Services, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &s.kafka)
-        .set("group.id", "sawmill-test")
-        .create()
-        .unwrap();
-    (0..partitions)
-        .map(|p| {
-            (
-                p,
-                c.fetch_watermarks(topic, p, Duration::from_secs(10))
-                    .unwrap()
-                    .1,
-            )
-        })
-        .collect()
-}
 
 fn worker_cmd(s: &Services, topic: &str, root: &str) -> Command {
     let mut cmd = Command::new(bin("worker"));
@@ -53,20 +29,6 @@ fn worker_cmd(s: &Services, topic: &str, root: &str) -> Command {
     cmd
 }
 
-/// `sawmill run` over the same files, in-process, as the reference.
-fn reference(files: &[PathBuf]) -> sawmill_common::analytics::Partial {
-    let dir = tempfile::tempdir().unwrap();
-    let inputs: Vec<InputSpec> = files
-        .iter()
-        .enumerate()
-        .map(|(i, f)| InputSpec::new(f, i as i32))
-        .collect();
-    let out: Arc<dyn Storage> = Arc::new(LocalFs::create(dir.path()).unwrap());
-    pipeline::run(&inputs, out, &RunConfig::default(), &Progress::default())
-        .unwrap()
-        .partial
-}
-
 async fn committed(
     s: &Services,
     topic: &str,
@@ -76,32 +38,6 @@ async fn committed(
     merge_committed(&mut cp, out, &AnalyticsConfig::default())
         .await
         .unwrap()
-}
-
-/// Removes the test's HDFS root and etcd keys when the test ends, pass or fail.
-struct Cleanup {
-    storage: Arc<dyn Storage>,
-    etcd: String,
-    topic: String,
-}
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let (etcd, topic, storage) = (self.etcd.clone(), self.topic.clone(), self.storage.clone());
-        // A plain thread: HDFS storage and this runtime must not block an async worker thread.
-        let _ = std::thread::spawn(move || {
-            for p in storage.list("").unwrap_or_default() {
-                let _ = storage.delete(&p);
-            }
-            let rt = tokio::runtime::Runtime::new().unwrap();
-            rt.block_on(async {
-                if let Ok(mut cp) = Checkpoints::connect(&etcd, &topic).await {
-                    let _ = cp.delete_all().await;
-                }
-            });
-        })
-        .join();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +54,7 @@ async fn real_logs_land_exactly_once_on_hdfs() {
     for (i, f) in files.iter().enumerate() {
         lines += produce(&s, &topic, f, 3, i == 0);
     }
-    let end = end_offsets(&s, &topic, 3);
+    let end = end_offsets(&s, &topic);
     assert_eq!(
         end.values().sum::<i64>() as u64,
         lines,
@@ -250,7 +186,7 @@ async fn kill9_mid_stream_loses_and_duplicates_nothing() {
         .unwrap();
     assert!(st.status.success());
     produce(&s, &topic, &file, 2, true);
-    let end = end_offsets(&s, &topic, 2);
+    let end = end_offsets(&s, &topic);
     let out = tokio::task::spawn_blocking({
         let root = root.clone();
         move || storage::open(&root).unwrap()

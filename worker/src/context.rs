@@ -83,9 +83,13 @@ impl WorkerContext {
         let meta = self.meta.clone();
         let topic = self.settings.topic.clone();
         tokio::task::spawn_blocking(move || {
-            // A partition added after start is unknown to the cached metadata: refresh it first.
-            let _ = meta.fetch_metadata(Some(&topic), Duration::from_secs(10));
-            meta.fetch_watermarks(&topic, partition, Duration::from_secs(10))
+            let timeout = Duration::from_secs(10);
+            meta.fetch_watermarks(&topic, partition, timeout)
+                .or_else(|_| {
+                    // A partition added after start is unknown to the cached metadata: refresh once.
+                    let _ = meta.fetch_metadata(Some(&topic), timeout);
+                    meta.fetch_watermarks(&topic, partition, timeout)
+                })
         })
         .await
         .map_err(|e| WorkerError::Actor(e.to_string()))?

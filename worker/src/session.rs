@@ -15,9 +15,9 @@
 
 use crate::context::WorkerContext;
 use crate::error::{Result, WorkerError};
-use crate::standalone::shutdown_signal;
 use crate::supervisor::{SupervisorArgs, SupervisorMsg, WorkerEvent, WorkerSupervisor};
 use ractor::{Actor, ActorRef};
+use sawmill_common::process::shutdown_signal;
 use sawmill_common::proto::v1::coordinator_client::CoordinatorClient;
 use sawmill_common::proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest, OwnedPartition,

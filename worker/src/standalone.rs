@@ -7,6 +7,7 @@ use crate::context::WorkerContext;
 use crate::error::{Result, WorkerError};
 use crate::supervisor::{SupervisorArgs, SupervisorMsg, WorkerEvent, WorkerSupervisor};
 use ractor::Actor;
+use sawmill_common::process::shutdown_signal;
 use sawmill_common::settings::PipelineSettings;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -29,29 +30,6 @@ pub struct StandaloneReport {
     pub rejects: u64,
     pub next_offsets: BTreeMap<i32, i64>,
     pub elapsed: Duration,
-}
-
-/// Waits for SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {},
-                    _ = term.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<StandaloneReport> {
