@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/cluster.sh - the cluster end to end (release binaries): `coordinator serve` plus one, then
 # two `worker join` processes on a generated topic, against the plain-consumer ceiling (one
-# rdkafka consumer that only reads the topic: coordinator/examples/consume_ceiling.rs); then the
+# rdkafka consumer that only reads the topic: worker/examples/plain_consumer.rs); then the
 # failover time from a worker's kill -9 to its partitions being consumed again.
 #
 #   eval "$(deploy/local/services env)"; bench/cluster.sh
@@ -38,7 +38,7 @@ RUN=$DIR/cluster-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$DIR" "$RUN"
 
 (cd "$ROOT" && cargo build --release -q -p sawmill-worker -p sawmill-coordinator -p sawmill-cli \
-  --example consume_ceiling)
+  --example plain_consumer)
 [[ -s $FILE ]] || { "$REL/sawmill" generate --lines "$LINES" --seed 1 --out "$FILE.tmp" && mv "$FILE.tmp" "$FILE"; }
 
 TOPIC=bench-cluster-$LINES-$PARTITIONS
@@ -105,7 +105,7 @@ cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat
 remove_output() { "$ROOT/deploy/local/services" hdfs-dfs -rm -r -f -skipTrash "/sawmill-bench/$1" >/dev/null 2>&1 || true; }
 
 echo "== plain-consumer ceiling"
-CEILING=$("$REL/examples/consume_ceiling" "$BROKER" "$TOPIC" | tee "$RUN/ceiling.txt" | sed -n 's/.*= \([0-9]*\) lines\/s/\1/p')
+CEILING=$("$REL/examples/plain_consumer" "$BROKER" "$TOPIC" | tee "$RUN/ceiling.txt" | sed -n 's/.*lines_per_sec=\([0-9]*\).*/\1/p')
 cat "$RUN/ceiling.txt"
 
 for W in $WORKERS; do
