@@ -94,7 +94,34 @@ fn partitions_added_at_run_time_are_consumed_exactly_once() {
         "{}",
         String::from_utf8_lossy(&alter.stderr)
     );
-    produce(&s, &topic, second, 3, false);
+    // Wait until the new partitions are in the metadata, then spread every message at random
+    // (no sticky batches) so the new partitions surely receive lines.
+    let grown = Instant::now();
+    while end_offsets(&s, &topic).len() < 3 {
+        assert!(
+            grown.elapsed() < Duration::from_secs(30),
+            "topic never showed 3 partitions"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = Command::new(bin("sawmill"))
+        .args([
+            "produce",
+            "--bootstrap-servers",
+            &s.kafka,
+            "--topic",
+            &topic,
+            "-q",
+        ])
+        .args(["-X", "sticky.partitioning.linger.ms=0", "--file"])
+        .arg(second)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let end = end_offsets(&s, &topic);
     assert_eq!(end.len(), 3);
     assert!(
