@@ -25,6 +25,9 @@ pub enum Committed {
     Fenced { current_epoch: Option<u64> },
     /// etcd's next offset is not where this shard starts; the partition must restart from it.
     Stale { stored: Option<i64> },
+    /// Not tried: the shard before it did not commit (so etcd would refuse this one); its
+    /// staged files were removed.
+    Skipped,
 }
 
 /// Runs a blocking storage operation off the async threads, retrying transient failures with a
@@ -74,6 +77,14 @@ pub struct ShardToCommit {
     pub partial: Partial,
 }
 
+/// A shard whose files are staged (step 1 done), ready for the etcd transaction.
+pub struct StagedShard {
+    pub manifest: ShardManifest,
+    /// Encode and stage durations, for the timing log.
+    encode: Duration,
+    stage: Duration,
+}
+
 /// Step 1 to 3 of the commit protocol for one shard.
 pub async fn commit_shard(
     storage: Arc<dyn Storage>,
@@ -81,6 +92,17 @@ pub async fn commit_shard(
     opts: &ParquetOptions,
     shard: ShardToCommit,
 ) -> Result<Committed> {
+    let staged = stage_shard(storage.clone(), opts, shard).await?;
+    commit_staged(storage, cp, staged).await
+}
+
+/// Step 1: encodes the shard and writes every file under its staging name. Needs no ownership
+/// and no order: a staged file nobody commits is deleted by the next recovery.
+pub async fn stage_shard(
+    storage: Arc<dyn Storage>,
+    opts: &ParquetOptions,
+    shard: ShardToCommit,
+) -> Result<StagedShard> {
     let range = ShardRange {
         source: shard.source.clone(),
         partition: shard.partition,
@@ -91,7 +113,6 @@ pub async fn commit_shard(
     let tag = format!("{:020}-{:020}-e{}", shard.first, shard.last, shard.epoch);
 
     let t0 = std::time::Instant::now();
-    // 1. encode (CPU) and stage every file.
     let opts2 = opts.clone();
     let range2 = range.clone();
     let parsed = shard.parsed;
@@ -124,9 +145,8 @@ pub async fn commit_shard(
     };
     to_write.push((pstaging, ipc));
     let to_write = Arc::new(to_write);
-    let t_encode = t0.elapsed();
+    let encode = t0.elapsed();
     {
-        let storage = storage.clone();
         let to_write = to_write.clone();
         // Files are independent: write them concurrently (HDFS latency, not bandwidth, dominates).
         blocking_retry("stage shard", move || {
@@ -146,9 +166,7 @@ pub async fn commit_shard(
         })
         .await?;
     }
-
-    let t_stage = t0.elapsed();
-    // 2. the guarded etcd transaction.
+    let stage = t0.elapsed() - encode;
     let records = files
         .iter()
         .filter(|f| f.path.starts_with("records/"))
@@ -170,11 +188,28 @@ pub async fn commit_shard(
         rejects,
         files,
         partial: partial_file,
-        committed_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        committed_at_ms: 0,
     };
+    Ok(StagedShard {
+        manifest,
+        encode,
+        stage,
+    })
+}
+
+/// Steps 2 and 3: the guarded etcd transaction, then publishing by rename. Shards of one
+/// partition must come here in offset order (etcd refuses any other).
+pub async fn commit_staged(
+    storage: Arc<dyn Storage>,
+    cp: &mut Checkpoints,
+    staged: StagedShard,
+) -> Result<Committed> {
+    let t0 = std::time::Instant::now();
+    let mut manifest = staged.manifest;
+    manifest.committed_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
     let mut delay = Duration::from_millis(100);
     let outcome = loop {
         match cp.commit(&manifest).await {
@@ -187,7 +222,6 @@ pub async fn commit_shard(
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(10));
     };
-
     let t_commit = t0.elapsed();
     match outcome {
         CommitOutcome::Committed | CommitOutcome::AlreadyCommitted => {
@@ -215,9 +249,9 @@ pub async fn commit_shard(
             tracing::debug!(
                 partition = manifest.partition,
                 rows = manifest.records + manifest.rejects,
-                encode_ms = t_encode.as_millis() as u64,
-                stage_ms = (t_stage - t_encode).as_millis() as u64,
-                commit_ms = (t_commit - t_stage).as_millis() as u64,
+                encode_ms = staged.encode.as_millis() as u64,
+                stage_ms = staged.stage.as_millis() as u64,
+                commit_ms = t_commit.as_millis() as u64,
                 publish_ms = (t0.elapsed() - t_commit).as_millis() as u64,
                 "shard timings"
             );
@@ -237,7 +271,8 @@ pub async fn commit_shard(
     }
 }
 
-async fn delete_staged(storage: Arc<dyn Storage>, m: &ShardManifest) {
+/// Removes a shard's staged files (best effort: recovery removes what is left).
+pub async fn delete_staged(storage: Arc<dyn Storage>, m: &ShardManifest) {
     let paths: Vec<String> = m.all_files().map(|f| f.staging.clone()).collect();
     let _ = tokio::task::spawn_blocking(move || {
         for p in paths {

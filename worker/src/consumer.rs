@@ -2,19 +2,25 @@
 //! (no consumer-group rebalancing, no offset commits to Kafka), cutting the stream into
 //! per-partition [`MessageBatch`]es for the partition actors.
 //!
-//! Flow control is by credits: each partition has a small semaphore, and a batch travels with
-//! its permit, released when the partition actor has parsed it. When a partition falls behind
-//! (slow HDFS, slow etcd), its credits run out and this thread *pauses* that partition in
-//! librdkafka (other partitions keep flowing) until a credit is back; librdkafka's fetch queue is
-//! bounded, so consumption slows instead of memory growing.
+//! Each partition is read from its own librdkafka queue, and flow control is by credits: a
+//! partition has a small semaphore, and a batch travels with a [`Credit`], released when the
+//! partition actor has parsed it. A partition without a free credit is simply not polled: its
+//! librdkafka queue fills to `queued.max.messages.kbytes` and librdkafka stops fetching it, while
+//! the other partitions keep flowing. (Pausing the partition instead would make librdkafka drop
+//! everything it had prefetched and fetch and decompress it again after the resume: that cost
+//! half the consumer's CPU.) Releasing a credit, new data in a queue and a command each wake the
+//! thread, so it sleeps when there is nothing to do.
+
+mod assignment;
 
 use crate::error::{Result, WorkerError};
+use crate::kafka::{create_consumer, KafkaConsumer, KafkaContext};
 use crate::partition::PartitionMsg;
+use assignment::{apply, Assignment, Changes};
 use ractor::ActorRef;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use std::collections::BTreeMap;
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +30,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const BATCH_MESSAGES: usize = 4096;
 /// Batches in flight per partition (the credits).
 pub const CREDITS: usize = 4;
+/// Most messages taken from one partition's queue before the others get their turn.
+const ROUND_MESSAGES: usize = 4 * BATCH_MESSAGES;
+/// Longest sleep without a wake-up (a safety net; every event that matters wakes the thread).
+const IDLE_WAIT: Duration = Duration::from_millis(100);
 
 /// Consecutive messages of one partition, copied into one buffer.
 #[derive(Debug, Default)]
@@ -70,6 +80,31 @@ impl MessageBatch {
     }
 }
 
+/// Wakes the consumer thread (coalesced: one pending wake-up is enough).
+#[derive(Clone)]
+struct Waker(mpsc::SyncSender<()>);
+
+impl Waker {
+    fn wake(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// A partition's credit for one batch; dropping it frees the credit and wakes the consumer.
+pub struct Credit {
+    permit: Option<OwnedSemaphorePermit>,
+    wake: Waker,
+}
+
+impl Drop for Credit {
+    fn drop(&mut self) {
+        // Free first, then wake: the other order could let the thread look, find nothing
+        // free and sleep through the release.
+        drop(self.permit.take());
+        self.wake.wake();
+    }
+}
+
 /// Where a partition's batches go.
 #[derive(Clone)]
 pub struct PartitionSink {
@@ -84,9 +119,12 @@ pub enum ConsumerCmd {
         offset: i64,
         sink: PartitionSink,
     },
-    /// Stop consuming `partition`; nothing more is sent to its old sink after `done` fires.
+    /// Stop consuming `partition` into `actor`'s sink; nothing more is sent to it after `done`
+    /// fires. A revoke from an older incarnation of the partition's actor (its `post_stop` may
+    /// run after the new one assigned) leaves the new assignment alone.
     Revoke {
         partition: i32,
+        actor: ractor::ActorId,
         done: mpsc::Sender<()>,
     },
     Stop,
@@ -96,11 +134,18 @@ pub enum ConsumerCmd {
 #[derive(Clone)]
 pub struct ConsumerHandle {
     tx: mpsc::Sender<ConsumerCmd>,
+    wake: Waker,
 }
 
 impl ConsumerHandle {
+    fn send(&self, cmd: ConsumerCmd) -> bool {
+        let sent = self.tx.send(cmd).is_ok();
+        self.wake.wake();
+        sent
+    }
+
     pub fn assign(&self, partition: i32, offset: i64, sink: PartitionSink) {
-        let _ = self.tx.send(ConsumerCmd::Assign {
+        self.send(ConsumerCmd::Assign {
             partition,
             offset,
             sink,
@@ -108,264 +153,218 @@ impl ConsumerHandle {
     }
 
     /// Revokes and waits (bounded) until the consumer thread no longer sends to the partition.
-    pub fn revoke(&self, partition: i32) {
+    pub fn revoke(&self, partition: i32, actor: ractor::ActorId) {
         let (done, wait) = mpsc::channel();
-        if self
-            .tx
-            .send(ConsumerCmd::Revoke { partition, done })
-            .is_ok()
-        {
+        if self.send(ConsumerCmd::Revoke {
+            partition,
+            actor,
+            done,
+        }) {
             let _ = wait.recv_timeout(Duration::from_secs(5));
         }
     }
 
     pub fn stop(&self) {
-        let _ = self.tx.send(ConsumerCmd::Stop);
+        self.send(ConsumerCmd::Stop);
     }
-}
-
-/// Kafka client settings for consuming: explicit assignment, nothing stored in Kafka.
-pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("enable.partition.eof", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "8388608")
-        .set("queued.max.messages.kbytes", "65536")
-        .set("socket.timeout.ms", "10000")
-        .set("session.timeout.ms", "10000")
-        // Partitions added to the topic at run time must become known quickly.
-        .set("topic.metadata.refresh.interval.ms", "5000");
-    c
-}
-
-/// Checks the topic exists and returns its partition ids, or a clear error.
-pub fn topic_partitions(consumer: &BaseConsumer, bootstrap: &str, topic: &str) -> Result<Vec<i32>> {
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).map_err(|e| {
-        WorkerError::Kafka(format!(
-            "cannot reach Kafka at {bootstrap}: {e} (is the broker running? check --bootstrap-servers)"
-        ))
-    })?;
-    let t = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .ok_or_else(|| WorkerError::Config(format!("topic {topic:?} not found at {bootstrap}")))?;
-    if t.error().is_some() || t.partitions().is_empty() {
-        return Err(WorkerError::Config(format!(
-            "topic {topic:?} does not exist at {bootstrap}: create it (sawmill produce creates it) or fix --topic"
-        )));
-    }
-    Ok(t.partitions().iter().map(|p| p.id()).collect())
 }
 
 struct Assigned {
     sink: PartitionSink,
+    /// The next offset to hand over; anything below it is a redelivery.
     next: i64,
     pending: MessageBatch,
-    paused: bool,
+    /// The partition's own librdkafka queue (split again after every assignment change).
+    queue: Option<PartitionQueue<KafkaContext>>,
+}
+
+/// What handing a batch to a partition actor came to.
+#[derive(PartialEq)]
+enum Handover {
+    Sent,
+    /// No free credit: the batch waits here.
+    Full,
+    /// The actor is gone; the supervisor restarts it and assigns the partition again.
+    Gone,
+}
+
+/// Hands the pending batch to the partition actor if a credit is free.
+fn hand_over(pending: &mut MessageBatch, sink: &PartitionSink, wake: &Waker) -> Handover {
+    if pending.is_empty() {
+        return Handover::Sent;
+    }
+    let permit = match sink.credits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(tokio::sync::TryAcquireError::NoPermits) => {
+            return if sink.actor.get_status() == ractor::ActorStatus::Running {
+                Handover::Full
+            } else {
+                Handover::Gone
+            };
+        }
+        Err(tokio::sync::TryAcquireError::Closed) => return Handover::Gone,
+    };
+    let credit = Credit {
+        permit: Some(permit),
+        wake: wake.clone(),
+    };
+    let fresh = MessageBatch::new(pending.partition);
+    let batch = std::mem::replace(pending, fresh);
+    match sink.actor.cast(PartitionMsg::Batch(batch, credit)) {
+        Ok(()) => Handover::Sent,
+        Err(_) => Handover::Gone,
+    }
+}
+
+/// Appends a fetched message unless it is a redelivery (librdkafka may hand out again what it
+/// had prefetched before a reassignment).
+fn accept(next: &mut i64, pending: &mut MessageBatch, m: &BorrowedMessage<'_>) {
+    if m.offset() >= *next {
+        *next = m.offset() + 1;
+        pending.push(m.offset(), m.payload().unwrap_or_default());
+    }
+}
+
+impl Assigned {
+    /// Moves what the partition's queue holds into batches for the actor, as long as credits
+    /// last. Returns whether anything moved and how the last hand-over went.
+    fn drain(&mut self, wake: &Waker, errors: &mut u32) -> (bool, Handover) {
+        let Assigned {
+            sink,
+            next,
+            pending,
+            queue,
+        } = self;
+        if pending.len() >= BATCH_MESSAGES {
+            match hand_over(pending, sink, wake) {
+                Handover::Sent => {}
+                other => return (false, other),
+            }
+        }
+        let Some(queue) = queue else {
+            return (false, Handover::Sent);
+        };
+        let mut moved = false;
+        for _ in 0..ROUND_MESSAGES {
+            match queue.poll(Duration::ZERO) {
+                Some(Ok(m)) => {
+                    moved = true;
+                    *errors = 0;
+                    accept(next, pending, &m);
+                    if pending.len() >= BATCH_MESSAGES {
+                        match hand_over(pending, sink, wake) {
+                            Handover::Sent => {}
+                            other => return (moved, other),
+                        }
+                    }
+                }
+                // Caught up, or nothing fetched yet: hand over what there is rather than wait.
+                None | Some(Err(KafkaError::PartitionEOF(_))) => {
+                    return (moved, hand_over(pending, sink, wake));
+                }
+                Some(Err(e)) => {
+                    *errors += 1;
+                    if errors.is_power_of_two() {
+                        tracing::warn!(partition = pending.partition, error = %e, errors, "kafka consume error, retrying");
+                    }
+                    return (moved, hand_over(pending, sink, wake));
+                }
+            }
+        }
+        (moved, Handover::Sent)
+    }
 }
 
 /// Starts the consumer thread.
 pub fn spawn(bootstrap: &str, topic: &str, group: &str) -> Result<ConsumerHandle> {
-    let consumer: BaseConsumer = consumer_config(bootstrap, group).create()?;
+    let mut consumer = create_consumer(bootstrap, group)?;
     let (tx, rx) = mpsc::channel();
+    let (wake_tx, wake_rx) = mpsc::sync_channel(1);
+    let wake = Waker(wake_tx);
+    {
+        let wake = wake.clone();
+        consumer.set_nonempty_callback(move || wake.wake());
+    }
     let topic = topic.to_string();
+    let thread_wake = wake.clone();
     std::thread::Builder::new()
         .name("kafka-consumer".into())
-        .spawn(move || run(consumer, topic, rx))
+        .spawn(move || run(Arc::new(consumer), topic, rx, wake_rx, thread_wake))
         .map_err(|e| WorkerError::Actor(format!("cannot start the consumer thread: {e}")))?;
-    Ok(ConsumerHandle { tx })
+    Ok(ConsumerHandle { tx, wake })
 }
 
-fn reassign(consumer: &BaseConsumer, topic: &str, parts: &BTreeMap<i32, Assigned>) {
-    let mut tpl = TopicPartitionList::new();
-    for (&p, a) in parts {
-        if let Err(e) = tpl.add_partition_offset(topic, p, Offset::Offset(a.next)) {
-            tracing::error!(partition = p, error = %e, "cannot build the assignment");
-        }
-    }
-    if let Err(e) = consumer.assign(&tpl) {
-        tracing::error!(error = %e, "kafka assign failed");
-    }
-}
-
-fn run(consumer: BaseConsumer, topic: String, rx: mpsc::Receiver<ConsumerCmd>) {
-    let mut parts: BTreeMap<i32, Assigned> = BTreeMap::new();
+fn run(
+    consumer: Arc<KafkaConsumer>,
+    topic: String,
+    rx: mpsc::Receiver<ConsumerCmd>,
+    wake_rx: mpsc::Receiver<()>,
+    wake: Waker,
+) {
+    let mut asg = Assignment::default();
     let mut errors = 0u32;
     loop {
         // Commands first, so a revoke is honoured before anything else is sent.
-        let mut changed = false;
-        loop {
-            let cmd = if parts.is_empty() {
-                match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(c) => c,
-                    Err(mpsc::RecvTimeoutError::Timeout) => break,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
-                }
-            } else {
-                match rx.try_recv() {
-                    Ok(c) => c,
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => return,
-                }
-            };
-            match cmd {
-                ConsumerCmd::Assign {
-                    partition,
-                    offset,
-                    sink,
-                } => {
-                    tracing::info!(partition, offset, "consuming partition");
-                    parts.insert(
-                        partition,
-                        Assigned {
-                            sink,
-                            next: offset,
-                            pending: MessageBatch::new(partition),
-                            paused: false,
-                        },
-                    );
-                    changed = true;
-                }
-                ConsumerCmd::Revoke { partition, done } => {
-                    if parts.remove(&partition).is_some() {
-                        tracing::info!(partition, "stopped consuming partition");
-                        changed = true;
-                    }
-                    let _ = done.send(());
-                }
-                ConsumerCmd::Stop => return,
-            }
-        }
-        if changed {
-            // librdkafka keeps a partition's pause flag across assign(), so resume every
-            // partition explicitly to match our state; full ones pause again at the next flush.
-            // (Without this, a partition paused during a reassignment never resumed.)
-            // Refresh metadata so a partition created after start can be assigned at once.
-            let _ = consumer.fetch_metadata(Some(&topic), Duration::from_secs(10));
-            reassign(&consumer, &topic, &parts);
-            for (&p, a) in parts.iter_mut() {
-                a.paused = false;
-                set_paused(&consumer, &topic, p, false);
-            }
-        }
-        if parts.is_empty() {
-            continue;
-        }
-        // Hand over what waits for a credit; poll briefly while anything is waiting.
-        let waiting = retry_paused(&consumer, &topic, &mut parts);
-        let timeout = if waiting {
-            Duration::from_millis(5)
-        } else {
-            Duration::from_millis(100)
+        let Some(changes) = asg.commands(&rx) else {
+            return;
         };
-        match consumer.poll(timeout) {
-            None => {
-                let ids: Vec<i32> = parts.keys().copied().collect();
-                for p in ids {
-                    flush(&consumer, &topic, &mut parts, p);
-                }
+        if !changes.is_empty() {
+            apply(&consumer, &topic, &mut asg, &changes, &wake);
+        }
+        let mut moved = false;
+        let mut gone = Vec::new();
+        for (&p, a) in asg.parts.iter_mut() {
+            let (m, handover) = a.drain(&wake, &mut errors);
+            moved |= m;
+            if handover == Handover::Gone {
+                gone.push(p);
             }
-            Some(Err(e)) => {
-                errors += 1;
-                if errors.is_power_of_two() {
-                    tracing::warn!(error = %e, errors, "kafka consume error, retrying");
+        }
+        // The main queue: client errors, and lines fetched before a partition's queue was split.
+        while let Some(r) = consumer.poll(Duration::ZERO) {
+            match r {
+                Ok(m) => {
+                    moved = true;
+                    let p = m.partition();
+                    if let Some(a) = asg.parts.get_mut(&p) {
+                        accept(&mut a.next, &mut a.pending, &m);
+                        if a.pending.len() >= BATCH_MESSAGES
+                            && hand_over(&mut a.pending, &a.sink, &wake) == Handover::Gone
+                        {
+                            gone.push(p);
+                        }
+                    }
                 }
-                std::thread::sleep(Duration::from_millis(u64::from(errors.min(50)) * 20));
-            }
-            Some(Ok(m)) => {
-                errors = 0;
-                let p = m.partition();
-                let Some(a) = parts.get_mut(&p) else { continue };
-                // After a reassign librdkafka may redeliver what was already handed out.
-                if m.offset() < a.next {
-                    continue;
-                }
-                a.next = m.offset() + 1;
-                a.pending.push(m.offset(), m.payload().unwrap_or_default());
-                if a.pending.len() >= BATCH_MESSAGES && !a.paused {
-                    flush(&consumer, &topic, &mut parts, p);
+                Err(KafkaError::PartitionEOF(_)) => {}
+                Err(e) => {
+                    errors += 1;
+                    if errors.is_power_of_two() {
+                        tracing::warn!(error = %e, errors, "kafka consume error, retrying");
+                    }
+                    break;
                 }
             }
         }
-    }
-}
-
-fn set_paused(consumer: &BaseConsumer, topic: &str, p: i32, pause: bool) {
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, p);
-    let r = if pause {
-        consumer.pause(&tpl)
-    } else {
-        consumer.resume(&tpl)
-    };
-    if let Err(e) = r {
-        tracing::warn!(partition = p, pause, error = %e, "kafka pause/resume failed");
-    }
-}
-
-/// Retries the hand-over of paused partitions; returns whether any is still waiting.
-fn retry_paused(consumer: &BaseConsumer, topic: &str, parts: &mut BTreeMap<i32, Assigned>) -> bool {
-    let paused: Vec<i32> = parts
-        .iter()
-        .filter(|(_, a)| a.paused)
-        .map(|(p, _)| *p)
-        .collect();
-    for &p in &paused {
-        flush(consumer, topic, parts, p);
-    }
-    parts.values().any(|a| a.paused)
-}
-
-/// Sends a partition's pending batch if a credit is free; otherwise pauses the partition (its
-/// pending lines stay here) so the other partitions keep flowing. Drops the partition when its
-/// actor is gone (the supervisor restarts it and assigns it again).
-fn flush(consumer: &BaseConsumer, topic: &str, parts: &mut BTreeMap<i32, Assigned>, p: i32) {
-    let Some(a) = parts.get_mut(&p) else { return };
-    if a.pending.is_empty() {
-        if a.paused {
-            a.paused = false;
-            set_paused(consumer, topic, p, false);
-        }
-        return;
-    }
-    let permit: OwnedSemaphorePermit = match a.sink.credits.clone().try_acquire_owned() {
-        Ok(permit) => permit,
-        Err(tokio::sync::TryAcquireError::NoPermits) => {
-            if !a.paused {
-                a.paused = true;
-                set_paused(consumer, topic, p, true);
+        if !gone.is_empty() {
+            // Already applied to librdkafka, so retiring changes nothing in this round's list.
+            let mut none = Changes::default();
+            for p in gone {
+                tracing::warn!(
+                    partition = p,
+                    "partition actor is gone; dropping its assignment"
+                );
+                asg.retire(p, &mut none);
             }
-            if a.sink.actor.get_status() != ractor::ActorStatus::Running {
-                parts.remove(&p);
-            }
-            return;
         }
-        Err(tokio::sync::TryAcquireError::Closed) => {
-            parts.remove(&p);
-            return;
+        if !moved {
+            // Errors back off (capped) instead of spinning on a dead broker.
+            let wait = if errors > 0 {
+                Duration::from_millis(u64::from(errors.min(50)) * 20)
+            } else {
+                IDLE_WAIT
+            };
+            let _ = wake_rx.recv_timeout(wait);
         }
-    };
-    let batch = std::mem::replace(&mut a.pending, MessageBatch::new(p));
-    if a.paused {
-        a.paused = false;
-        set_paused(consumer, topic, p, false);
-    }
-    if a.sink
-        .actor
-        .cast(PartitionMsg::Batch(batch, permit))
-        .is_err()
-    {
-        tracing::warn!(
-            partition = p,
-            "partition actor is gone; dropping its assignment"
-        );
-        parts.remove(&p);
     }
 }
 
@@ -385,5 +384,25 @@ mod tests {
             vec![(10, &b"a"[..]), (12, &b""[..]), (13, &b"ccc"[..])]
         );
         assert_eq!((b.len(), b.bytes()), (3, 4));
+    }
+
+    #[test]
+    fn dropping_a_credit_frees_it_before_waking() {
+        let sem = Arc::new(Semaphore::new(1));
+        let (tx, rx) = mpsc::sync_channel(1);
+        let credit = Credit {
+            permit: Some(sem.clone().try_acquire_owned().expect("a free permit")),
+            wake: Waker(tx),
+        };
+        assert_eq!(sem.available_permits(), 0);
+        let watcher = {
+            let sem = sem.clone();
+            std::thread::spawn(move || {
+                rx.recv().expect("a wake-up");
+                sem.available_permits()
+            })
+        };
+        drop(credit);
+        assert_eq!(watcher.join().expect("watcher"), 1);
     }
 }

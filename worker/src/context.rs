@@ -1,9 +1,10 @@
 //! What every actor of a worker shares, read-only: settings, clients, metrics.
 
-use crate::consumer::{consumer_config, ConsumerHandle};
+use crate::consumer::ConsumerHandle;
 use crate::error::{Result, WorkerError};
+use crate::kafka::{create_consumer, topic_partitions, KafkaConsumer};
 use crate::metrics::Metrics;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use sawmill_common::analytics::AnalyticsConfig;
 use sawmill_common::checkpoint::Checkpoints;
 use sawmill_common::settings::PipelineSettings;
@@ -21,37 +22,45 @@ pub struct WorkerContext {
     pub checkpoints: Checkpoints,
     pub consumer: ConsumerHandle,
     /// A separate client for metadata and watermarks, so queries never wait behind fetches.
-    pub meta: Arc<BaseConsumer>,
+    pub meta: Arc<KafkaConsumer>,
     pub metrics: Metrics,
-    /// One lock per partition, held by a commit in flight. A restarted partition pipeline takes
-    /// it before recovery, so a commit left running by a failed incarnation settles first and
-    /// recovery never deletes files that commit is about to reference.
-    commit_locks: std::sync::Mutex<std::collections::HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
+    /// One gate per partition: every commit in flight holds it shared; a starting partition
+    /// pipeline takes it exclusively before recovery, so commits left running by a failed
+    /// incarnation settle first and recovery never deletes files they are about to reference.
+    commit_gates: std::sync::Mutex<std::collections::HashMap<i32, Arc<tokio::sync::RwLock<()>>>>,
 }
 
 impl WorkerContext {
     /// Connects to everything the settings name, failing fast with a clear error on bad config.
     pub async fn connect(worker_id: String, settings: PipelineSettings) -> Result<Arc<Self>> {
         settings.validate()?;
+        let t0 = std::time::Instant::now();
         let parquet = settings.parquet()?;
         let analytics = settings.analytics();
         let output = settings.output.clone();
         let storage = tokio::task::spawn_blocking(move || sawmill_common::storage::open(&output))
             .await
             .map_err(|e| WorkerError::Actor(e.to_string()))??;
+        let t_storage = t0.elapsed();
         let checkpoints = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
+        let t_etcd = t0.elapsed();
         let group = format!("sawmill-{}", settings.pipeline_name());
-        let meta: BaseConsumer = consumer_config(&settings.bootstrap_servers, &group).create()?;
-        let meta = Arc::new(meta);
+        let meta = Arc::new(create_consumer(&settings.bootstrap_servers, &group)?);
         {
             let meta = meta.clone();
             let (b, t) = (settings.bootstrap_servers.clone(), settings.topic.clone());
-            tokio::task::spawn_blocking(move || crate::consumer::topic_partitions(&meta, &b, &t))
+            tokio::task::spawn_blocking(move || topic_partitions(&meta, &b, &t))
                 .await
                 .map_err(|e| WorkerError::Actor(e.to_string()))??;
         }
         let consumer =
             crate::consumer::spawn(&settings.bootstrap_servers, &settings.topic, &group)?;
+        tracing::debug!(
+            storage_ms = t_storage.as_millis() as u64,
+            etcd_ms = (t_etcd - t_storage).as_millis() as u64,
+            kafka_ms = (t0.elapsed() - t_etcd).as_millis() as u64,
+            "connected"
+        );
         Ok(Arc::new(WorkerContext {
             worker_id,
             settings,
@@ -62,7 +71,7 @@ impl WorkerContext {
             consumer,
             meta,
             metrics: Metrics::default(),
-            commit_locks: Default::default(),
+            commit_gates: Default::default(),
         }))
     }
 
@@ -73,7 +82,7 @@ impl WorkerContext {
             self.settings.bootstrap_servers.clone(),
             self.settings.topic.clone(),
         );
-        tokio::task::spawn_blocking(move || crate::consumer::topic_partitions(&meta, &b, &t))
+        tokio::task::spawn_blocking(move || topic_partitions(&meta, &b, &t))
             .await
             .map_err(|e| WorkerError::Actor(e.to_string()))?
     }
@@ -100,9 +109,9 @@ impl WorkerContext {
         })
     }
 
-    pub fn commit_lock(&self, partition: i32) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.commit_locks.lock().unwrap_or_else(|e| e.into_inner());
-        locks.entry(partition).or_default().clone()
+    pub fn commit_gate(&self, partition: i32) -> Arc<tokio::sync::RwLock<()>> {
+        let mut gates = self.commit_gates.lock().unwrap_or_else(|e| e.into_inner());
+        gates.entry(partition).or_default().clone()
     }
 
     pub async fn low_watermark(&self, partition: i32) -> Result<i64> {

@@ -4,7 +4,9 @@
 //! Module map:
 //! - [`cli`]: the `worker` command's arguments and entry point.
 //! - [`context`]: what every actor shares: settings, storage, etcd, Kafka metadata, metrics.
-//! - [`consumer`]: the Kafka consumer thread, explicit assignment, credit-based flow control.
+//! - [`kafka`]: Kafka client settings and context, topic checks.
+//! - [`consumer`]: the Kafka consumer thread, explicit assignment, a queue per partition,
+//!   credit-based flow control.
 //! - [`supervisor`]: the root actor: owned partitions, restarts with backoff.
 //! - [`partition`]: one actor per partition: parse, cut shards, commit.
 //! - [`commit`]: the commit protocol's I/O steps and partition recovery.
@@ -18,6 +20,7 @@ pub mod commit;
 pub mod consumer;
 pub mod context;
 pub mod error;
+pub mod kafka;
 pub mod metrics;
 pub mod partition;
 pub mod session;

@@ -1,33 +1,51 @@
 //! The per-partition pipeline actor: parses batches into a shard and a partial aggregate, cuts
 //! the shard by rows, bytes or age, and commits it through [`crate::commit`].
 //!
-//! A shard is committed by a task the actor starts from `handle` and awaits before the next one
-//! (never from `post_stop`, which does not run after a failure): parsing of the next shard
-//! overlaps the commit of the previous one, and at most one commit per partition is in flight,
-//! so commits stay in offset order. A crash loses only uncommitted work, which Kafka still holds.
+//! A shard is committed by a task the actor starts from `handle` (never from `post_stop`, which
+//! does not run after a failure). Up to [`MAX_INFLIGHT`] commits run at once: encoding and
+//! staging overlap each other and the parsing of the next shard, while each task waits for the
+//! previous shard's outcome before its etcd transaction, so commits land in offset order (and a
+//! shard after a failed one is never tried). A crash loses only uncommitted work, which Kafka
+//! still holds.
 
-use crate::commit::{commit_shard, recover_partition, Committed, ShardToCommit};
-use crate::consumer::{MessageBatch, PartitionSink, CREDITS};
+use crate::commit::{
+    commit_staged, delete_staged, recover_partition, stage_shard, Committed, ShardToCommit,
+};
+use crate::consumer::{Credit, MessageBatch, PartitionSink, CREDITS};
 use crate::context::WorkerContext;
 use crate::supervisor::SupervisorMsg;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sawmill_common::analytics::Partial;
 use sawmill_common::batch::ChunkParser;
 use sawmill_common::checkpoint::Checkpoints;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{oneshot, Semaphore};
 
 pub enum PartitionMsg {
     /// Lines from Kafka with the credit they hold.
-    Batch(MessageBatch, OwnedSemaphorePermit),
+    Batch(MessageBatch, Credit),
     /// Periodic: cut the shard if it is older than the age limit.
     Tick,
-    /// Commit the open shard now and reply with the next offset (graceful release).
+    /// Commit the open shard now and reply with the committed next offset (graceful release).
     Drain(RpcReplyPort<i64>),
-    /// The commit with this sequence number has finished: act on its outcome now, not at the
-    /// next cut.
+    /// The commit with this sequence number has finished: act on its outcome (and those of
+    /// the commits before it) now, not at the next cut.
     Settle(u64),
+}
+
+/// Commits in flight per partition. Two hide one shard's HDFS latency (hdfs-native's `close()`
+/// waits 500 ms whenever the DataNode's block report is late) behind the next shard's.
+pub const MAX_INFLIGHT: usize = 2;
+
+/// A commit task and what settling it needs.
+struct Inflight {
+    seq: u64,
+    task: tokio::task::JoinHandle<crate::error::Result<Committed>>,
+    started: Instant,
+    /// Rejected lines by reason in this shard, for the metrics once it commits.
+    rejects: Vec<(sawmill_common::record::RejectReason, u64)>,
 }
 
 /// Read-only configuration of one partition pipeline.
@@ -35,6 +53,8 @@ pub struct PartitionArgs {
     pub ctx: Arc<WorkerContext>,
     pub partition: i32,
     pub epoch: u64,
+    /// Commit as soon as the shard reaches this offset (exclusive); see `SupervisorMsg::Own`.
+    pub cut_at: Option<i64>,
     pub supervisor: ActorRef<SupervisorMsg>,
 }
 
@@ -47,6 +67,8 @@ pub struct PartitionState {
     partial: Partial,
     /// Where the open shard starts: the committed next offset.
     shard_first: i64,
+    /// The committed next offset: where etcd says this partition resumes.
+    committed: i64,
     /// Last offset in the open shard.
     last: Option<i64>,
     rows: u64,
@@ -57,15 +79,13 @@ pub struct PartitionState {
     ticker: Option<tokio::task::JoinHandle<()>>,
     /// This partition's credits: all free means no batch is queued for the actor.
     credits: Arc<Semaphore>,
-    /// The commit in flight, if any, with when it started.
-    inflight: Option<(tokio::task::JoinHandle<CommitResult>, Instant)>,
-    /// Rejected lines by reason of the shard in flight, for the metrics once it commits.
-    inflight_rejects: Vec<(sawmill_common::record::RejectReason, u64)>,
+    /// Commits in flight, oldest first.
+    inflight: VecDeque<Inflight>,
+    /// Resolves with whether the latest commit started went through; the next one waits on it.
+    last_outcome: Option<oneshot::Receiver<bool>>,
     /// Sequence number of the latest commit started.
-    inflight_seq: u64,
+    seq: u64,
 }
-
-type CommitResult = (Checkpoints, crate::error::Result<Committed>);
 
 impl Actor for PartitionActor {
     type Msg = PartitionMsg;
@@ -80,7 +100,8 @@ impl Actor for PartitionActor {
         let ctx = args.ctx.clone();
         let p = args.partition;
         let mut cp = ctx.checkpoints.clone();
-        let settled = ctx.commit_lock(p).lock_owned().await;
+        // Exclusive: commits a failed incarnation left running finish before recovery looks.
+        let settled = ctx.commit_gate(p).write_owned().await;
         recover_partition(ctx.storage.clone(), &mut cp, &ctx.settings.topic, p).await?;
         let start = match cp.state(p).await?.next_offset {
             Some(o) => o,
@@ -112,6 +133,7 @@ impl Actor for PartitionActor {
             partial: Partial::new(&ctx.analytics),
             cp,
             shard_first: start,
+            committed: start,
             last: None,
             rows: 0,
             bytes: 0,
@@ -119,16 +141,16 @@ impl Actor for PartitionActor {
             last_data: Instant::now(),
             ticker: Some(ticker),
             credits,
-            inflight: None,
-            inflight_rejects: Vec::new(),
-            inflight_seq: 0,
+            inflight: VecDeque::new(),
+            last_outcome: None,
+            seq: 0,
             args,
         })
     }
 
     async fn post_stop(
         &self,
-        _myself: ActorRef<PartitionMsg>,
+        myself: ActorRef<PartitionMsg>,
         st: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
         // Only stops feeding; never commits here (see the module docs).
@@ -137,7 +159,8 @@ impl Actor for PartitionActor {
         }
         let ctx = st.args.ctx.clone();
         let p = st.args.partition;
-        tokio::task::spawn_blocking(move || ctx.consumer.revoke(p));
+        let me = myself.get_id();
+        tokio::task::spawn_blocking(move || ctx.consumer.revoke(p, me));
         Ok(())
     }
 
@@ -148,11 +171,15 @@ impl Actor for PartitionActor {
         st: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            PartitionMsg::Batch(batch, permit) => {
+            PartitionMsg::Batch(batch, credit) => {
                 on_batch(st, &batch);
-                drop(permit);
+                drop(credit);
                 let s = &st.args.ctx.settings;
-                if st.rows >= s.shard_max_rows || st.bytes >= s.shard_max_bytes {
+                let at_cut = st
+                    .args
+                    .cut_at
+                    .is_some_and(|c| st.last.is_some_and(|l| l + 1 >= c));
+                if st.rows >= s.shard_max_rows || st.bytes >= s.shard_max_bytes || at_cut {
                     flush(&myself, st).await?;
                 }
             }
@@ -167,15 +194,17 @@ impl Actor for PartitionActor {
                 }
             }
             PartitionMsg::Settle(seq) => {
-                // Only the commit that sent it: an older one was settled by a later cut already.
-                if st.inflight_seq == seq && st.inflight.is_some() {
-                    settle(&myself, st).await?;
+                // Commits finish in order; this one and every older one still here.
+                while st.inflight.front().is_some_and(|f| f.seq <= seq) {
+                    settle_oldest(&myself, st).await?;
                 }
             }
             PartitionMsg::Drain(reply) => {
                 flush(&myself, st).await?;
-                settle(&myself, st).await?;
-                let _ = reply.send(st.shard_first);
+                while !st.inflight.is_empty() {
+                    settle_oldest(&myself, st).await?;
+                }
+                let _ = reply.send(st.committed);
             }
         }
         Ok(())
@@ -183,6 +212,7 @@ impl Actor for PartitionActor {
 }
 
 fn on_batch(st: &mut PartitionState, batch: &MessageBatch) {
+    st.last_data = Instant::now();
     for (offset, line) in batch.iter() {
         // The consumer never sends an offset twice, but a restart may overlap: the committed
         // next offset is the authority.
@@ -203,13 +233,15 @@ fn on_batch(st: &mut PartitionState, batch: &MessageBatch) {
         .consumed(st.args.partition, batch.len() as u64, batch.bytes() as u64);
 }
 
-/// Cuts the open shard and starts its commit, after the previous commit has settled.
+/// Cuts the open shard and starts its commit, once fewer than [`MAX_INFLIGHT`] are running.
 async fn flush(
     myself: &ActorRef<PartitionMsg>,
     st: &mut PartitionState,
 ) -> Result<(), ActorProcessingErr> {
     let Some(last) = st.last else { return Ok(()) };
-    settle(myself, st).await?;
+    while st.inflight.len() >= MAX_INFLIGHT {
+        settle_oldest(myself, st).await?;
+    }
     if myself.get_status() != ractor::ActorStatus::Running {
         return Ok(());
     }
@@ -217,7 +249,7 @@ async fn flush(
     let p = st.args.partition;
     let parsed = st.parser.finish()?;
     let partial = std::mem::replace(&mut st.partial, Partial::new(&ctx.analytics));
-    st.inflight_rejects = partial.reject_counts();
+    let rejects = partial.reject_counts();
     let shard = ShardToCommit {
         source: ctx.settings.topic.clone(),
         partition: p,
@@ -235,35 +267,60 @@ async fn flush(
     st.rows = 0;
     st.bytes = 0;
     let mut cp = st.cp.clone();
-    let lock = ctx.commit_lock(p).lock_owned().await;
+    // Shared: commits of this incarnation run side by side; only recovery is exclusive.
+    let gate = ctx.commit_gate(p).read_owned().await;
+    let previous = st.last_outcome.take();
+    let (outcome_tx, outcome_rx) = oneshot::channel();
+    st.last_outcome = Some(outcome_rx);
     let me = myself.clone();
-    st.inflight_seq += 1;
-    let seq = st.inflight_seq;
+    st.seq += 1;
+    let seq = st.seq;
     let task = tokio::spawn(async move {
-        let r = commit_shard(ctx.storage.clone(), &mut cp, &ctx.parquet, shard).await;
-        drop(lock);
+        let staged = stage_shard(ctx.storage.clone(), &ctx.parquet, shard).await;
+        let previous_ok = match previous {
+            Some(rx) => rx.await.unwrap_or(false),
+            None => true,
+        };
+        let r = match staged {
+            Ok(staged) if previous_ok => commit_staged(ctx.storage.clone(), &mut cp, staged).await,
+            Ok(staged) => {
+                delete_staged(ctx.storage.clone(), &staged.manifest).await;
+                Ok(Committed::Skipped)
+            }
+            Err(e) => Err(e),
+        };
+        let _ = outcome_tx.send(matches!(r, Ok(Committed::Done(_))));
+        drop(gate);
         let _ = me.cast(PartitionMsg::Settle(seq));
-        (cp, r)
+        r
     });
-    st.inflight = Some((task, Instant::now()));
+    st.inflight.push_back(Inflight {
+        seq,
+        task,
+        started: Instant::now(),
+        rejects,
+    });
     Ok(())
 }
 
-/// Waits for the commit in flight and acts on its outcome.
-async fn settle(
+/// Waits for the oldest commit in flight and acts on its outcome.
+async fn settle_oldest(
     myself: &ActorRef<PartitionMsg>,
     st: &mut PartitionState,
 ) -> Result<(), ActorProcessingErr> {
-    let Some((task, started)) = st.inflight.take() else {
+    let Some(f) = st.inflight.pop_front() else {
         return Ok(());
     };
-    let (cp, result) = task.await.map_err(|e| format!("commit task failed: {e}"))?;
-    st.cp = cp;
+    let result = f
+        .task
+        .await
+        .map_err(|e| format!("commit task failed: {e}"))?;
     st.last_data = Instant::now();
     let ctx = st.args.ctx.clone();
     let p = st.args.partition;
     match result? {
         Committed::Done(m) => {
+            st.committed = m.next_offset();
             tracing::debug!(
                 partition = p,
                 first = m.first,
@@ -272,7 +329,7 @@ async fn settle(
                 "shard committed"
             );
             ctx.metrics
-                .committed(p, &m, &st.inflight_rejects, started.elapsed());
+                .committed(p, &m, &f.rejects, f.started.elapsed());
             let _ = st.args.supervisor.cast(SupervisorMsg::Committed {
                 partition: p,
                 manifest: m,
@@ -298,5 +355,7 @@ async fn settle(
             ctx.metrics.written(p);
             Err(format!("partition {p}: etcd's next offset is {stored:?}, not where the shard started; restarting from etcd").into())
         }
+        // The shard before it failed, and settling that one already stopped or failed the actor.
+        Committed::Skipped => Ok(()),
     }
 }

@@ -190,6 +190,7 @@ impl Session {
                 .cast(SupervisorMsg::Own {
                     partition: a.partition,
                     epoch: a.epoch,
+                    cut_at: None,
                 })
                 .is_ok()
             {

@@ -77,6 +77,7 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
         let _ = sup.cast(SupervisorMsg::Own {
             partition: p,
             epoch,
+            cut_at: targets.get(&p).copied(),
         });
         let next = cp.state(p).await?.next_offset.unwrap_or(0);
         report.next_offsets.insert(p, next);

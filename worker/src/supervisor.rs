@@ -29,6 +29,9 @@ pub enum SupervisorMsg {
     Own {
         partition: i32,
         epoch: u64,
+        /// Commit the open shard as soon as it reaches this offset (exclusive), instead of
+        /// waiting for the idle timeout: a run that stops when caught up knows where the end is.
+        cut_at: Option<i64>,
     },
     /// Commit the open shard, stop, and reply with the committed next offset.
     Release {
@@ -62,6 +65,7 @@ pub struct WorkerSupervisor;
 
 struct Owned {
     epoch: u64,
+    cut_at: Option<i64>,
     actor: Option<ActorRef<PartitionMsg>>,
     failures: u32,
 }
@@ -89,6 +93,7 @@ impl WorkerSupervisor {
             ctx: st.args.ctx.clone(),
             partition,
             epoch,
+            cut_at: st.owned.get(&partition).and_then(|o| o.cut_at),
             supervisor: myself.clone(),
         };
         match Actor::spawn_linked(None, PartitionActor, args, myself.get_cell()).await {
@@ -158,7 +163,11 @@ impl Actor for WorkerSupervisor {
         st: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::Own { partition, epoch } => {
+            SupervisorMsg::Own {
+                partition,
+                epoch,
+                cut_at,
+            } => {
                 if let Some(old) = st.owned.remove(&partition) {
                     if let Some(a) = old.actor {
                         // A newer epoch for a partition we run: the old pipeline is fenced anyway.
@@ -169,6 +178,7 @@ impl Actor for WorkerSupervisor {
                     partition,
                     Owned {
                         epoch,
+                        cut_at,
                         actor: None,
                         failures: 0,
                     },

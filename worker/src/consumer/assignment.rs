@@ -1,0 +1,189 @@
+//! The consumer thread's assignment bookkeeping: which partitions it feeds, which it has let go
+//! of, and how changes reach librdkafka.
+
+use super::{Assigned, ConsumerCmd, MessageBatch, Waker};
+use crate::kafka::KafkaConsumer;
+use rdkafka::consumer::Consumer;
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a revoked partition stays assigned in librdkafka (not polled) before it is removed.
+/// A partition assigned again meanwhile (a restarted actor) is only repositioned.
+const RETIRE_AFTER: Duration = Duration::from_secs(2);
+
+/// Assignment changes for librdkafka.
+#[derive(Default)]
+pub(super) struct Changes {
+    /// Newly assigned partitions, with their start offsets.
+    pub(super) added: BTreeMap<i32, i64>,
+    /// Partitions still assigned in librdkafka that must restart at an offset.
+    pub(super) moved: BTreeMap<i32, i64>,
+    pub(super) removed: Vec<i32>,
+}
+
+impl Changes {
+    pub(super) fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.moved.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The consumer thread's view of the assignment.
+#[derive(Default)]
+pub(super) struct Assignment {
+    pub(super) parts: BTreeMap<i32, Assigned>,
+    /// Revoked partitions still assigned in librdkafka, since when.
+    retired: BTreeMap<i32, Instant>,
+}
+
+fn partition_list(
+    topic: &str,
+    parts: impl IntoIterator<Item = (i32, Option<i64>)>,
+) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (p, offset) in parts {
+        let added = match offset {
+            Some(o) => tpl
+                .add_partition_offset(topic, p, Offset::Offset(o))
+                .map(|_| ()),
+            None => {
+                tpl.add_partition(topic, p);
+                Ok(())
+            }
+        };
+        if let Err(e) = added {
+            tracing::error!(partition = p, error = %e, "cannot build the assignment");
+        }
+    }
+    tpl
+}
+
+/// Applies assignment changes to librdkafka incrementally and gives every partition its own
+/// queue again.
+///
+/// Incremental, and removals delayed by [`RETIRE_AFTER`], because librdkafka (2.12) aborts on an
+/// assertion (`rd_kafka_assignment_partition_stopped: rktp_started`, confluentinc/librdkafka#5573)
+/// when a partition is removed, added and removed again before the first stop has completed —
+/// which a full `assign()` per change did on every quick succession of revokes (at shutdown).
+pub(super) fn apply(
+    consumer: &Arc<KafkaConsumer>,
+    topic: &str,
+    asg: &mut Assignment,
+    changes: &Changes,
+    wake: &Waker,
+) {
+    for a in asg.parts.values_mut() {
+        a.queue = None;
+    }
+    if !changes.removed.is_empty() {
+        let tpl = partition_list(topic, changes.removed.iter().map(|&p| (p, None)));
+        if let Err(e) = consumer.incremental_unassign(&tpl) {
+            tracing::error!(error = %e, "kafka unassign failed");
+        }
+    }
+    if !changes.added.is_empty() {
+        // Refresh metadata so a partition created after start can be assigned at once.
+        let _ = consumer.fetch_metadata(Some(topic), Duration::from_secs(10));
+        // Split before the fetcher starts: a split queue stays split (librdkafka then leaves
+        // its forwarding alone), while the first fetch of a partition split only after its
+        // assignment lands in the main queue (megabytes at once).
+        for &p in changes.added.keys() {
+            drop(consumer.split_partition_queue(topic, p));
+        }
+        let tpl = partition_list(topic, changes.added.iter().map(|(&p, &o)| (p, Some(o))));
+        if let Err(e) = consumer.incremental_assign(&tpl) {
+            tracing::error!(error = %e, "kafka assign failed");
+        }
+    }
+    for (&p, &offset) in &changes.moved {
+        // A seek bumps the partition's version: what was fetched before it is never handed out.
+        if let Err(e) = consumer.seek(topic, p, Offset::Offset(offset), Duration::from_secs(10)) {
+            tracing::error!(partition = p, offset, error = %e, "kafka seek failed");
+        }
+    }
+    for (&p, a) in asg.parts.iter_mut() {
+        a.queue = consumer.split_partition_queue(topic, p).map(|mut q| {
+            let wake = wake.clone();
+            q.set_nonempty_callback(move || wake.wake());
+            q
+        });
+        if a.queue.is_none() {
+            tracing::error!(partition = p, "cannot open the partition's queue");
+        }
+    }
+}
+
+impl Assignment {
+    /// Takes `partition` out of the data path; librdkafka lets go of it later (see [`apply`]).
+    pub(super) fn retire(&mut self, partition: i32, changes: &mut Changes) {
+        self.parts.remove(&partition);
+        changes.moved.remove(&partition);
+        // Not yet known to librdkafka: nothing to undo there.
+        if changes.added.remove(&partition).is_none() {
+            self.retired.insert(partition, Instant::now());
+        }
+    }
+
+    /// Applies pending commands; returns the changes for librdkafka, or `None` to stop.
+    pub(super) fn commands(&mut self, rx: &mpsc::Receiver<ConsumerCmd>) -> Option<Changes> {
+        let mut changes = Changes::default();
+        loop {
+            let cmd = match rx.try_recv() {
+                Ok(c) => c,
+                Err(mpsc::TryRecvError::Empty) => break,
+                Err(mpsc::TryRecvError::Disconnected) => return None,
+            };
+            match cmd {
+                ConsumerCmd::Assign {
+                    partition,
+                    offset,
+                    sink,
+                } => {
+                    tracing::info!(partition, offset, "consuming partition");
+                    let fresh = Assigned {
+                        sink,
+                        next: offset,
+                        pending: MessageBatch::new(partition),
+                        queue: None,
+                    };
+                    let known = self.parts.insert(partition, fresh).is_some()
+                        | self.retired.remove(&partition).is_some();
+                    if known && !changes.added.contains_key(&partition) {
+                        changes.moved.insert(partition, offset);
+                    } else {
+                        changes.added.insert(partition, offset);
+                    }
+                }
+                ConsumerCmd::Revoke {
+                    partition,
+                    actor,
+                    done,
+                } => {
+                    if self
+                        .parts
+                        .get(&partition)
+                        .is_some_and(|a| a.sink.actor.get_id() == actor)
+                    {
+                        tracing::info!(partition, "stopped consuming partition");
+                        self.retire(partition, &mut changes);
+                    }
+                    let _ = done.send(());
+                }
+                ConsumerCmd::Stop => return None,
+            }
+        }
+        let due: Vec<i32> = self
+            .retired
+            .iter()
+            .filter(|(_, since)| since.elapsed() >= RETIRE_AFTER)
+            .map(|(&p, _)| p)
+            .collect();
+        for p in due {
+            self.retired.remove(&p);
+            changes.removed.push(p);
+        }
+        Some(changes)
+    }
+}
