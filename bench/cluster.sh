@@ -38,7 +38,7 @@ RUN=$DIR/cluster-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$DIR" "$RUN"
 
 (cd "$ROOT" && cargo build --release -q -p sawmill-worker -p sawmill-coordinator -p sawmill-cli \
-  --example plain_consumer)
+  --bins --example plain_consumer)
 [[ -s $FILE ]] || { "$REL/sawmill" generate --lines "$LINES" --seed 1 --out "$FILE.tmp" && mv "$FILE.tmp" "$FILE"; }
 
 TOPIC=bench-cluster-$LINES-$PARTITIONS

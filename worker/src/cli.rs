@@ -108,7 +108,8 @@ pub struct RunArgs {
     /// This worker's id (default: hostname-pid).
     #[arg(long, env = "SAWMILL_WORKER_ID")]
     pub worker_id: Option<String>,
-    /// Exit once everything that was in the partitions at start is committed.
+    /// Exit once everything that was in the partitions at start is committed (the last shard of
+    /// each partition is committed as soon as it reaches that end, without the idle wait).
     #[arg(long)]
     pub until_caught_up: bool,
     /// Serve this worker's Prometheus metrics at `http://ADDR/metrics`.
