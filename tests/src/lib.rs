@@ -4,6 +4,11 @@
 //! `SAWMILL_HDFS` and `SAWMILL_ETCD` (set by `eval "$(deploy/local/services env)"`, which
 //! `scripts/test.sh` does). Without them a test prints why it is skipped, unless
 //! `SAWMILL_REQUIRE_SERVICES=1` (CI) turns the skip into a failure.
+//!
+//! [`cluster`] holds the fixtures of whole-cluster tests (coordinator and worker processes,
+//! the status document, end-to-end checks).
+
+pub mod cluster;
 
 use arrow::array::{Array, Int32Array, Int64Array};
 use arrow::record_batch::RecordBatch;

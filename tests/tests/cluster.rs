@@ -10,18 +10,15 @@
 //! - stale or unknown generations are refused with clear gRPC errors; a worker of another
 //!   version is refused at Join and exits non-zero with the coordinator's message.
 
-use sawmill_common::analytics::Partial;
-use sawmill_common::checkpoint::Checkpoints;
 use sawmill_common::proto::v1::coordinator_client::CoordinatorClient;
-use sawmill_common::proto::v1::{HeartbeatRequest, JoinRequest, StatusRequest};
-use sawmill_common::storage::{self, Storage};
+use sawmill_common::proto::v1::{HeartbeatRequest, JoinRequest};
+use sawmill_common::storage;
+use sawmill_tests::cluster::*;
 use sawmill_tests::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::Arc;
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The two end-to-end tests each run a whole cluster: one at a time on two cores.
@@ -29,59 +26,23 @@ static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const SESSION_TIMEOUT_MS: u64 = 3000;
 
-/// HDFS storage blocks on its own runtime: never from an async worker thread directly.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    tokio::task::spawn_blocking(f)
-        .await
-        .expect("blocking task panicked")
-}
-
-/// A `coordinator serve` process and the addresses it printed.
-struct Coordinator {
-    child: ChildGuard,
-    grpc: String,
-    http: String,
-}
-
-impl Coordinator {
-    /// Starts a coordinator on `listen`/`http` (`127.0.0.1:0` for free ports).
-    fn start(
-        s: &Services,
-        topic: &str,
-        root: &str,
-        listen: &str,
-        http: &str,
-        logs: &Path,
-    ) -> Coordinator {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(logs.join("coordinator.log"))
-            .unwrap();
-        let mut cmd = Command::new(bin("coordinator"));
-        cmd.args([
-            "serve",
-            "--listen",
-            listen,
-            "--http",
-            http,
-            "--bootstrap-servers",
-            &s.kafka,
-            "--etcd",
-            &s.etcd,
-            "--topic",
-            topic,
-            "--output",
-            root,
-        ])
-        .args([
-            "--shard-max-rows",
-            "20000",
-            "--shard-max-age-ms",
-            "1000",
-            "--session-timeout-ms",
-            &SESSION_TIMEOUT_MS.to_string(),
-        ])
+/// The cluster tests' coordinator: small shards, short timeouts, logs in `logs`.
+fn start_coordinator(
+    s: &Services,
+    topic: &str,
+    root: &str,
+    listen: &str,
+    http: &str,
+    logs: &Path,
+) -> Coordinator {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(logs.join("coordinator.log"))
+        .unwrap();
+    let mut cmd = Coordinator::command(s, topic, root, listen, http);
+    cmd.args(["--shard-max-rows", "20000", "--shard-max-age-ms", "1000"])
+        .args(["--session-timeout-ms", &SESSION_TIMEOUT_MS.to_string()])
         .args([
             "--heartbeat-interval-ms",
             "500",
@@ -89,244 +50,8 @@ impl Coordinator {
             "1000",
         ])
         .env("SAWMILL_LOG", "info")
-        .stdout(Stdio::piped())
         .stderr(log);
-        let mut child = ChildGuard::spawn(&mut cmd);
-        let stdout = child
-            .0
-            .as_mut()
-            .and_then(|c| c.stdout.take())
-            .expect("coordinator stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("coordinator printed no address within 60 s");
-        let field = |k: &str| {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(k))
-                .map(str::to_string)
-                .unwrap_or_else(|| panic!("no {k} in {line:?}"))
-        };
-        Coordinator {
-            child,
-            grpc: field("grpc="),
-            http: field("http="),
-        }
-    }
-
-    /// SIGTERM, then waits for a clean exit (the final summary is written before it).
-    fn stop(&mut self) {
-        let pid = self.child.pid().expect("running");
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .unwrap()
-            .success());
-        assert!(
-            self.child.wait_ok(Duration::from_secs(60)),
-            "coordinator did not exit cleanly on SIGTERM"
-        );
-    }
-}
-
-fn worker(grpc: &str, id: &str, logs: &Path) -> ChildGuard {
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(logs.join(format!("{id}.log")))
-        .unwrap();
-    ChildGuard::spawn(
-        Command::new(bin("worker"))
-            .args(["join", "--coordinator", grpc, "--worker-id", id])
-            .env("SAWMILL_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(log),
-    )
-}
-
-/// The status document over gRPC, or `None` while the coordinator does not answer.
-async fn status(grpc: &str) -> Option<Value> {
-    let mut c = CoordinatorClient::connect(format!("http://{grpc}"))
-        .await
-        .ok()?;
-    let r = c.status(StatusRequest {}).await.ok()?;
-    serde_json::from_str(&r.into_inner().json).ok()
-}
-
-/// partition → (owner, epoch, state) of the status document.
-fn owners(doc: &Value) -> BTreeMap<i64, (String, u64, String)> {
-    doc["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["partition"].as_i64().unwrap(),
-                (
-                    p["owner"].as_str().unwrap_or("").to_string(),
-                    p["epoch"].as_u64().unwrap_or(0),
-                    p["state"].as_str().unwrap_or("").to_string(),
-                ),
-            )
-        })
-        .collect()
-}
-
-fn alive_workers(doc: &Value) -> Vec<(String, u64)> {
-    doc["workers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|w| w["alive"].as_bool() == Some(true))
-        .map(|w| {
-            (
-                w["id"].as_str().unwrap().to_string(),
-                w["generation"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
-
-/// Every partition owned by one of `workers`, none releasing, counts balanced.
-fn balanced(doc: &Value, workers: &[&str], partitions: usize) -> bool {
-    let o = owners(doc);
-    if o.len() != partitions
-        || o.values()
-            .any(|(w, _, st)| st != "owned" || !workers.contains(&w.as_str()))
-    {
-        return false;
-    }
-    let counts: Vec<usize> = workers
-        .iter()
-        .map(|w| o.values().filter(|(x, _, _)| x == w).count())
-        .collect();
-    counts.iter().max().unwrap() - counts.iter().min().unwrap() <= 1
-}
-
-/// The fewest moves any balanced assignment of `partitions` over `workers` (the live ones)
-/// can make from owned counts `owned` (per live worker): what a sticky assignment must reach.
-fn min_moves(partitions: usize, owned: &[usize]) -> usize {
-    let (base, extra) = (partitions / owned.len(), partitions % owned.len());
-    let unowned = partitions - owned.iter().sum::<usize>();
-    let excess: usize = owned.iter().map(|&o| o.saturating_sub(base)).sum();
-    let over = owned.iter().filter(|&&o| o > base).count();
-    unowned + excess - extra.min(over)
-}
-
-/// Where the processes' logs go: a temporary folder, kept (and named) with SAWMILL_KEEP_LOGS=1.
-struct Logs {
-    _dir: Option<tempfile::TempDir>,
-    path: PathBuf,
-}
-
-impl Logs {
-    fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-fn logs_dir(test: &str) -> Logs {
-    let d = tempfile::Builder::new()
-        .prefix(&format!("sawmill-{test}-"))
-        .tempdir()
-        .unwrap();
-    if std::env::var("SAWMILL_KEEP_LOGS").is_ok_and(|v| v == "1") {
-        let p = d.keep();
-        println!("{test}: process logs in {}", p.display());
-        return Logs {
-            _dir: None,
-            path: p,
-        };
-    }
-    let path = d.path().to_path_buf();
-    Logs {
-        _dir: Some(d),
-        path,
-    }
-}
-
-async fn wait_for<T>(what: &str, timeout: Duration, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits until etcd's committed offsets reach `end` and the coordinator has merged `lines`.
-async fn wait_caught_up(
-    grpc: &str,
-    end: &BTreeMap<i32, i64>,
-    lines: u64,
-    timeout: Duration,
-) -> Value {
-    wait_for("lag 0 and every line merged", timeout, async || {
-        let doc = status(grpc).await?;
-        let done = end.iter().all(|(p, e)| {
-            doc["partitions"].as_array().unwrap().iter().any(|x| {
-                x["partition"].as_i64() == Some(*p as i64)
-                    && x["committed_offset"].as_i64() == Some(*e)
-                    && x["lag"].as_i64() == Some(0)
-            })
-        });
-        let merged = doc["merged"]["records"].as_u64()? + doc["merged"]["rejects"].as_u64()?;
-        (done && merged == lines).then_some(doc)
-    })
-    .await
-}
-
-/// Exactly once row by row, and the summary tables on storage equal the reference.
-async fn verify(
-    s: &Services,
-    topic: &str,
-    out: Arc<dyn Storage>,
-    end: &BTreeMap<i32, i64>,
-    expected: &Partial,
-) {
-    let o = out.clone();
-    let (recs, rejs, summary) = blocking(move || {
-        (
-            positions(o.as_ref(), "records"),
-            positions(o.as_ref(), "rejects"),
-            sawmill_common::summary::read(o.as_ref()).unwrap(),
-        )
-    })
-    .await;
-    let mut all = recs.clone();
-    all.extend(rejs.iter().copied());
-    assert_exactly_once(all, end);
-    assert_eq!(expected.records(), recs.len() as u64, "records published");
-    assert_eq!(expected.rejects(), rejs.len() as u64, "rejects published");
-    let want = comparable_tables(expected);
-    let got = comparable_batches(&summary);
-    assert_eq!(
-        got.keys().collect::<Vec<_>>(),
-        want.keys().collect::<Vec<_>>(),
-        "summary tables present"
-    );
-    for (name, rows) in &want {
-        assert_eq!(&got[name], rows, "summary table {name} == sawmill run");
-    }
-    // etcd agrees with Kafka.
-    let mut cp = Checkpoints::connect(&s.etcd, topic).await.unwrap();
-    for (p, e) in end {
-        assert_eq!(
-            cp.state(*p).await.unwrap().next_offset,
-            Some(*e),
-            "etcd offset of partition {p}"
-        );
-    }
+    Coordinator::spawn(&mut cmd)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,8 +83,7 @@ async fn three_workers_process_real_logs_exactly_once() {
     };
     let logs = logs_dir("test");
 
-    let mut coord =
-        Coordinator::start(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0", logs.path());
+    let mut coord = start_coordinator(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0", logs.path());
     let _workers: Vec<ChildGuard> = (1..=3)
         .map(|i| worker(&coord.grpc, &format!("w{i}"), logs.path()))
         .collect();
@@ -481,8 +205,7 @@ async fn cluster_survives_joins_kills_and_a_coordinator_restart() {
         })
     };
     let logs = logs_dir("chaos");
-    let mut coord =
-        Coordinator::start(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0", logs.path());
+    let mut coord = start_coordinator(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0", logs.path());
     let grpc = coord.grpc.clone();
     let mut workers: BTreeMap<String, ChildGuard> = (1..=3)
         .map(|i| {
@@ -587,7 +310,7 @@ async fn cluster_survives_joins_kills_and_a_coordinator_restart() {
     coord.child.kill9();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (g, h) = (coord.grpc.clone(), coord.http.clone());
-    coord = Coordinator::start(&s, &topic, &root, &g, &h, logs.path());
+    coord = start_coordinator(&s, &topic, &root, &g, &h, logs.path());
     let restarted = Instant::now();
     wait_for(
         "the workers to rejoin the restarted coordinator",
@@ -634,8 +357,7 @@ async fn stale_and_unknown_generations_are_refused() {
         topic: topic.clone(),
     };
     let logs = logs_dir("test");
-    let mut coord =
-        Coordinator::start(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0", logs.path());
+    let mut coord = start_coordinator(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0", logs.path());
     let mut c = CoordinatorClient::connect(format!("http://{}", coord.grpc))
         .await
         .unwrap();
@@ -680,7 +402,7 @@ async fn stale_and_unknown_generations_are_refused() {
 
     // Generations keep increasing across a coordinator restart (persisted in etcd).
     coord.stop();
-    coord = Coordinator::start(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0", logs.path());
+    coord = start_coordinator(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0", logs.path());
     let mut c = CoordinatorClient::connect(format!("http://{}", coord.grpc))
         .await
         .unwrap();

@@ -3,8 +3,8 @@
 //! Prometheus text of the coordinator and the worker is parsed and checked against the records
 //! actually processed.
 
+use sawmill_tests::cluster::Coordinator;
 use sawmill_tests::*;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -52,42 +52,15 @@ fn dashboard_renders_and_metrics_agree_with_the_records() {
         .expect("nasa jul95 log");
     let lines = produce(&s, &topic, file, 2, true) as f64;
 
-    let mut coord = Command::new(bin("coordinator"));
-    coord
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--bootstrap-servers",
-            &s.kafka,
-        ])
-        .args([
-            "--etcd",
-            &s.etcd,
-            "--topic",
-            &topic,
-            "--output",
-            &root,
+    let coord = Coordinator::spawn(
+        Coordinator::command(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0").args([
             "--shard-max-age-ms",
             "1000",
-        ])
-        .args(["--summary-interval-ms", "1000"])
-        .env("SAWMILL_LOG", "warn")
-        .stdout(Stdio::piped());
-    let mut coord = ChildGuard::spawn(&mut coord);
-    let mut line = String::new();
-    BufReader::new(coord.0.as_mut().and_then(|c| c.stdout.take()).unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let field = |k: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .map(str::to_string)
-            .unwrap()
-    };
-    let (grpc, http) = (field("grpc="), field("http="));
+            "--summary-interval-ms",
+            "1000",
+        ]),
+    );
+    let (grpc, http) = (coord.grpc.clone(), coord.http.clone());
     let metrics_addr = free_addr();
     let _worker = ChildGuard::spawn(
         Command::new(bin("worker"))

@@ -1,8 +1,8 @@
 //! Partitions added to a topic while the cluster runs are picked up without a restart, and the
 //! lines in them land exactly once like any other.
 
+use sawmill_tests::cluster::Coordinator;
 use sawmill_tests::*;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,41 +30,11 @@ fn partitions_added_at_run_time_are_consumed_exactly_once() {
         .expect("weblog log");
     produce(&s, &topic, first, 1, true);
 
-    let mut coord = Command::new(bin("coordinator"));
-    coord
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--http",
-            "127.0.0.1:0",
-            "--bootstrap-servers",
-            &s.kafka,
-        ])
-        .args([
-            "--etcd",
-            &s.etcd,
-            "--topic",
-            &topic,
-            "--output",
-            &root,
-            "--shard-max-age-ms",
-            "1000",
-        ])
-        .env("SAWMILL_LOG", "warn")
-        .stdout(Stdio::piped());
-    let mut coord = ChildGuard::spawn(&mut coord);
-    let mut line = String::new();
-    BufReader::new(coord.0.as_mut().and_then(|c| c.stdout.take()).unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let field = |k: &str| {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(k))
-            .map(str::to_string)
-            .unwrap()
-    };
-    let (grpc, http) = (field("grpc="), field("http="));
+    let mut coord = Coordinator::spawn(
+        Coordinator::command(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0")
+            .args(["--shard-max-age-ms", "1000"]),
+    );
+    let (grpc, http) = (coord.grpc.clone(), coord.http.clone());
     let _w1 = ChildGuard::spawn(
         Command::new(bin("worker"))
             .args(["join", "--coordinator", &grpc, "--worker-id", "grow-1"])
@@ -155,7 +125,7 @@ fn partitions_added_at_run_time_are_consumed_exactly_once() {
     let mut seen = positions(out.as_ref(), "records");
     seen.extend(positions(out.as_ref(), "rejects"));
     assert_exactly_once(seen, &end);
-    coord.kill9();
+    coord.child.kill9();
     for p in out.list("").unwrap_or_default() {
         let _ = out.delete(&p);
     }
