@@ -136,8 +136,8 @@ async fn a_partition_out_of_credits_holds_back_only_itself() {
     let c: ConsumerHandle = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
     let (free, mut free_rx) = sink().await;
     let (held, mut held_rx) = sink().await;
-    c.assign(0, 0, free);
-    c.assign(1, 0, held.clone());
+    c.assign(0, 0, free).unwrap();
+    c.assign(1, 0, held.clone()).unwrap();
 
     // Partition 1's credits are never given back while partition 0 is read to its end.
     let got0 = collect(&mut free_rx, 0, ends[&0]).await;
@@ -180,10 +180,10 @@ async fn reassignments_seek_and_rapid_revokes_are_safe() {
 
     // Read partition 0 to its end, then "restart" it at an earlier offset with a new actor.
     let (a, mut a_rx) = sink().await;
-    c.assign(0, 0, a.clone());
+    c.assign(0, 0, a.clone()).unwrap();
     assert_contiguous(&collect(&mut a_rx, 0, ends[&0]).await, 0, ends[&0]);
     let (b, mut b_rx) = sink().await;
-    c.assign(0, 100, b.clone());
+    c.assign(0, 100, b.clone()).unwrap();
     assert_contiguous(&collect(&mut b_rx, 100, ends[&0]).await, 100, ends[&0]);
 
     // A late revoke from the replaced actor must not stop the new one.
@@ -194,23 +194,102 @@ async fn reassignments_seek_and_rapid_revokes_are_safe() {
     let mut last = None;
     for round in 0..20 {
         let (x, rx) = sink().await;
-        c.assign(1, (round * 7) % ends[&1], x.clone());
+        c.assign(1, (round * 7) % ends[&1], x.clone()).unwrap();
         if round % 3 == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         c.revoke(1, x.actor.get_id());
         c.revoke(0, b.actor.get_id());
-        c.assign(0, 100, b.clone());
+        c.assign(0, 100, b.clone()).unwrap();
         drop(rx);
         last = Some(x);
     }
     assert!(last.is_some());
     let (z, mut z_rx) = sink().await;
-    c.assign(1, 0, z);
+    c.assign(1, 0, z).unwrap();
     assert_contiguous(&collect(&mut z_rx, 0, ends[&1]).await, 0, ends[&1]);
     // Partition 0 was re-assigned at 100 with the same sink: it is read from there again.
     let again = collect(&mut b_rx, 100, ends[&0]).await;
     assert_eq!(again.last(), Some(&(ends[&0] - 1)));
     assert!(again.first().is_some_and(|&f| f >= 100));
+    c.stop();
+}
+
+/// Like [`Sink`], but its `pre_start` waits for a go-ahead, as a real partition actor waits for
+/// recovery after assigning itself... except that it assigns first: batches arrive while it is
+/// still starting.
+struct SlowStart;
+
+type SlowStartArgs = (
+    mpsc::UnboundedSender<Delivery>,
+    tokio::sync::oneshot::Sender<ActorRef<PartitionMsg>>,
+    tokio::sync::oneshot::Receiver<()>,
+);
+
+impl Actor for SlowStart {
+    type Msg = PartitionMsg;
+    type State = mpsc::UnboundedSender<Delivery>;
+    type Arguments = SlowStartArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PartitionMsg>,
+        (tx, me, go): SlowStartArgs,
+    ) -> Result<Self::State, ActorProcessingErr> {
+        let _ = me.send(myself);
+        let _ = go.await;
+        Ok(tx)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<PartitionMsg>,
+        msg: PartitionMsg,
+        tx: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
+        if let PartitionMsg::Batch(batch, credit) = msg {
+            let _ = tx.send((batch, credit));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actor_still_starting_keeps_its_partition() {
+    let Some(s) = services("an_actor_still_starting_keeps_its_partition") else {
+        return;
+    };
+    let (topic, ends) = topic_with(&s, "it-starting", 30_000, 1);
+    let c = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (me_tx, me_rx) = tokio::sync::oneshot::channel();
+    let (go_tx, go_rx) = tokio::sync::oneshot::channel();
+    let spawned = tokio::spawn(Actor::spawn(None, SlowStart, (tx, me_tx, go_rx)));
+    let actor = me_rx.await.unwrap();
+    let credits = Arc::new(Semaphore::new(CREDITS));
+    c.assign(
+        0,
+        0,
+        PartitionSink {
+            actor,
+            credits: credits.clone(),
+        },
+    )
+    .unwrap();
+    // Every credit taken while the actor is still in `pre_start`: more lines are waiting, and
+    // the consumer must not take the busy actor for a dead one.
+    let t0 = Instant::now();
+    while credits.available_permits() > 0 && t0.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        credits.available_permits(),
+        0,
+        "the starting actor got no batches"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    go_tx.send(()).unwrap();
+    let _running = spawned.await.unwrap().unwrap();
+    assert_contiguous(&collect(&mut rx, 0, ends[&0]).await, 0, ends[&0]);
     c.stop();
 }

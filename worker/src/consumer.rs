@@ -144,12 +144,19 @@ impl ConsumerHandle {
         sent
     }
 
-    pub fn assign(&self, partition: i32, offset: i64, sink: PartitionSink) {
-        self.send(ConsumerCmd::Assign {
+    /// Starts feeding `partition` from `offset` into `sink`; fails if the consumer thread is gone.
+    pub fn assign(&self, partition: i32, offset: i64, sink: PartitionSink) -> Result<()> {
+        if self.send(ConsumerCmd::Assign {
             partition,
             offset,
             sink,
-        });
+        }) {
+            Ok(())
+        } else {
+            Err(WorkerError::Actor(
+                "the Kafka consumer thread has stopped; restart the worker".into(),
+            ))
+        }
     }
 
     /// Revokes and waits (bounded) until the consumer thread no longer sends to the partition.
@@ -196,10 +203,16 @@ fn hand_over(pending: &mut MessageBatch, sink: &PartitionSink, wake: &Waker) -> 
     let permit = match sink.credits.clone().try_acquire_owned() {
         Ok(permit) => permit,
         Err(tokio::sync::TryAcquireError::NoPermits) => {
-            return if sink.actor.get_status() == ractor::ActorStatus::Running {
-                Handover::Full
-            } else {
+            // Only a stopping actor is gone: one still starting (its `pre_start` assigns the
+            // partition) takes messages into its mailbox and must keep its partition.
+            let status = sink.actor.get_status();
+            return if matches!(
+                status,
+                ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
+            ) {
                 Handover::Gone
+            } else {
+                Handover::Full
             };
         }
         Err(tokio::sync::TryAcquireError::Closed) => return Handover::Gone,
@@ -258,10 +271,11 @@ impl Assigned {
                         }
                     }
                 }
+                // Lines fetched after an end-of-partition event may already wait behind it (the
+                // queue was not empty, so no wake-up came for them): keep polling.
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
                 // Caught up, or nothing fetched yet: hand over what there is rather than wait.
-                None | Some(Err(KafkaError::PartitionEOF(_))) => {
-                    return (moved, hand_over(pending, sink, wake));
-                }
+                None => return (moved, hand_over(pending, sink, wake)),
                 Some(Err(e)) => {
                     *errors += 1;
                     if errors.is_power_of_two() {

@@ -39,6 +39,9 @@ pub enum PartitionMsg {
 /// waits 500 ms whenever the DataNode's block report is late) behind the next shard's.
 pub const MAX_INFLIGHT: usize = 2;
 
+/// How long a starting pipeline waits for a previous incarnation's commits.
+const GATE_WAIT: Duration = Duration::from_secs(5);
+
 /// A commit task and what settling it needs.
 struct Inflight {
     seq: u64,
@@ -85,6 +88,10 @@ pub struct PartitionState {
     last_outcome: Option<oneshot::Receiver<bool>>,
     /// Sequence number of the latest commit started.
     seq: u64,
+    /// Fenced: stopping, so nothing more is cut (the status changes only when `handle` returns).
+    fenced: bool,
+    /// The offset the pipeline started at, until the first line arrives.
+    expect_first: Option<i64>,
 }
 
 impl Actor for PartitionActor {
@@ -101,7 +108,13 @@ impl Actor for PartitionActor {
         let p = args.partition;
         let mut cp = ctx.checkpoints.clone();
         // Exclusive: commits a failed incarnation left running finish before recovery looks.
-        let settled = ctx.commit_gate(p).write_owned().await;
+        // Bounded, because this runs inside the supervisor's handler: if they take longer
+        // (storage down), fail and let the supervisor retry with backoff.
+        let settled = tokio::time::timeout(GATE_WAIT, ctx.commit_gate(p).write_owned())
+            .await
+            .map_err(|_| {
+                format!("partition {p}: commits of a previous pipeline are still running; retrying")
+            })?;
         recover_partition(ctx.storage.clone(), &mut cp, &ctx.settings.topic, p).await?;
         let start = match cp.state(p).await?.next_offset {
             Some(o) => o,
@@ -119,7 +132,7 @@ impl Actor for PartitionActor {
                 actor: myself.clone(),
                 credits: credits.clone(),
             },
-        );
+        )?;
         let ticker = myself.send_interval(Duration::from_millis(200), || PartitionMsg::Tick);
         tracing::info!(
             partition = p,
@@ -144,6 +157,8 @@ impl Actor for PartitionActor {
             inflight: VecDeque::new(),
             last_outcome: None,
             seq: 0,
+            fenced: false,
+            expect_first: Some(start),
             args,
         })
     }
@@ -219,6 +234,18 @@ fn on_batch(st: &mut PartitionState, batch: &MessageBatch) {
         if offset < st.shard_first || st.last.is_some_and(|l| offset <= l) {
             continue;
         }
+        if let Some(expected) = st.expect_first.take() {
+            if offset != expected {
+                // Kafka no longer has them (retention), or they are transaction markers.
+                tracing::warn!(
+                    partition = st.args.partition,
+                    expected,
+                    first = offset,
+                    missing = offset - expected,
+                    "the partition resumes after a gap: offsets between the committed one and the first line are not in Kafka"
+                );
+            }
+        }
         if st.rows == 0 {
             st.opened = Instant::now();
         }
@@ -242,7 +269,7 @@ async fn flush(
     while st.inflight.len() >= MAX_INFLIGHT {
         settle_oldest(myself, st).await?;
     }
-    if myself.get_status() != ractor::ActorStatus::Running {
+    if st.fenced || myself.get_status() != ractor::ActorStatus::Running {
         return Ok(());
     }
     let ctx = st.args.ctx.clone();
@@ -348,6 +375,7 @@ async fn settle_oldest(
                 partition: p,
                 epoch: st.args.epoch,
             });
+            st.fenced = true;
             myself.stop(Some("fenced".into()));
             Ok(())
         }

@@ -97,10 +97,24 @@ pub(super) fn apply(
             tracing::error!(error = %e, "kafka assign failed");
         }
     }
+    let mut reset = BTreeMap::new();
     for (&p, &offset) in &changes.moved {
         // A seek bumps the partition's version: what was fetched before it is never handed out.
         if let Err(e) = consumer.seek(topic, p, Offset::Offset(offset), Duration::from_secs(10)) {
-            tracing::error!(partition = p, offset, error = %e, "kafka seek failed");
+            // librdkafka refuses to seek a partition whose fetcher is not running (yet). Its
+            // position may be past `offset`, which would skip lines: assign it afresh instead.
+            tracing::warn!(partition = p, offset, error = %e, "kafka seek failed; assigning the partition again");
+            reset.insert(p, offset);
+        }
+    }
+    if !reset.is_empty() {
+        let tpl = partition_list(topic, reset.keys().map(|&p| (p, None)));
+        if let Err(e) = consumer.incremental_unassign(&tpl) {
+            tracing::error!(error = %e, "kafka unassign failed");
+        }
+        let tpl = partition_list(topic, reset.iter().map(|(&p, &o)| (p, Some(o))));
+        if let Err(e) = consumer.incremental_assign(&tpl) {
+            tracing::error!(error = %e, "kafka assign failed");
         }
     }
     for (&p, a) in asg.parts.iter_mut() {
