@@ -142,6 +142,11 @@ async fn a_partition_out_of_credits_holds_back_only_itself() {
     // Partition 1's credits are never given back while partition 0 is read to its end.
     let got0 = collect(&mut free_rx, 0, ends[&0]).await;
     assert_contiguous(&got0, 0, ends[&0]);
+    let t0 = Instant::now();
+    while held.credits.available_permits() > 0 && t0.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for a (wrong) extra batch to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut kept = Vec::new();
     while let Ok(d) = held_rx.try_recv() {
