@@ -7,10 +7,10 @@
 //! (few, big produce requests) and partitions even out over a run; line order is kept only
 //! within a partition, which the cluster does not need (every line carries its own timestamp).
 
+mod topic;
+
 use crate::CliError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::DeliveryResult;
@@ -26,8 +26,6 @@ use std::time::{Duration, Instant};
 
 /// Input is read in blocks this big; the partial last line of a block is carried over.
 const BLOCK: usize = 4 << 20;
-
-type Admin = AdminClient<DefaultClientContext>;
 
 /// The command line of `sawmill produce`, and the configuration of [`produce`].
 #[derive(Debug, Clone, clap::Args)]
@@ -194,7 +192,7 @@ impl ProducerContext for Deliveries {
 pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, CliError> {
     // Open the input first: a typo in --file should not delete a topic.
     let mut input = InputSpec::new(&cfg.file, 0).open()?;
-    let (topic, partitions) = prepare_topic(cfg, bar)?;
+    let (topic, partitions) = topic::prepare_topic(cfg, bar)?;
     let mut pc = client_config(cfg);
     // acks=all plus idempotence: retries after a lost response cannot duplicate lines.
     pc.set("enable.idempotence", "true")
@@ -403,145 +401,4 @@ fn client_config(cfg: &ProduceArgs) -> ClientConfig {
 
 fn kafka_error(cfg: &ProduceArgs, what: &str, e: KafkaError) -> CliError {
     CliError::Kafka(format!("{what} at {}: {e}", cfg.bootstrap_servers))
-}
-
-/// Makes sure the topic exists (deleting and recreating it for --reset) and that every partition
-/// has a leader; returns what was done and the partition count.
-fn prepare_topic(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<(TopicSetup, usize), CliError> {
-    let admin: Admin = client_config(cfg)
-        .create()
-        .map_err(|e| kafka_error(cfg, "cannot create a Kafka client", e))?;
-    let result = setup_topic(&admin, cfg, bar);
-    // Dropping an admin client joins its polling thread, which wakes only every 100 ms.
-    std::thread::spawn(move || drop(admin));
-    result
-}
-
-fn setup_topic(
-    admin: &Admin,
-    cfg: &ProduceArgs,
-    bar: &ProgressBar,
-) -> Result<(TopicSetup, usize), CliError> {
-    let existing = topic_state(admin, cfg).map_err(|e| {
-        CliError::Kafka(format!(
-            "cannot reach Kafka at {}: {e} (is the broker running? check --bootstrap-servers)",
-            cfg.bootstrap_servers
-        ))
-    })?;
-    let notice = |msg: String| {
-        if !cfg.quiet {
-            bar.suspend(|| eprintln!("{msg}"));
-        }
-    };
-    let setup = match existing {
-        Some((n, _)) if !cfg.reset => return Ok((TopicSetup::Existing, n)),
-        Some(_) => {
-            notice(format!("deleting topic {}", cfg.topic));
-            let opts = admin_options(cfg);
-            let results = futures::executor::block_on(admin.delete_topics(&[&cfg.topic], &opts))
-                .map_err(|e| kafka_error(cfg, "cannot delete the topic", e))?;
-            match results.into_iter().find_map(Result::err) {
-                None | Some((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                Some((t, code)) => {
-                    return Err(CliError::Kafka(format!(
-                        "cannot delete topic {t}: {code} (does the broker set delete.topic.enable?)"
-                    )))
-                }
-            }
-            // Deletion is asynchronous on the broker: wait until metadata no longer lists it.
-            wait_until(
-                cfg,
-                admin,
-                "was deleted but is still listed",
-                Option::is_none,
-            )?;
-            TopicSetup::Recreated
-        }
-        None if cfg.reset => TopicSetup::Recreated,
-        None => {
-            notice(format!("topic {} does not exist; creating it", cfg.topic));
-            TopicSetup::Created
-        }
-    };
-    notice(format!(
-        "creating topic {} with {} partitions, replication factor {}",
-        cfg.topic, cfg.partitions, cfg.replication_factor
-    ));
-    create_topic(admin, cfg)?;
-    let unready = "was created but has partitions without a leader";
-    let ready = wait_until(cfg, admin, unready, |s| s.is_some_and(|(_, ready)| ready))?;
-    Ok((setup, ready.map_or(0, |(n, _)| n)))
-}
-
-/// The topic's partition count and whether every partition has a leader, or `None` if the
-/// cluster does not have it. Lists all topics: asking for one by name could auto-create it.
-fn topic_state(admin: &Admin, cfg: &ProduceArgs) -> Result<Option<(usize, bool)>, KafkaError> {
-    let md = admin.inner().fetch_metadata(None, cfg.connect_timeout)?;
-    let topic = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == cfg.topic && t.error().is_none());
-    Ok(topic.map(|t| {
-        let parts = t.partitions();
-        let ready =
-            !parts.is_empty() && parts.iter().all(|p| p.leader() >= 0 && p.error().is_none());
-        (parts.len(), ready)
-    }))
-}
-
-/// Polls [`topic_state`] until `done` holds, for at most three connect timeouts.
-fn wait_until(
-    cfg: &ProduceArgs,
-    admin: &Admin,
-    otherwise: &str,
-    done: impl Fn(&Option<(usize, bool)>) -> bool,
-) -> Result<Option<(usize, bool)>, CliError> {
-    let deadline = Instant::now() + cfg.connect_timeout * 3;
-    loop {
-        let state =
-            topic_state(admin, cfg).map_err(|e| kafka_error(cfg, "cannot read metadata", e))?;
-        if done(&state) {
-            return Ok(state);
-        }
-        if Instant::now() >= deadline {
-            let secs = (cfg.connect_timeout * 3).as_secs();
-            return Err(CliError::Kafka(format!(
-                "topic {} {otherwise} after {secs} s; check the broker's health and try again",
-                cfg.topic
-            )));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn admin_options(cfg: &ProduceArgs) -> AdminOptions {
-    AdminOptions::new()
-        .request_timeout(Some(cfg.connect_timeout))
-        .operation_timeout(Some(cfg.connect_timeout))
-}
-
-/// Creates the topic, retrying while a just-deleted one is still being removed.
-fn create_topic(admin: &Admin, cfg: &ProduceArgs) -> Result<(), CliError> {
-    let replication = TopicReplication::Fixed(cfg.replication_factor);
-    let new = NewTopic::new(&cfg.topic, cfg.partitions, replication);
-    let deadline = Instant::now() + cfg.connect_timeout * 3;
-    loop {
-        let results = futures::executor::block_on(admin.create_topics([&new], &admin_options(cfg)))
-            .map_err(|e| kafka_error(cfg, "cannot create the topic", e))?;
-        match results.into_iter().find_map(Result::err) {
-            None => return Ok(()),
-            // A topic created concurrently by someone else is fine, unless we are resetting.
-            Some((_, RDKafkaErrorCode::TopicAlreadyExists)) if !cfg.reset => return Ok(()),
-            Some((_, RDKafkaErrorCode::TopicAlreadyExists)) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(200))
-            }
-            Some((t, code)) => {
-                return Err(CliError::Kafka(format!(
-                    "cannot create topic {t} with {} partitions and replication factor {}: {code} \
-                     (check --partitions and --replication-factor against the cluster)",
-                    cfg.partitions, cfg.replication_factor
-                )))
-            }
-        }
-    }
 }
