@@ -7,7 +7,7 @@ use sawmill_common::checkpoint::Checkpoints;
 use sawmill_common::committed::merge_committed;
 use sawmill_common::storage::{self, Storage};
 use sawmill_tests::*;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -75,19 +75,37 @@ async fn real_logs_land_exactly_once_on_hdfs() {
     // One worker process per partition, driven directly.
     let mut workers: Vec<ChildGuard> = (0..3)
         .map(|p| {
-            ChildGuard::spawn(worker_cmd(&s, &topic, &root).args([
-                "--partitions",
-                &p.to_string(),
-                "--until-caught-up",
-            ]))
+            ChildGuard::spawn(
+                worker_cmd(&s, &topic, &root)
+                    .args(["--partitions", &p.to_string(), "--until-caught-up"])
+                    .stdout(Stdio::piped()),
+            )
         })
         .collect();
+    let mut reported = 0;
     for w in &mut workers {
+        let mut stdout = w.0.as_mut().and_then(|c| c.stdout.take()).unwrap();
         assert!(
             w.wait_ok(Duration::from_secs(300)),
             "worker failed or timed out"
         );
+        // "committed N shards, R records, J rejects in ...": the run's own totals.
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut text).unwrap();
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let count = |what: &str| -> u64 {
+            let i = words
+                .iter()
+                .position(|w| w.trim_end_matches(',') == what)
+                .unwrap_or_else(|| panic!("no {what:?} in the report {text:?}"));
+            words[i - 1].parse().unwrap()
+        };
+        reported += count("records") + count("rejects");
     }
+    assert_eq!(
+        reported, lines,
+        "the workers' reports add up to the lines produced"
+    );
 
     let mut cp = Checkpoints::connect(&s.etcd, &topic).await.unwrap();
     for (p, e) in &end {

@@ -71,8 +71,10 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
     .map_err(|e| WorkerError::Actor(e.to_string()))?;
     let mut cp = ctx.checkpoints.clone();
     let mut report = StandaloneReport::default();
+    let mut epochs = BTreeMap::new();
     for &p in &partitions {
         let epoch = cp.bump_epoch(p, &opts.worker_id).await?;
+        epochs.insert(p, epoch);
         tracing::info!(partition = p, epoch, worker = %opts.worker_id, "took ownership");
         let _ = sup.cast(SupervisorMsg::Own {
             partition: p,
@@ -131,6 +133,38 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
     if let Some(m) = metrics_server {
         m.abort();
     }
+    // The totals from etcd: a commit that finished after its pipeline had failed sent no event.
+    match committed_by(&mut cp, &epochs).await {
+        Ok((shards, records, rejects)) => {
+            report.shards = shards;
+            report.records = records;
+            report.rejects = rejects;
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read back this run's manifests; the totals count events only")
+        }
+    }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Shards, records and rejects committed at these (partition, epoch) pairs: this run's own.
+async fn committed_by(
+    cp: &mut sawmill_common::checkpoint::Checkpoints,
+    epochs: &BTreeMap<i32, u64>,
+) -> Result<(u64, u64, u64)> {
+    let mut totals = (0, 0, 0);
+    for (&p, &epoch) in epochs {
+        for m in cp
+            .manifests(Some(p))
+            .await?
+            .iter()
+            .filter(|m| m.epoch == epoch)
+        {
+            totals.0 += 1;
+            totals.1 += m.records;
+            totals.2 += m.rejects;
+        }
+    }
+    Ok(totals)
 }
