@@ -14,22 +14,36 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Semaphore};
 
-/// Stands in for a partition actor: forwards every batch, with its credit, to the test.
+/// Stands in for a partition actor: forwards every batch, with its credit, to the test. With a
+/// gate, its `pre_start` first hands out its own address and then waits for the go-ahead (as a
+/// real one waits for recovery), so batches can arrive while it is still starting.
 struct Sink;
 
 type Delivery = (MessageBatch, Credit);
 
+struct SinkArgs {
+    tx: mpsc::UnboundedSender<Delivery>,
+    gate: Option<(
+        tokio::sync::oneshot::Sender<ActorRef<PartitionMsg>>,
+        tokio::sync::oneshot::Receiver<()>,
+    )>,
+}
+
 impl Actor for Sink {
     type Msg = PartitionMsg;
     type State = mpsc::UnboundedSender<Delivery>;
-    type Arguments = mpsc::UnboundedSender<Delivery>;
+    type Arguments = SinkArgs;
 
     async fn pre_start(
         &self,
-        _myself: ActorRef<PartitionMsg>,
-        tx: Self::Arguments,
+        myself: ActorRef<PartitionMsg>,
+        args: SinkArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
-        Ok(tx)
+        if let Some((me, go)) = args.gate {
+            let _ = me.send(myself);
+            let _ = go.await;
+        }
+        Ok(args.tx)
     }
 
     async fn handle(
@@ -47,7 +61,9 @@ impl Actor for Sink {
 
 async fn sink() -> (PartitionSink, mpsc::UnboundedReceiver<Delivery>) {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (actor, _) = Actor::spawn(None, Sink, tx).await.expect("spawn sink");
+    let (actor, _) = Actor::spawn(None, Sink, SinkArgs { tx, gate: None })
+        .await
+        .expect("spawn sink");
     let sink = PartitionSink {
         actor,
         credits: Arc::new(Semaphore::new(CREDITS)),
@@ -118,6 +134,14 @@ async fn collect(rx: &mut mpsc::UnboundedReceiver<Delivery>, first: i64, until: 
     got
 }
 
+/// Waits (at most 30 s) until every credit is taken.
+async fn all_taken(credits: &Semaphore) {
+    let t0 = Instant::now();
+    while credits.available_permits() > 0 && t0.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn assert_contiguous(got: &[i64], first: i64, end: i64) {
     let want: Vec<i64> = (first..end).collect();
     assert_eq!(got.len(), want.len(), "offsets {first}..{end}: wrong count");
@@ -142,10 +166,7 @@ async fn a_partition_out_of_credits_holds_back_only_itself() {
     // Partition 1's credits are never given back while partition 0 is read to its end.
     let got0 = collect(&mut free_rx, 0, ends[&0]).await;
     assert_contiguous(&got0, 0, ends[&0]);
-    let t0 = Instant::now();
-    while held.credits.available_permits() > 0 && t0.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    all_taken(&held.credits).await;
     // Time for a (wrong) extra batch to show up.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut kept = Vec::new();
@@ -220,45 +241,6 @@ async fn reassignments_seek_and_rapid_revokes_are_safe() {
     c.stop();
 }
 
-/// Like [`Sink`], but its `pre_start` waits for a go-ahead, as a real partition actor waits for
-/// recovery after assigning itself... except that it assigns first: batches arrive while it is
-/// still starting.
-struct SlowStart;
-
-type SlowStartArgs = (
-    mpsc::UnboundedSender<Delivery>,
-    tokio::sync::oneshot::Sender<ActorRef<PartitionMsg>>,
-    tokio::sync::oneshot::Receiver<()>,
-);
-
-impl Actor for SlowStart {
-    type Msg = PartitionMsg;
-    type State = mpsc::UnboundedSender<Delivery>;
-    type Arguments = SlowStartArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<PartitionMsg>,
-        (tx, me, go): SlowStartArgs,
-    ) -> Result<Self::State, ActorProcessingErr> {
-        let _ = me.send(myself);
-        let _ = go.await;
-        Ok(tx)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<PartitionMsg>,
-        msg: PartitionMsg,
-        tx: &mut Self::State,
-    ) -> Result<(), ActorProcessingErr> {
-        if let PartitionMsg::Batch(batch, credit) = msg {
-            let _ = tx.send((batch, credit));
-        }
-        Ok(())
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_actor_still_starting_keeps_its_partition() {
     let Some(s) = services("an_actor_still_starting_keeps_its_partition") else {
@@ -269,7 +251,11 @@ async fn an_actor_still_starting_keeps_its_partition() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (me_tx, me_rx) = tokio::sync::oneshot::channel();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel();
-    let spawned = tokio::spawn(Actor::spawn(None, SlowStart, (tx, me_tx, go_rx)));
+    let args = SinkArgs {
+        tx,
+        gate: Some((me_tx, go_rx)),
+    };
+    let spawned = tokio::spawn(Actor::spawn(None, Sink, args));
     let actor = me_rx.await.unwrap();
     let credits = Arc::new(Semaphore::new(CREDITS));
     c.assign(
@@ -283,10 +269,7 @@ async fn an_actor_still_starting_keeps_its_partition() {
     .unwrap();
     // Every credit taken while the actor is still in `pre_start`: more lines are waiting, and
     // the consumer must not take the busy actor for a dead one.
-    let t0 = Instant::now();
-    while credits.available_permits() > 0 && t0.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    all_taken(&credits).await;
     assert_eq!(
         credits.available_permits(),
         0,
