@@ -92,6 +92,8 @@ pub struct PartitionState {
     fenced: bool,
     /// The offset the pipeline started at, until the first line arrives.
     expect_first: Option<i64>,
+    /// [`PartitionArgs::cut_at`] until the shard that reaches it is cut.
+    cut_at: Option<i64>,
 }
 
 impl Actor for PartitionActor {
@@ -159,6 +161,7 @@ impl Actor for PartitionActor {
             seq: 0,
             fenced: false,
             expect_first: Some(start),
+            cut_at: args.cut_at.filter(|&c| c > start),
             args,
         })
     }
@@ -190,10 +193,13 @@ impl Actor for PartitionActor {
                 on_batch(st, &batch);
                 drop(credit);
                 let s = &st.args.ctx.settings;
+                // Once only: lines produced after the target go by the usual limits.
                 let at_cut = st
-                    .args
                     .cut_at
                     .is_some_and(|c| st.last.is_some_and(|l| l + 1 >= c));
+                if at_cut {
+                    st.cut_at = None;
+                }
                 if st.rows >= s.shard_max_rows || st.bytes >= s.shard_max_bytes || at_cut {
                     flush(&myself, st).await?;
                 }
