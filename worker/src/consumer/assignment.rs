@@ -84,8 +84,9 @@ pub(super) fn apply(
         }
     }
     if !changes.added.is_empty() {
-        // Refresh metadata so a partition created after start can be assigned at once.
-        let _ = consumer.fetch_metadata(Some(topic), Duration::from_secs(10));
+        // Refresh metadata so a partition created after start can be assigned at once. Short:
+        // every partition waits while this thread does (librdkafka refreshes on its own too).
+        let _ = consumer.fetch_metadata(Some(topic), Duration::from_secs(2));
         // Split before the fetcher starts: a split queue stays split (librdkafka then leaves
         // its forwarding alone), while the first fetch of a partition split only after its
         // assignment lands in the main queue (megabytes at once).
