@@ -30,6 +30,21 @@ fn counter(text: &str, name: &str) -> f64 {
         .sum()
 }
 
+/// The values of a gauge, one per label set.
+fn gauges(text: &str, name: &str) -> Vec<f64> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name)
+        .filter_map(|s| match s.value {
+            prometheus_parse::Value::Gauge(v) => Some(v),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn dashboard_renders_and_metrics_agree_with_the_records() {
     let Some(s) = services("dashboard_renders_and_metrics_agree_with_the_records") else {
@@ -109,6 +124,18 @@ fn dashboard_renders_and_metrics_agree_with_the_records() {
     );
     assert_eq!(counter(&wm, "sawmill_worker_records_consumed_total"), lines);
     assert!(counter(&wm, "sawmill_worker_shards_committed_total") >= 1.0);
+    // The backlog gauges, per partition, within their bounds (4 credits, 2 commits in flight).
+    for (name, max) in [
+        ("sawmill_worker_queued_batches", 4.0),
+        ("sawmill_worker_commits_in_flight", 2.0),
+    ] {
+        let values: Vec<f64> = gauges(&wm, name);
+        assert_eq!(values.len(), 2, "{name}: one per partition in\n{wm}");
+        assert!(
+            values.iter().all(|v| (0.0..=max).contains(v)),
+            "{name}: {values:?}"
+        );
+    }
 
     // Headless Chromium loads the page, polls the document and renders every chart.
     let dir = tempfile::tempdir().unwrap();

@@ -18,8 +18,17 @@ pub struct Metrics {
     shards_committed: IntCounterVec,
     commit_seconds: HistogramVec,
     committed_offset: IntGaugeVec,
+    queued_batches: IntGaugeVec,
+    commits_in_flight: IntGaugeVec,
     partition_starts: IntCounterVec,
     errors: IntCounterVec,
+}
+
+fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    r.register(Box::new(g.clone()))
+        .expect("metric registered once");
+    g
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -45,17 +54,26 @@ impl Default for Metrics {
         .expect("static metric definition");
         r.register(Box::new(commit_seconds.clone()))
             .expect("metric registered once");
-        let committed_offset = IntGaugeVec::new(
-            Opts::new(
+        Metrics {
+            committed_offset: gauge(
+                &r,
                 "sawmill_worker_committed_offset",
                 "Next offset committed in etcd, per partition.",
+                &["partition"],
             ),
-            &["partition"],
-        )
-        .expect("static metric definition");
-        r.register(Box::new(committed_offset.clone()))
-            .expect("metric registered once");
-        Metrics {
+            queued_batches: gauge(
+                &r,
+                "sawmill_worker_queued_batches",
+                "Batches handed to a partition pipeline and not parsed yet; at the credit limit \
+                 the partition's consumption is held back.",
+                &["partition"],
+            ),
+            commits_in_flight: gauge(
+                &r,
+                "sawmill_worker_commits_in_flight",
+                "Shard commits running, per partition.",
+                &["partition"],
+            ),
             records_consumed: counter(
                 &r,
                 "sawmill_worker_records_consumed_total",
@@ -105,7 +123,6 @@ impl Default for Metrics {
                 &["kind"],
             ),
             commit_seconds,
-            committed_offset,
             registry: r,
         }
     }
@@ -158,6 +175,17 @@ impl Metrics {
         let p = partition.to_string();
         self.partition_starts.with_label_values(&[&p]).inc();
         self.committed_offset.with_label_values(&[&p]).set(offset);
+    }
+
+    /// A partition pipeline's backlog: batches waiting for it and commits it is running.
+    pub fn backlog(&self, partition: i32, queued: usize, commits: usize) {
+        let p = partition.to_string();
+        self.queued_batches
+            .with_label_values(&[&p])
+            .set(queued as i64);
+        self.commits_in_flight
+            .with_label_values(&[&p])
+            .set(commits as i64);
     }
 
     pub fn error(&self, kind: &str) {

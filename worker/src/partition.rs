@@ -205,6 +205,11 @@ impl Actor for PartitionActor {
                 }
             }
             PartitionMsg::Tick => {
+                st.args.ctx.metrics.backlog(
+                    st.args.partition,
+                    CREDITS - st.credits.available_permits(),
+                    st.inflight.len(),
+                );
                 let s = &st.args.ctx.settings;
                 // Idle means nothing arrived *and* nothing waits in the mailbox (all credits free);
                 // time spent waiting for our own commit is not idleness.
