@@ -13,8 +13,8 @@ fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
-/// Sum of a counter over all its label sets.
-fn counter(text: &str, name: &str) -> f64 {
+/// The values of a metric, one per label set.
+fn samples(text: &str, name: &str) -> Vec<f64> {
     let lines = text.lines().map(|l| Ok(l.to_string()));
     let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
     scrape
@@ -27,22 +27,12 @@ fn counter(text: &str, name: &str) -> f64 {
             | prometheus_parse::Value::Untyped(v) => v,
             _ => 0.0,
         })
-        .sum()
+        .collect()
 }
 
-/// The values of a gauge, one per label set.
-fn gauges(text: &str, name: &str) -> Vec<f64> {
-    let lines = text.lines().map(|l| Ok(l.to_string()));
-    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid Prometheus text format");
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name)
-        .filter_map(|s| match s.value {
-            prometheus_parse::Value::Gauge(v) => Some(v),
-            _ => None,
-        })
-        .collect()
+/// Sum of a counter over all its label sets.
+fn counter(text: &str, name: &str) -> f64 {
+    samples(text, name).iter().sum()
 }
 
 #[test]
@@ -129,7 +119,7 @@ fn dashboard_renders_and_metrics_agree_with_the_records() {
         ("sawmill_worker_queued_batches", 4.0),
         ("sawmill_worker_commits_in_flight", 2.0),
     ] {
-        let values: Vec<f64> = gauges(&wm, name);
+        let values = samples(&wm, name);
         assert_eq!(values.len(), 2, "{name}: one per partition in\n{wm}");
         assert!(
             values.iter().all(|v| (0.0..=max).contains(v)),

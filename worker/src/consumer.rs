@@ -16,7 +16,7 @@ mod assignment;
 use crate::error::{Result, WorkerError};
 use crate::kafka::{create_consumer, KafkaConsumer, KafkaContext};
 use crate::partition::PartitionMsg;
-use assignment::{apply, Assignment, Changes};
+use assignment::{apply, Assignment};
 use ractor::ActorRef;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::error::KafkaError;
@@ -181,7 +181,7 @@ struct Assigned {
     /// The next offset to hand over; anything below it is a redelivery.
     next: i64,
     pending: MessageBatch,
-    /// The partition's own librdkafka queue (split again after every assignment change).
+    /// The partition's own librdkafka queue.
     queue: Option<PartitionQueue<KafkaContext>>,
 }
 
@@ -229,6 +229,23 @@ fn hand_over(pending: &mut MessageBatch, sink: &PartitionSink, wake: &Waker) -> 
     }
 }
 
+/// Hands the pending batch over once it is full; a batch still filling counts as sent.
+fn offer_full(pending: &mut MessageBatch, sink: &PartitionSink, wake: &Waker) -> Handover {
+    if pending.len() >= BATCH_MESSAGES {
+        hand_over(pending, sink, wake)
+    } else {
+        Handover::Sent
+    }
+}
+
+/// Counts a consume error and logs it at powers of two (a dead broker repeats it).
+fn consume_error(errors: &mut u32, partition: Option<i32>, e: &KafkaError) {
+    *errors += 1;
+    if errors.is_power_of_two() {
+        tracing::warn!(?partition, error = %e, errors = *errors, "kafka consume error, retrying");
+    }
+}
+
 /// Appends a fetched message unless it is a redelivery (librdkafka may hand out again what it
 /// had prefetched before a reassignment).
 fn accept(next: &mut i64, pending: &mut MessageBatch, m: &BorrowedMessage<'_>) {
@@ -248,11 +265,9 @@ impl Assigned {
             pending,
             queue,
         } = self;
-        if pending.len() >= BATCH_MESSAGES {
-            match hand_over(pending, sink, wake) {
-                Handover::Sent => {}
-                other => return (false, other),
-            }
+        match offer_full(pending, sink, wake) {
+            Handover::Sent => {}
+            other => return (false, other),
         }
         let Some(queue) = queue else {
             return (false, Handover::Sent);
@@ -264,11 +279,9 @@ impl Assigned {
                     moved = true;
                     *errors = 0;
                     accept(next, pending, &m);
-                    if pending.len() >= BATCH_MESSAGES {
-                        match hand_over(pending, sink, wake) {
-                            Handover::Sent => {}
-                            other => return (moved, other),
-                        }
+                    match offer_full(pending, sink, wake) {
+                        Handover::Sent => {}
+                        other => return (moved, other),
                     }
                 }
                 // Lines fetched after an end-of-partition event may already wait behind it (the
@@ -277,10 +290,7 @@ impl Assigned {
                 // Caught up, or nothing fetched yet: hand over what there is rather than wait.
                 None => return (moved, hand_over(pending, sink, wake)),
                 Some(Err(e)) => {
-                    *errors += 1;
-                    if errors.is_power_of_two() {
-                        tracing::warn!(partition = pending.partition, error = %e, errors, "kafka consume error, retrying");
-                    }
+                    consume_error(errors, Some(pending.partition), &e);
                     return (moved, hand_over(pending, sink, wake));
                 }
             }
@@ -342,33 +352,24 @@ fn run(
                     let p = m.partition();
                     if let Some(a) = asg.parts.get_mut(&p) {
                         accept(&mut a.next, &mut a.pending, &m);
-                        if a.pending.len() >= BATCH_MESSAGES
-                            && hand_over(&mut a.pending, &a.sink, &wake) == Handover::Gone
-                        {
+                        if offer_full(&mut a.pending, &a.sink, &wake) == Handover::Gone {
                             gone.push(p);
                         }
                     }
                 }
                 Err(KafkaError::PartitionEOF(_)) => {}
                 Err(e) => {
-                    errors += 1;
-                    if errors.is_power_of_two() {
-                        tracing::warn!(error = %e, errors, "kafka consume error, retrying");
-                    }
+                    consume_error(&mut errors, None, &e);
                     break;
                 }
             }
         }
-        if !gone.is_empty() {
-            // Already applied to librdkafka, so retiring changes nothing in this round's list.
-            let mut none = Changes::default();
-            for p in gone {
-                tracing::warn!(
-                    partition = p,
-                    "partition actor is gone; dropping its assignment"
-                );
-                asg.retire(p, &mut none);
-            }
+        for p in gone {
+            tracing::warn!(
+                partition = p,
+                "partition actor is gone; dropping its assignment"
+            );
+            asg.retire(p);
         }
         if !moved {
             // Errors back off (capped) instead of spinning on a dead broker.

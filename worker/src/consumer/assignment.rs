@@ -3,6 +3,8 @@
 
 use super::{Assigned, ConsumerCmd, MessageBatch, Waker};
 use crate::kafka::KafkaConsumer;
+use crate::kafka::KafkaContext;
+use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use std::collections::BTreeMap;
@@ -60,8 +62,43 @@ fn partition_list(
     tpl
 }
 
-/// Applies assignment changes to librdkafka incrementally and gives every partition its own
-/// queue again.
+fn unassign(consumer: &KafkaConsumer, topic: &str, parts: impl IntoIterator<Item = i32>) {
+    let tpl = partition_list(topic, parts.into_iter().map(|p| (p, None)));
+    if let Err(e) = consumer.incremental_unassign(&tpl) {
+        tracing::error!(error = %e, "kafka unassign failed");
+    }
+}
+
+fn assign(consumer: &KafkaConsumer, topic: &str, parts: impl IntoIterator<Item = (i32, i64)>) {
+    let tpl = partition_list(topic, parts.into_iter().map(|(p, o)| (p, Some(o))));
+    if let Err(e) = consumer.incremental_assign(&tpl) {
+        tracing::error!(error = %e, "kafka assign failed");
+    }
+}
+
+/// The partition's own queue, waking the consumer thread when data arrives in it. A split queue
+/// stays split (librdkafka leaves its forwarding alone from then on, across assignment changes).
+fn open_queue(
+    consumer: &Arc<KafkaConsumer>,
+    topic: &str,
+    partition: i32,
+    wake: &Waker,
+) -> Option<PartitionQueue<KafkaContext>> {
+    let queue = consumer
+        .split_partition_queue(topic, partition)
+        .map(|mut q| {
+            let wake = wake.clone();
+            q.set_nonempty_callback(move || wake.wake());
+            q
+        });
+    if queue.is_none() {
+        tracing::error!(partition, "cannot open the partition's queue");
+    }
+    queue
+}
+
+/// Applies assignment changes to librdkafka incrementally and gives every partition without
+/// one its own queue.
 ///
 /// Incremental, and removals delayed by [`RETIRE_AFTER`], because librdkafka (2.12) aborts on an
 /// assertion (`rd_kafka_assignment_partition_stopped: rktp_started`, confluentinc/librdkafka#5573)
@@ -74,29 +111,21 @@ pub(super) fn apply(
     changes: &Changes,
     wake: &Waker,
 ) {
-    for a in asg.parts.values_mut() {
-        a.queue = None;
-    }
     if !changes.removed.is_empty() {
-        let tpl = partition_list(topic, changes.removed.iter().map(|&p| (p, None)));
-        if let Err(e) = consumer.incremental_unassign(&tpl) {
-            tracing::error!(error = %e, "kafka unassign failed");
-        }
+        unassign(consumer, topic, changes.removed.iter().copied());
     }
     if !changes.added.is_empty() {
         // Refresh metadata so a partition created after start can be assigned at once. Short:
         // every partition waits while this thread does (librdkafka refreshes on its own too).
         let _ = consumer.fetch_metadata(Some(topic), Duration::from_secs(2));
-        // Split before the fetcher starts: a split queue stays split (librdkafka then leaves
-        // its forwarding alone), while the first fetch of a partition split only after its
+        // Split before the fetcher starts: the first fetch of a partition split only after its
         // assignment lands in the main queue (megabytes at once).
         for &p in changes.added.keys() {
-            drop(consumer.split_partition_queue(topic, p));
+            if let Some(a) = asg.parts.get_mut(&p) {
+                a.queue = open_queue(consumer, topic, p, wake);
+            }
         }
-        let tpl = partition_list(topic, changes.added.iter().map(|(&p, &o)| (p, Some(o))));
-        if let Err(e) = consumer.incremental_assign(&tpl) {
-            tracing::error!(error = %e, "kafka assign failed");
-        }
+        assign(consumer, topic, changes.added.iter().map(|(&p, &o)| (p, o)));
     }
     let mut reset = BTreeMap::new();
     for (&p, &offset) in &changes.moved {
@@ -109,36 +138,22 @@ pub(super) fn apply(
         }
     }
     if !reset.is_empty() {
-        let tpl = partition_list(topic, reset.keys().map(|&p| (p, None)));
-        if let Err(e) = consumer.incremental_unassign(&tpl) {
-            tracing::error!(error = %e, "kafka unassign failed");
-        }
-        let tpl = partition_list(topic, reset.iter().map(|(&p, &o)| (p, Some(o))));
-        if let Err(e) = consumer.incremental_assign(&tpl) {
-            tracing::error!(error = %e, "kafka assign failed");
-        }
+        unassign(consumer, topic, reset.keys().copied());
+        assign(consumer, topic, reset);
     }
+    // Re-assigned partitions (a restarted actor) come with a fresh entry and no queue yet.
     for (&p, a) in asg.parts.iter_mut() {
-        a.queue = consumer.split_partition_queue(topic, p).map(|mut q| {
-            let wake = wake.clone();
-            q.set_nonempty_callback(move || wake.wake());
-            q
-        });
         if a.queue.is_none() {
-            tracing::error!(partition = p, "cannot open the partition's queue");
+            a.queue = open_queue(consumer, topic, p, wake);
         }
     }
 }
 
 impl Assignment {
     /// Takes `partition` out of the data path; librdkafka lets go of it later (see [`apply`]).
-    pub(super) fn retire(&mut self, partition: i32, changes: &mut Changes) {
+    pub(super) fn retire(&mut self, partition: i32) {
         self.parts.remove(&partition);
-        changes.moved.remove(&partition);
-        // Not yet known to librdkafka: nothing to undo there.
-        if changes.added.remove(&partition).is_none() {
-            self.retired.insert(partition, Instant::now());
-        }
+        self.retired.insert(partition, Instant::now());
     }
 
     /// Applies pending commands; returns the changes for librdkafka, or `None` to stop.
@@ -182,7 +197,13 @@ impl Assignment {
                         .is_some_and(|a| a.sink.actor.get_id() == actor)
                     {
                         tracing::info!(partition, "stopped consuming partition");
-                        self.retire(partition, &mut changes);
+                        changes.moved.remove(&partition);
+                        if changes.added.remove(&partition).is_some() {
+                            // Not yet known to librdkafka: nothing to undo there.
+                            self.parts.remove(&partition);
+                        } else {
+                            self.retire(partition);
+                        }
                     }
                     let _ = done.send(());
                 }
