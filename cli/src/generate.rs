@@ -1,7 +1,7 @@
 //! `sawmill generate`: realistic synthetic access logs, deterministic for a seed.
 
 use crate::CliError;
-use sawmill_common::generate::{generate, GenerateConfig};
+use sawmill_core::generate::{generate, GenerateConfig};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]

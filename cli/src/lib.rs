@@ -46,13 +46,6 @@ pub enum Command {
     Status(status::StatusArgs),
 }
 
-/// Accepts any arguments so that the "not built yet" message is what the user sees.
-#[derive(Debug, clap::Args)]
-pub struct NotBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
-}
-
 /// Errors of the `sawmill` command.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -65,14 +58,18 @@ pub enum CliError {
         path: String,
         source: std::io::Error,
     },
-    #[error("`sawmill {0}` is not built yet in this version of Sawmill")]
-    NotBuilt(&'static str),
     /// A Kafka failure; the message says what went wrong and what to check or do next.
     #[error("{0}")]
     Kafka(String),
     /// A coordinator failure (`sawmill status`); the message says what to check.
     #[error("{0}")]
     Coordinator(String),
+}
+
+impl From<sawmill_core::Error> for CliError {
+    fn from(e: sawmill_core::Error) -> Self {
+        CliError::Common(e.into())
+    }
 }
 
 pub fn main() -> ExitCode {

@@ -2,7 +2,8 @@
 //! tables under an output root, as one self-contained HTML page, terminal tables or JSON.
 
 use crate::CliError;
-use sawmill_report::{build, read_summary, ReportOptions};
+use sawmill_common::summary;
+use sawmill_report::{build, ReportOptions};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -31,7 +32,7 @@ pub struct ReportArgs {
 }
 
 pub fn execute(args: ReportArgs) -> Result<(), CliError> {
-    let tables = read_summary(&args.from)?;
+    let tables = summary::read_root(&args.from)?;
     let opts = ReportOptions {
         top: args.top,
         source: Some(args.from.clone()),

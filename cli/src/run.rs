@@ -3,10 +3,10 @@
 
 use crate::{show, CliError};
 use indicatif::{ProgressBar, ProgressStyle};
-use sawmill_common::input::InputSpec;
-use sawmill_common::pipeline::{self, Progress, RunConfig};
-use sawmill_common::shard::ParquetOptions;
+use sawmill_common::embedded::input::InputSpec;
+use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
 use sawmill_common::storage;
+use sawmill_core::shard::ParquetOptions;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

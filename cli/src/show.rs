@@ -2,7 +2,7 @@
 
 use crate::CliError;
 use arrow::record_batch::RecordBatch;
-use sawmill_common::analytics::Partial;
+use sawmill_core::analytics::Partial;
 
 /// Tables shown after a run, in order, each cut to `top` rows.
 const HEADLINE: [(&str, &str); 9] = [

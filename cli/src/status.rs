@@ -4,8 +4,8 @@
 
 use crate::CliError;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use sawmill_common::proto::v1::coordinator_client::CoordinatorClient;
-use sawmill_common::proto::v1::StatusRequest;
+use sawmill_proto::v1::coordinator_client::CoordinatorClient;
+use sawmill_proto::v1::StatusRequest;
 use serde_json::Value;
 use std::time::Duration;
 

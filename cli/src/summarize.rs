@@ -3,10 +3,10 @@
 //! would for the same lines. The coordinator does this continuously; this command does it once.
 
 use crate::{show, CliError};
-use sawmill_common::checkpoint::Checkpoints;
 use sawmill_common::committed::merge_committed;
-use sawmill_common::settings::PipelineSettings;
+use sawmill_common::etcd::Checkpoints;
 use sawmill_common::{storage, summary};
+use sawmill_core::settings::PipelineSettings;
 
 #[derive(Debug, clap::Args)]
 pub struct SummarizeArgs {

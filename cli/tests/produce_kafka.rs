@@ -8,7 +8,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use sawmill_cli::produce::{complete_prefix, produce, ProduceArgs, TopicSetup};
-use sawmill_common::batch::lines;
+use sawmill_core::batch::lines;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

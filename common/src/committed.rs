@@ -2,11 +2,11 @@
 //! aggregates on storage, merged into one [`Partial`]. Used by `sawmill summarize`, by tests, and
 //! by the coordinator when it (re)builds its merged state.
 
-use crate::analytics::{AnalyticsConfig, Partial};
-use crate::checkpoint::Checkpoints;
 use crate::error::{Error, Result};
-use crate::manifest::{chain_end, ShardManifest};
+use crate::etcd::Checkpoints;
 use crate::storage::Storage;
+use sawmill_core::analytics::{AnalyticsConfig, Partial};
+use sawmill_core::manifest::{chain_end, ShardManifest};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ pub fn load_partial(storage: &dyn Storage, m: &ShardManifest) -> Result<Partial>
         Ok(b) => b,
         Err(_) => storage.read(&m.partial.staging)?,
     };
-    Partial::from_ipc(&bytes)
+    Ok(Partial::from_bytes(&bytes)?)
 }
 
 /// Merges every committed shard of the pipeline. Fails if a partition's chain has a gap or an

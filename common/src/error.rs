@@ -6,6 +6,8 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error(transparent)]
+    Core(#[from] sawmill_core::Error),
     #[error("cannot read input {path}: {source} (check that the file exists and is readable)")]
     Input {
         path: PathBuf,
@@ -18,13 +20,6 @@ pub enum Error {
     },
     #[error("storage error at {path}: {message}")]
     Storage { path: String, message: String },
-    #[error("parquet error in {path}: {source}")]
-    Parquet {
-        path: String,
-        source: parquet::errors::ParquetError,
-    },
-    #[error("arrow error: {0}")]
-    Arrow(#[from] arrow::error::ArrowError),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("corrupt data in {what}: {message}")]
@@ -37,6 +32,27 @@ pub enum Error {
         epoch: u64,
         current: Option<u64>,
     },
+    #[error("no summary tables under {root}: run `sawmill run` or a cluster first")]
+    NoSummary { root: String },
     #[error("pipeline stopped: {0}")]
     Pipeline(String),
+}
+
+impl Error {
+    /// Whether retrying the same operation can never succeed: bad configuration or corrupt data
+    /// needs a person, not another attempt.
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            Error::Config(_)
+                | Error::Corrupt { .. }
+                | Error::Core(sawmill_core::Error::Config(_) | sawmill_core::Error::Corrupt { .. })
+        )
+    }
+}
+
+impl From<arrow::error::ArrowError> for Error {
+    fn from(e: arrow::error::ArrowError) -> Self {
+        Error::Core(e.into())
+    }
 }

@@ -7,8 +7,9 @@
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use parquet::file::metadata::KeyValue;
-use sawmill_common::shard::{self, ParquetOptions};
-use sawmill_common::storage::{self, write_atomic, Storage, STAGING_DIR};
+use sawmill_common::storage::{self, write_atomic, Storage};
+use sawmill_core::layout::STAGING_DIR;
+use sawmill_core::shard::{self, ParquetOptions};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -195,7 +196,7 @@ fn parquet_round_trip_readable_by_hadoop() {
     let path = "records/dt=1995-07-01/test-p00000-0-2.parquet";
     assert!(write_atomic(s, path, &bytes).unwrap());
 
-    let (batches, kv) = shard::read(s, path).unwrap();
+    let (batches, kv) = storage::read_parquet(s, path).unwrap();
     assert_eq!(batches, vec![batch]);
     assert!(
         kv.contains(&("sawmill.kind".to_string(), "records".to_string())),

@@ -9,14 +9,14 @@
 
 use crate::assign::{assign, WorkerId};
 use crate::config::ServeConfig;
-use crate::membership::{compatible, next_generation, reported, stale, unknown, Member};
+use crate::membership::{compatible, reported, stale, unknown, Member};
 use crate::metrics::Metrics;
 use crate::ownership::{self, Ownership, Step};
 use crate::status::{PartitionStatus, WorkerStatus};
 use crate::topic::TopicView;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sawmill_common::checkpoint::Checkpoints;
-use sawmill_common::proto::v1::{
+use sawmill_common::etcd::Checkpoints;
+use sawmill_proto::v1::{
     Assignment, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest,
     LeaveResponse,
 };
@@ -55,7 +55,6 @@ pub struct ClusterActor;
 
 pub struct ClusterState {
     args: ClusterArgs,
-    generation_key: String,
     generation: u64,
     members: BTreeMap<WorkerId, Member>,
     states: BTreeMap<i32, Ownership>,
@@ -208,14 +207,18 @@ impl ClusterState {
                 "worker_id is empty: pass --worker-id or leave the default",
             ));
         }
-        if !compatible(&req.version, sawmill_common::VERSION) {
+        if !compatible(&req.version, sawmill_core::VERSION) {
             return Err(Status::failed_precondition(format!(
                 "worker {id} runs Sawmill {:?} but the coordinator runs {} (major.minor must match): deploy the same release",
                 req.version,
-                sawmill_common::VERSION
+                sawmill_core::VERSION
             )));
         }
-        let generation = next_generation(&self.args.checkpoints, &self.generation_key)
+        let generation = self
+            .args
+            .checkpoints
+            .clone()
+            .next_generation()
             .await
             .map_err(|e| {
                 self.args.metrics.error("generation");
@@ -452,10 +455,8 @@ impl Actor for ClusterActor {
         }
         let ticker =
             myself.send_interval(Duration::from_millis(args.cfg.tick_ms), || ClusterMsg::Tick);
-        let generation_key = format!("{}/coordinator/generation", cp.keys().prefix());
         Ok(ClusterState {
             args,
-            generation_key,
             generation: 0,
             members: BTreeMap::new(),
             states,

@@ -3,7 +3,7 @@
 //! (a flag wins over its variable), and only values actually given override the file.
 
 use crate::error::{CoordinatorError, Result};
-use sawmill_common::settings::PipelineSettings;
+use sawmill_core::settings::PipelineSettings;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;

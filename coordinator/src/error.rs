@@ -35,4 +35,10 @@ impl From<rdkafka::error::KafkaError> for CoordinatorError {
     }
 }
 
+impl From<sawmill_core::Error> for CoordinatorError {
+    fn from(e: sawmill_core::Error) -> Self {
+        CoordinatorError::Common(e.into())
+    }
+}
+
 pub type Result<T, E = CoordinatorError> = std::result::Result<T, E>;

@@ -42,7 +42,7 @@ impl ApiState {
             .map_err(|_| "the merged state lock is poisoned".to_string())?
             .status();
         Ok(StatusDoc {
-            version: sawmill_common::VERSION.to_string(),
+            version: sawmill_core::VERSION.to_string(),
             pipeline: self.cfg.pipeline.pipeline_name().to_string(),
             topic: self.cfg.pipeline.topic.clone(),
             output: self.cfg.pipeline.output.clone(),

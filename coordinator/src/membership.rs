@@ -1,8 +1,7 @@
-//! Membership helpers of the cluster actor: a worker's registration, the version check,
-//! the generation counter persisted in etcd, and the refusals workers act on.
+//! Membership helpers of the cluster actor: a worker's registration, the version check, and the
+//! refusals workers act on. (The generation counter is persisted by `sawmill_common::etcd`.)
 
-use sawmill_common::checkpoint::Checkpoints;
-use sawmill_common::proto::v1::OwnedPartition;
+use sawmill_proto::v1::OwnedPartition;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 use tonic::Status;
@@ -40,42 +39,6 @@ pub fn compatible(worker: &str, ours: &str) -> bool {
         )
     };
     !worker.is_empty() && mm(worker) == mm(ours)
-}
-
-pub async fn next_generation(cp: &Checkpoints, key: &str) -> Result<u64, String> {
-    use etcd_client::{Compare, CompareOp, Txn, TxnOp};
-    let mut client = cp.client();
-    for _ in 0..100 {
-        let resp = client.get(key, None).await.map_err(|e| e.to_string())?;
-        let current: Option<String> = resp
-            .kvs()
-            .first()
-            .map(|kv| String::from_utf8_lossy(kv.value()).to_string());
-        let n: u64 = match &current {
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| format!("{key} holds {v:?}, not a number: delete the key"))?,
-            None => 0,
-        };
-        let guard = match &current {
-            Some(v) => Compare::value(key, CompareOp::Equal, v.as_str()),
-            None => Compare::create_revision(key, CompareOp::Equal, 0),
-        };
-        let next = n + 1;
-        let txn = Txn::new()
-            .when([guard])
-            .and_then([TxnOp::put(key, next.to_string(), None)]);
-        if client
-            .txn(txn)
-            .await
-            .map_err(|e| e.to_string())?
-            .succeeded()
-        {
-            return Ok(next);
-        }
-    }
-    Err(format!("too much contention on {key}"))
 }
 
 pub fn unknown(id: &str) -> Status {

@@ -10,13 +10,12 @@
 use crate::config::ServeConfig;
 use crate::metrics::Metrics;
 use crate::status::MergedStatus;
-use etcd_client::GetOptions;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sawmill_common::analytics::Partial;
-use sawmill_common::checkpoint::Checkpoints;
 use sawmill_common::committed::load_partial;
-use sawmill_common::manifest::ShardManifest;
+use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::Storage;
+use sawmill_core::analytics::Partial;
+use sawmill_core::manifest::ShardManifest;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -85,14 +84,6 @@ pub fn chain_cursor(
     out
 }
 
-/// Parses `(partition, first)` out of a manifest key `<prefix><partition:05>/<first:020>`.
-pub fn parse_manifest_key(prefix: &str, key: &str) -> Option<(i32, i64)> {
-    let mut it = key.strip_prefix(prefix)?.split('/');
-    let p = it.next()?.parse().ok()?;
-    let first = it.next()?.parse().ok()?;
-    Some((p, first))
-}
-
 pub enum MergeMsg {
     /// Merge whatever extends the chains now.
     Poll,
@@ -124,23 +115,10 @@ fn lock_err<T>(_: T) -> ActorProcessingErr {
 impl MergeState {
     async fn poll(&mut self) -> Result<usize, String> {
         let mut cp = self.args.checkpoints.clone();
-        let prefix = cp.keys().manifests_prefix();
-        let resp = cp
-            .client()
-            .get(
-                prefix.as_str(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            )
+        let stored = cp
+            .manifest_index()
             .await
             .map_err(|e| format!("cannot list manifests: {e}"))?;
-        let mut stored: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
-        for kv in resp.kvs() {
-            if let Some((p, first)) =
-                parse_manifest_key(&prefix, &String::from_utf8_lossy(kv.key()))
-            {
-                stored.entry(p).or_default().insert(first);
-            }
-        }
         let next = self
             .args
             .merged
@@ -366,18 +344,5 @@ mod tests {
         // 2 has a gap (merged to 3, next manifest at 5): waits, never skips.
         let next = BTreeMap::from([(0, 150), (1, 20), (2, 3)]);
         assert_eq!(chain_cursor(&stored, &next), BTreeMap::from([(0, 150)]));
-    }
-
-    #[test]
-    fn manifest_keys_parse() {
-        let prefix = "/sawmill/t/manifest/";
-        assert_eq!(
-            parse_manifest_key(prefix, "/sawmill/t/manifest/00003/00000000000000000042"),
-            Some((3, 42))
-        );
-        assert_eq!(
-            parse_manifest_key(prefix, "/sawmill/u/manifest/00003/1"),
-            None
-        );
     }
 }

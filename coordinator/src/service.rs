@@ -4,8 +4,8 @@
 use crate::cluster::ClusterMsg;
 use crate::http::ApiState;
 use ractor::rpc::CallResult;
-use sawmill_common::proto::v1::coordinator_server::Coordinator;
-use sawmill_common::proto::v1::{
+use sawmill_proto::v1::coordinator_server::Coordinator;
+use sawmill_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse,
     StatusRequest, StatusResponse,
 };

@@ -9,7 +9,7 @@ use crate::metrics::Metrics;
 use ractor::ActorRef;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
-use sawmill_common::checkpoint::{Checkpoints, PartitionState};
+use sawmill_common::etcd::{Checkpoints, StoredPartition};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use std::time::Duration;
 pub struct TopicView {
     pub partitions: Option<Vec<i32>>,
     pub ends: BTreeMap<i32, i64>,
-    pub etcd: Option<BTreeMap<i32, PartitionState>>,
+    pub etcd: Option<BTreeMap<i32, StoredPartition>>,
 }
 
 /// A metadata-only Kafka client (never subscribes, never commits).

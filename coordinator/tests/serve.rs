@@ -2,10 +2,10 @@
 //! down cleanly. Needs etcd (`SAWMILL_ETCD`) and Kafka (`SAWMILL_KAFKA`); skipped without them
 //! (`eval "$(deploy/local/services env)"`), failed with SAWMILL_REQUIRE_SERVICES=1.
 
-use sawmill_common::checkpoint::Checkpoints;
-use sawmill_common::proto::v1::coordinator_client::CoordinatorClient;
-use sawmill_common::proto::v1::{HeartbeatRequest, JoinRequest, StatusRequest};
+use sawmill_common::etcd::Checkpoints;
 use sawmill_coordinator::{serve, ServeConfig};
+use sawmill_proto::v1::coordinator_client::CoordinatorClient;
+use sawmill_proto::v1::{HeartbeatRequest, JoinRequest, StatusRequest};
 use std::io::{Read, Write};
 
 fn env(k: &str) -> Option<String> {
@@ -60,7 +60,7 @@ async fn serves_in_process_on_free_ports() {
     let j = c
         .join(JoinRequest {
             worker_id: "solo".into(),
-            version: sawmill_common::VERSION.into(),
+            version: sawmill_core::VERSION.into(),
             ..Default::default()
         })
         .await

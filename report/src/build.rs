@@ -9,7 +9,7 @@
 use crate::columns::{complete, opt, opt_str, table, Tables};
 use crate::error::Result;
 use crate::model::*;
-use sawmill_common::record::format_date;
+use sawmill_core::record::format_date;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::Hash;
 

@@ -5,7 +5,7 @@ use arrow::array::{
     Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
 };
 use arrow::record_batch::RecordBatch;
-use sawmill_common::analytics::{schema, TABLE_NAMES};
+use sawmill_core::analytics::{schema, TABLE_NAMES};
 use std::collections::BTreeMap;
 
 /// The summary tables by name, as `sawmill_common::summary::read` returns them.

@@ -4,9 +4,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The output root holds no `summary/*.parquet` table at all.
-    #[error("no summary tables under {root}: run `sawmill run` or a cluster first")]
-    NoSummary { root: String },
     /// Some tables exist but not this one: a summary written by another Sawmill version.
     #[error("summary table `{0}` is missing: rewrite the summary with this version (`sawmill run` or `sawmill summarize`)")]
     MissingTable(String),
@@ -22,5 +19,5 @@ pub enum Error {
     #[error("cannot draw chart `{chart}`: {message}")]
     Chart { chart: String, message: String },
     #[error(transparent)]
-    Common(#[from] sawmill_common::Error),
+    Core(#[from] sawmill_core::Error),
 }

@@ -308,7 +308,7 @@ impl Report {
         let _ = write!(
             o,
             "<footer>Sawmill {} · numbers read from the summary tables</footer>\n</body></html>\n",
-            esc(sawmill_common::VERSION)
+            esc(sawmill_core::VERSION)
         );
         o
     }

@@ -1,8 +1,8 @@
 //! Sawmill's EDA report: every table and chart of the original PySpark notebook, built from the
 //! summary tables of an output root.
 //!
-//! The report reads its numbers from the summary tables ([`read_summary`] or
-//! `sawmill_common::summary::read`), never from records, so it takes the same time on a sample
+//! The report reads its numbers from the summary tables (`sawmill_common::summary::read_root`
+//! reads them from an output root), never from records, so it takes the same time on a sample
 //! as on a month of traffic. [`build`] turns the tables into a [`Report`], which renders as one
 //! self-contained HTML page ([`Report::to_html`]: inline CSS and SVG, no external URL), terminal
 //! tables ([`Report::to_text`]) or JSON ([`Report::to_json`]).
@@ -36,29 +36,6 @@ pub use columns::Tables;
 pub use error::{Error, Result};
 pub use model::{Report, ReportOptions};
 pub use report_charts::{chart_data, CHART_IDS};
-
-use sawmill_common::{storage, summary};
-
-/// Reads the summary tables under an output root (a local path, `file://` or `hdfs://` URL).
-/// Fails with [`Error::NoSummary`] when there are none, without creating a missing local root.
-pub fn read_summary(root: &str) -> Result<Tables> {
-    // `storage::open` creates a missing local root; a report must not leave one behind.
-    let local = !root.contains("://") || root.starts_with("file://");
-    let path = root.strip_prefix("file://").unwrap_or(root);
-    if local && !std::path::Path::new(path).is_dir() {
-        return Err(Error::NoSummary {
-            root: root.to_string(),
-        });
-    }
-    let store = storage::open(root)?;
-    let tables = summary::read(store.as_ref())?;
-    if tables.is_empty() {
-        return Err(Error::NoSummary {
-            root: root.to_string(),
-        });
-    }
-    Ok(tables)
-}
 
 impl Report {
     /// All the numbers of the report (charts excluded: their data is in the other fields).

@@ -2,11 +2,11 @@
 //! the status document, and the end-to-end checks.
 
 use crate::*;
-use sawmill_common::analytics::Partial;
-use sawmill_common::checkpoint::Checkpoints;
-use sawmill_common::proto::v1::coordinator_client::CoordinatorClient;
-use sawmill_common::proto::v1::StatusRequest;
+use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::Storage;
+use sawmill_core::analytics::Partial;
+use sawmill_proto::v1::coordinator_client::CoordinatorClient;
+use sawmill_proto::v1::StatusRequest;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};

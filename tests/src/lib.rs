@@ -160,7 +160,7 @@ pub fn produce(s: &Services, topic: &str, file: &Path, partitions: u32, reset: b
         "sawmill produce failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    sawmill_common::batch::count_lines(&std::fs::read(file).expect("read produced file"))
+    sawmill_core::batch::count_lines(&std::fs::read(file).expect("read produced file"))
 }
 
 /// Every `(partition, offset)` in the Parquet files under `dir` (records/ or rejects/).
@@ -170,7 +170,8 @@ pub fn positions(storage: &dyn Storage, dir: &str) -> Vec<(i32, i64)> {
         if !path.ends_with(".parquet") {
             continue;
         }
-        let (batches, _) = sawmill_common::shard::read(storage, &path).expect("read parquet");
+        let (batches, _) =
+            sawmill_common::storage::read_parquet(storage, &path).expect("read parquet");
         for b in batches {
             let p = b.column_by_name("partition").expect("partition column");
             let o = b.column_by_name("offset").expect("offset column");
@@ -220,7 +221,7 @@ pub fn assert_exactly_once(mut seen: Vec<(i32, i64)>, end: &BTreeMap<i32, i64>) 
 
 /// Summary tables that do not depend on where lines were read (file lines vs Kafka offsets):
 /// everything but the positional columns of `table_404` and the choice of reject examples.
-pub fn comparable_tables(p: &sawmill_common::analytics::Partial) -> BTreeMap<String, Vec<String>> {
+pub fn comparable_tables(p: &sawmill_core::analytics::Partial) -> BTreeMap<String, Vec<String>> {
     let tables: BTreeMap<String, RecordBatch> = p
         .tables()
         .into_iter()
@@ -289,9 +290,9 @@ pub fn end_offsets(s: &Services, topic: &str) -> BTreeMap<i32, i64> {
 }
 
 /// `sawmill run` over the same files, in-process, as the reference.
-pub fn reference(files: &[PathBuf]) -> sawmill_common::analytics::Partial {
-    use sawmill_common::input::InputSpec;
-    use sawmill_common::pipeline::{self, Progress, RunConfig};
+pub fn reference(files: &[PathBuf]) -> sawmill_core::analytics::Partial {
+    use sawmill_common::embedded::input::InputSpec;
+    use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
     let dir = tempfile::tempdir().expect("tempdir");
     let inputs: Vec<InputSpec> = files
         .iter()
@@ -324,8 +325,7 @@ impl Drop for Cleanup {
                 return;
             };
             rt.block_on(async {
-                if let Ok(mut cp) =
-                    sawmill_common::checkpoint::Checkpoints::connect(&etcd, &topic).await
+                if let Ok(mut cp) = sawmill_common::etcd::Checkpoints::connect(&etcd, &topic).await
                 {
                     let _ = cp.delete_all().await;
                 }

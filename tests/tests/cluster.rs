@@ -10,9 +10,9 @@
 //! - stale or unknown generations are refused with clear gRPC errors; a worker of another
 //!   version is refused at Join and exits non-zero with the coordinator's message.
 
-use sawmill_common::proto::v1::coordinator_client::CoordinatorClient;
-use sawmill_common::proto::v1::{HeartbeatRequest, JoinRequest};
 use sawmill_common::storage;
+use sawmill_proto::v1::coordinator_client::CoordinatorClient;
+use sawmill_proto::v1::{HeartbeatRequest, JoinRequest};
 use sawmill_tests::cluster::*;
 use sawmill_tests::*;
 use serde_json::Value;
@@ -363,14 +363,14 @@ async fn stale_and_unknown_generations_are_refused() {
         .unwrap();
     let join = || JoinRequest {
         worker_id: "twin".into(),
-        version: sawmill_common::VERSION.into(),
+        version: sawmill_core::VERSION.into(),
         ..Default::default()
     };
     let g1 = c.join(join()).await.unwrap().into_inner();
     let g2 = c.join(join()).await.unwrap().into_inner();
     assert!(g2.generation > g1.generation);
     assert_eq!(g1.session_timeout_ms as u64, SESSION_TIMEOUT_MS);
-    let settings: sawmill_common::settings::PipelineSettings =
+    let settings: sawmill_core::settings::PipelineSettings =
         serde_json::from_str(&g1.settings_json).unwrap();
     assert_eq!(
         (settings.topic.as_str(), settings.shard_max_rows),

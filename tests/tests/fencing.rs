@@ -1,11 +1,11 @@
 //! Zombie fencing against real etcd and HDFS: two workers both believe they own a partition;
 //! only the current epoch's commit lands, and the stale owner's staged files are removed.
 
-use sawmill_common::analytics::{AnalyticsConfig, Partial};
-use sawmill_common::batch::ChunkParser;
-use sawmill_common::checkpoint::Checkpoints;
-use sawmill_common::shard::ParquetOptions;
+use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::{self, Storage};
+use sawmill_core::analytics::{AnalyticsConfig, Partial};
+use sawmill_core::batch::ChunkParser;
+use sawmill_core::shard::ParquetOptions;
 use sawmill_tests::*;
 use sawmill_worker::commit::{commit_shard, recover_partition, Committed, ShardToCommit};
 use std::sync::Arc;

@@ -4,12 +4,12 @@
 //! it reports must be exactly what Sawmill meant to write.
 
 use arrow::datatypes::{DataType, Schema, TimeUnit};
-use sawmill_common::generate::GenerateConfig;
-use sawmill_common::input::InputSpec;
-use sawmill_common::pipeline::{self, Progress, RunConfig};
-use sawmill_common::schema;
-use sawmill_common::shard::meta;
+use sawmill_common::embedded::input::InputSpec;
+use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
 use sawmill_common::storage::LocalFs;
+use sawmill_core::generate::GenerateConfig;
+use sawmill_core::schema;
+use sawmill_core::shard::meta;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,7 +75,7 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
                 days: 3,
                 ..Default::default()
             };
-            sawmill_common::generate::generate(&cfg, f).unwrap();
+            sawmill_core::generate::generate(&cfg, f).unwrap();
             vec![
                 sawmill_tests::workspace().join("data/sample/nasa_aug95_head.log"),
                 generated,
@@ -179,7 +179,7 @@ fn pyarrow_and_duckdb_read_what_sawmill_meant_to_write() {
                     .unwrap_or_else(|| panic!("{path}: no {k}"))
                     .to_string()
             };
-            assert_eq!(get(meta::VERSION), sawmill_common::VERSION, "{path}");
+            assert_eq!(get(meta::VERSION), sawmill_core::VERSION, "{path}");
             assert_eq!(get(meta::KIND), kind, "{path}");
             let (first, last): (i64, i64) = (
                 get(meta::FIRST_OFFSET).parse().unwrap(),
@@ -208,7 +208,7 @@ fn pyarrow_and_duckdb_read_what_sawmill_meant_to_write() {
         r.sort();
         r.dedup();
         assert!(r.len() > 1, "{}: several chunks expected", spec.source);
-        let lines = sawmill_common::batch::count_lines(&std::fs::read(file).unwrap()) as i64;
+        let lines = sawmill_core::batch::count_lines(&std::fs::read(file).unwrap()) as i64;
         let mut next = 0;
         for (first, last) in r {
             assert_eq!(
@@ -239,7 +239,7 @@ fn pyarrow_and_duckdb_read_what_sawmill_meant_to_write() {
             "summary/{name} rows (duckdb)"
         );
         let kv = &t["metadata"];
-        assert_eq!(kv[meta::VERSION], sawmill_common::VERSION, "summary/{name}");
+        assert_eq!(kv[meta::VERSION], sawmill_core::VERSION, "summary/{name}");
         assert_eq!(kv[meta::KIND], format!("summary/{name}"));
         assert_eq!(kv["sawmill.records"], p.records().to_string());
         assert_eq!(kv["sawmill.rejects"], p.rejects().to_string());

@@ -9,10 +9,10 @@ use arrow::datatypes::{Date32Type, Int32Type, Int64Type, TimestampMicrosecondTyp
 use arrow::util::display;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use regex::bytes::{Captures, Regex};
-use sawmill_common::analytics::Partial;
-use sawmill_common::input::InputSpec;
-use sawmill_common::pipeline::{self, Progress, RunConfig};
+use sawmill_common::embedded::input::InputSpec;
+use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
 use sawmill_common::storage::LocalFs;
+use sawmill_core::analytics::Partial;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

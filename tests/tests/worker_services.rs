@@ -2,10 +2,10 @@
 //! Exactly-once is checked row by row: every `(partition, offset)` of the topic appears in
 //! exactly one published row, and the merged analytics equal `sawmill run` on the same files.
 
-use sawmill_common::analytics::AnalyticsConfig;
-use sawmill_common::checkpoint::Checkpoints;
 use sawmill_common::committed::merge_committed;
+use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::{self, Storage};
+use sawmill_core::analytics::AnalyticsConfig;
 use sawmill_tests::*;
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 
 use crate::standalone::{self, StandaloneOptions};
 use clap::{Parser, Subcommand};
-use sawmill_common::settings::PipelineSettings;
+use sawmill_core::settings::PipelineSettings;
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -166,7 +166,7 @@ pub fn main() -> ExitCode {
                     metrics_listen: args.metrics_listen,
                     version: args
                         .report_version
-                        .unwrap_or_else(|| sawmill_common::VERSION.to_string()),
+                        .unwrap_or_else(|| sawmill_core::VERSION.to_string()),
                 };
                 crate::session::run(opts).await
             }

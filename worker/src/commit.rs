@@ -1,17 +1,17 @@
 //! Writing, committing and publishing one shard, and recovering a partition on acquisition.
 //! The order of steps is the commit protocol (ARCHITECTURE.md); decisions come from
-//! `sawmill_common::manifest`.
+//! `sawmill_core::manifest`.
 
 use crate::error::{Result, WorkerError};
-use sawmill_common::analytics::Partial;
-use sawmill_common::batch::ParsedChunk;
-use sawmill_common::checkpoint::Checkpoints;
-use sawmill_common::manifest::{
-    partial_path, partition_staging_dir, plan_recovery, CommitOutcome, ManifestFile,
-    RecoveryAction, ShardManifest,
-};
-use sawmill_common::shard::{encode_chunk, ParquetOptions, ShardRange};
+use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::{publish, Storage};
+use sawmill_core::analytics::Partial;
+use sawmill_core::batch::ParsedChunk;
+use sawmill_core::layout::{self, partition_staging_dir, ShardRange};
+use sawmill_core::manifest::{
+    plan_recovery, CommitOutcome, ManifestFile, RecoveryAction, ShardManifest,
+};
+use sawmill_core::shard::{encode_chunk, ParquetOptions};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,11 +45,7 @@ where
             Ok(Ok(v)) => return Ok(v),
             Ok(Err(e)) => {
                 attempt += 1;
-                if matches!(
-                    e,
-                    sawmill_common::Error::Config(_) | sawmill_common::Error::Corrupt { .. }
-                ) || attempt >= 60
-                {
+                if e.is_permanent() || attempt >= 60 {
                     return Err(e.into());
                 }
                 tracing::warn!(what, attempt, error = %e, "storage operation failed, retrying");
@@ -109,24 +105,22 @@ pub async fn stage_shard(
         first: shard.first,
         last: shard.last,
     };
-    let staging_dir = partition_staging_dir(&shard.source, shard.partition);
-    let tag = format!("{:020}-{:020}-e{}", shard.first, shard.last, shard.epoch);
-
     let t0 = std::time::Instant::now();
     let opts2 = opts.clone();
     let range2 = range.clone();
     let parsed = shard.parsed;
     let partial = shard.partial;
-    let (encoded, ipc) = tokio::task::spawn_blocking(move || -> sawmill_common::Result<_> {
-        Ok((encode_chunk(&parsed, &range2, &opts2)?, partial.to_ipc()?))
-    })
-    .await
-    .map_err(|e| WorkerError::Actor(format!("encode task failed: {e}")))??;
+    let (encoded, partial_bytes) =
+        tokio::task::spawn_blocking(move || -> sawmill_core::Result<_> {
+            Ok((encode_chunk(&parsed, &range2, &opts2)?, partial.to_bytes()?))
+        })
+        .await
+        .map_err(|e| WorkerError::Actor(format!("encode task failed: {e}")))??;
 
     let mut files = Vec::with_capacity(encoded.len());
     let mut to_write = Vec::with_capacity(encoded.len() + 1);
     for f in encoded {
-        let staging = format!("{staging_dir}/{tag}.{}", f.path.replace('/', "__"));
+        let staging = range.staging_path(shard.epoch, &f.path);
         files.push(ManifestFile {
             staging: staging.clone(),
             path: f.path,
@@ -135,15 +129,15 @@ pub async fn stage_shard(
         });
         to_write.push((staging, f.bytes));
     }
-    let ppath = partial_path(&shard.source, shard.partition, shard.first, shard.last);
-    let pstaging = format!("{staging_dir}/{tag}.partial.arrows");
+    let partial_path = range.partial_path();
+    let partial_staging = range.staging_path(shard.epoch, &partial_path);
     let partial_file = ManifestFile {
-        staging: pstaging.clone(),
-        path: ppath,
+        staging: partial_staging.clone(),
+        path: partial_path,
         rows: 0,
-        bytes: ipc.len() as u64,
+        bytes: partial_bytes.len() as u64,
     };
-    to_write.push((pstaging, ipc));
+    to_write.push((partial_staging, partial_bytes));
     let to_write = Arc::new(to_write);
     let encode = t0.elapsed();
     {
@@ -169,12 +163,12 @@ pub async fn stage_shard(
     let stage = t0.elapsed() - encode;
     let records = files
         .iter()
-        .filter(|f| f.path.starts_with("records/"))
+        .filter(|f| f.path.starts_with(layout::RECORDS_DIR))
         .map(|f| f.rows)
         .sum();
     let rejects = files
         .iter()
-        .filter(|f| f.path.starts_with("rejects/"))
+        .filter(|f| f.path.starts_with(layout::REJECTS_DIR))
         .map(|f| f.rows)
         .sum();
     let manifest = ShardManifest {

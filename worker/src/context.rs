@@ -5,11 +5,11 @@ use crate::error::{Result, WorkerError};
 use crate::kafka::{create_consumer, topic_partitions, KafkaConsumer};
 use crate::metrics::Metrics;
 use rdkafka::consumer::Consumer;
-use sawmill_common::analytics::AnalyticsConfig;
-use sawmill_common::checkpoint::Checkpoints;
-use sawmill_common::settings::PipelineSettings;
-use sawmill_common::shard::ParquetOptions;
+use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::Storage;
+use sawmill_core::analytics::AnalyticsConfig;
+use sawmill_core::settings::PipelineSettings;
+use sawmill_core::shard::ParquetOptions;
 use std::sync::Arc;
 use std::time::Duration;
 

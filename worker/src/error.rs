@@ -18,4 +18,10 @@ impl From<rdkafka::error::KafkaError> for WorkerError {
     }
 }
 
+impl From<sawmill_core::Error> for WorkerError {
+    fn from(e: sawmill_core::Error) -> Self {
+        WorkerError::Common(e.into())
+    }
+}
+
 pub type Result<T, E = WorkerError> = std::result::Result<T, E>;

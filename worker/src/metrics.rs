@@ -4,8 +4,8 @@
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-use sawmill_common::manifest::ShardManifest;
-use sawmill_common::record::RejectReason;
+use sawmill_core::manifest::ShardManifest;
+use sawmill_core::record::RejectReason;
 use std::time::Duration;
 
 pub struct Metrics {

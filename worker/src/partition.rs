@@ -15,9 +15,9 @@ use crate::consumer::{Credit, MessageBatch, PartitionSink, CREDITS};
 use crate::context::WorkerContext;
 use crate::supervisor::SupervisorMsg;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sawmill_common::analytics::Partial;
-use sawmill_common::batch::ChunkParser;
-use sawmill_common::checkpoint::Checkpoints;
+use sawmill_common::etcd::Checkpoints;
+use sawmill_core::analytics::Partial;
+use sawmill_core::batch::ChunkParser;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,7 +48,7 @@ struct Inflight {
     task: tokio::task::JoinHandle<crate::error::Result<Committed>>,
     started: Instant,
     /// Rejected lines by reason in this shard, for the metrics once it commits.
-    rejects: Vec<(sawmill_common::record::RejectReason, u64)>,
+    rejects: Vec<(sawmill_core::record::RejectReason, u64)>,
 }
 
 /// Read-only configuration of one partition pipeline.

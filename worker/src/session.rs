@@ -18,11 +18,11 @@ use crate::error::{Result, WorkerError};
 use crate::supervisor::{SupervisorArgs, SupervisorMsg, WorkerEvent, WorkerSupervisor};
 use ractor::{Actor, ActorRef};
 use sawmill_common::process::shutdown_signal;
-use sawmill_common::proto::v1::coordinator_client::CoordinatorClient;
-use sawmill_common::proto::v1::{
+use sawmill_core::settings::PipelineSettings;
+use sawmill_proto::v1::coordinator_client::CoordinatorClient;
+use sawmill_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest, OwnedPartition,
 };
-use sawmill_common::settings::PipelineSettings;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

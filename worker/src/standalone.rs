@@ -8,7 +8,7 @@ use crate::error::{Result, WorkerError};
 use crate::supervisor::{SupervisorArgs, SupervisorMsg, WorkerEvent, WorkerSupervisor};
 use ractor::Actor;
 use sawmill_common::process::shutdown_signal;
-use sawmill_common::settings::PipelineSettings;
+use sawmill_core::settings::PipelineSettings;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -150,7 +150,7 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
 
 /// Shards, records and rejects committed at these (partition, epoch) pairs: this run's own.
 async fn committed_by(
-    cp: &mut sawmill_common::checkpoint::Checkpoints,
+    cp: &mut sawmill_common::etcd::Checkpoints,
     epochs: &BTreeMap<i32, u64>,
 ) -> Result<(u64, u64, u64)> {
     let mut totals = (0, 0, 0);

@@ -7,7 +7,7 @@
 use crate::context::WorkerContext;
 use crate::partition::{PartitionActor, PartitionArgs, PartitionMsg};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use sawmill_common::manifest::ShardManifest;
+use sawmill_core::manifest::ShardManifest;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,10 +3,10 @@
 #![allow(dead_code)]
 
 use arrow::array::{Array, Int32Array, Int64Array, StringArray};
-use sawmill_common::analytics::Partial;
-use sawmill_common::input::InputSpec;
-use sawmill_common::pipeline::{self, Progress, RunConfig};
+use sawmill_common::embedded::input::InputSpec;
+use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
 use sawmill_common::{storage, summary};
+use sawmill_core::analytics::Partial;
 use sawmill_report::{Report, Tables, CHART_IDS};
 use std::path::PathBuf;
 
@@ -234,7 +234,7 @@ pub fn check_report(run: &Run, report: &Report, top: usize) {
             .map(|e| (e.endpoint.clone(), e.count as u64))
             .collect()
     };
-    let veps = |e: &[sawmill_common::analytics::EndpointCount]| -> Vec<(Option<String>, u64)> {
+    let veps = |e: &[sawmill_core::analytics::EndpointCount]| -> Vec<(Option<String>, u64)> {
         e.iter().map(|e| (e.endpoint.clone(), e.count)).collect()
     };
     assert_eq!(eps(&report.top_endpoints), veps(&v.top_endpoints));

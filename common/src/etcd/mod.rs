@@ -1,18 +1,23 @@
-//! etcd I/O of the commit protocol: owner epochs, next offsets and shard manifests.
+//! Everything Sawmill keeps in etcd: the key layout ([`keys`]) and every read and transaction —
+//! owner epochs, next offsets, shard manifests, the coordinator's generation.
 //!
-//! Decisions live in [`crate::manifest`]; this module only reads and writes. Every write that
-//! matters is one transaction guarded by the partition's epoch, so a stale owner can never
-//! change a partition's state.
+//! Decisions live in `sawmill_core::manifest`; this module only reads and writes. Every write
+//! that matters is one transaction guarded by the partition's epoch, so a stale owner can never
+//! change a partition's state. No raw client leaves this module.
+
+mod keys;
+
+pub use keys::{Keys, ETCD_ROOT};
 
 use crate::error::{Error, Result};
-use crate::manifest::{classify_failed_commit, CommitOutcome, Keys, ShardManifest, StoredState};
 use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
-use std::collections::BTreeMap;
+use sawmill_core::manifest::{classify_failed_commit, CommitOutcome, ShardManifest, StoredState};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-/// A partition's state in etcd.
+/// A partition's ownership state in etcd.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PartitionState {
+pub struct StoredPartition {
     pub epoch: Option<u64>,
     pub owner: Option<String>,
     pub next_offset: Option<i64>,
@@ -91,10 +96,6 @@ impl Checkpoints {
         &self.keys
     }
 
-    pub fn client(&self) -> Client {
-        self.client.clone()
-    }
-
     async fn get_value(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
         let resp = self
             .client
@@ -105,7 +106,7 @@ impl Checkpoints {
     }
 
     /// The state of one partition.
-    pub async fn state(&mut self, partition: i32) -> Result<PartitionState> {
+    pub async fn state(&mut self, partition: i32) -> Result<StoredPartition> {
         // One read of the partition's keys: a consistent snapshot, one round trip.
         let prefix = self.keys.partition_prefix(partition);
         Ok(self
@@ -116,19 +117,19 @@ impl Checkpoints {
     }
 
     /// Every partition with state in etcd.
-    pub async fn partitions(&mut self) -> Result<BTreeMap<i32, PartitionState>> {
+    pub async fn partitions(&mut self) -> Result<BTreeMap<i32, StoredPartition>> {
         let prefix = self.keys.partitions_prefix();
         self.read_partitions(&prefix).await
     }
 
     /// Partition states from every key under `prefix` (a `partitions/` subtree).
-    async fn read_partitions(&mut self, prefix: &str) -> Result<BTreeMap<i32, PartitionState>> {
+    async fn read_partitions(&mut self, prefix: &str) -> Result<BTreeMap<i32, StoredPartition>> {
         let resp = self
             .client
             .get(prefix, Some(GetOptions::new().with_prefix()))
             .await
             .map_err(etcd_err(&self.endpoints, "etcd read failed"))?;
-        let mut out: BTreeMap<i32, PartitionState> = BTreeMap::new();
+        let mut out: BTreeMap<i32, StoredPartition> = BTreeMap::new();
         for kv in resp.kvs() {
             let key = String::from_utf8_lossy(kv.key()).to_string();
             let Some(p) = self.keys.partition_of(&key) else {
@@ -286,6 +287,59 @@ impl Checkpoints {
                 })
             })
             .collect()
+    }
+
+    /// The first offset of every committed manifest, by partition (keys only: one small read).
+    pub async fn manifest_index(&mut self) -> Result<BTreeMap<i32, BTreeSet<i64>>> {
+        let prefix = self.keys.manifests_prefix();
+        let resp = self
+            .client
+            .get(
+                prefix.as_str(),
+                Some(GetOptions::new().with_prefix().with_keys_only()),
+            )
+            .await
+            .map_err(etcd_err(&self.endpoints, "cannot list manifests"))?;
+        let mut out: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
+        for kv in resp.kvs() {
+            if let Some((p, first)) = self.keys.parse_manifest(&String::from_utf8_lossy(kv.key())) {
+                out.entry(p).or_default().insert(first);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bumps the coordinator's generation (compare-and-swap) and returns the new value.
+    pub async fn next_generation(&mut self) -> Result<u64> {
+        let key = self.keys.generation();
+        for _ in 0..100 {
+            let current = self.get_value(&key).await?;
+            let n: u64 = match &current {
+                Some(v) => parse_num(&key, v)?,
+                None => 0,
+            };
+            let guard = match &current {
+                Some(v) => Compare::value(key.as_str(), CompareOp::Equal, v.clone()),
+                None => Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
+            };
+            let next = n + 1;
+            let txn = Txn::new().when([guard]).and_then([TxnOp::put(
+                key.as_str(),
+                next.to_string(),
+                None,
+            )]);
+            let resp = self
+                .client
+                .txn(txn)
+                .await
+                .map_err(etcd_err(&self.endpoints, "etcd transaction failed"))?;
+            if resp.succeeded() {
+                return Ok(next);
+            }
+        }
+        Err(Error::Etcd(format!(
+            "too much contention on {key}: is another coordinator of this pipeline starting?"
+        )))
     }
 
     /// Deletes every key of the pipeline (tests and `--reset`).

@@ -26,22 +26,6 @@ fn manifest(first: i64, last: i64, names: &[&str]) -> ShardManifest {
     }
 }
 
-#[test]
-fn keys_are_readable_and_sorted() {
-    let k = Keys::new("nasa logs");
-    assert_eq!(k.epoch(3), "/sawmill/nasa_logs/partitions/00003/epoch");
-    assert_eq!(
-        k.manifest(3, 42),
-        "/sawmill/nasa_logs/manifest/00003/00000000000000000042"
-    );
-    assert!(k.manifest(3, 100) > k.manifest(3, 99));
-    assert_eq!(k.partition_of(&k.next_offset(12)), Some(12));
-    assert_eq!(
-        k.partition_of("/sawmill/other/partitions/00001/epoch"),
-        None
-    );
-}
-
 /// Every combination of stored state over a small domain: the classification is total and
 /// fencing always wins.
 #[test]

@@ -18,8 +18,8 @@
 //! retry loop at ~12 s, and every call runs under a timeout so a black-holed address cannot hang
 //! a worker either.
 
+use super::Storage;
 use crate::error::{Error, Result};
-use crate::storage::Storage;
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 use std::future::Future;
 use std::time::Duration;

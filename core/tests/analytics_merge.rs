@@ -2,8 +2,8 @@
 //! exactly the one-pass result: equal tables, equal views, equal canonical bytes.
 
 use proptest::prelude::*;
-use sawmill_common::analytics::{AnalyticsConfig, Partial};
-use sawmill_common::record::{
+use sawmill_core::analytics::{AnalyticsConfig, Partial};
+use sawmill_core::record::{
     days_from_civil, LogFormat, LogRecord, Position, RejectReason, Timestamp,
 };
 
@@ -158,10 +158,10 @@ proptest! {
         prop_assert_eq!(merged.records() + merged.rejects(), items.len() as u64);
         prop_assert_eq!(merged.tables(), one_pass.tables());
         prop_assert_eq!(merged.views(3), one_pass.views(3));
-        prop_assert_eq!(merged.to_ipc().unwrap(), one_pass.to_ipc().unwrap());
+        prop_assert_eq!(merged.to_bytes().unwrap(), one_pass.to_bytes().unwrap());
         prop_assert!(merged == one_pass);
 
-        let back = Partial::from_ipc(&merged.to_ipc().unwrap()).unwrap();
+        let back = Partial::from_bytes(&merged.to_bytes().unwrap()).unwrap();
         prop_assert_eq!(back.tables(), one_pass.tables());
         prop_assert!(back == merged);
 
@@ -188,22 +188,22 @@ proptest! {
 
     /// Damaged bytes give an error (or, rarely, another valid partial), never a panic.
     #[test]
-    fn analytics_from_ipc_survives_damage(
+    fn analytics_from_bytes_survives_damage(
         items in input(),
         at in any::<prop::sample::Index>(),
         xor in 1u8..=255,
         cut in any::<bool>(),
     ) {
         let cfg = AnalyticsConfig::default();
-        let mut bytes = fold(&cfg, &items).to_ipc().unwrap();
+        let mut bytes = fold(&cfg, &items).to_bytes().unwrap();
         let i = at.index(bytes.len());
         if cut {
             bytes.truncate(i);
         } else {
             bytes[i] ^= xor;
         }
-        if let Ok(p) = Partial::from_ipc(&bytes) {
-            let again = Partial::from_ipc(&p.to_ipc().unwrap()).unwrap();
+        if let Ok(p) = Partial::from_bytes(&bytes) {
+            let again = Partial::from_bytes(&p.to_bytes().unwrap()).unwrap();
             prop_assert_eq!(again.tables(), p.tables());
             let _ = p.views(3);
         }
@@ -216,7 +216,7 @@ mod model {
     use super::*;
     use arrow::array::{AsArray, RecordBatch};
     use arrow::datatypes::{Date32Type, Int32Type, Int64Type};
-    use sawmill_common::record::spark_dayofweek;
+    use sawmill_core::record::spark_dayofweek;
     use std::collections::{BTreeMap, BTreeSet};
 
     fn col_i64(b: &RecordBatch, c: &str) -> Vec<i64> {

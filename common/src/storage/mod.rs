@@ -5,13 +5,15 @@
 //! an existing final name is treated as "already published" by [`publish`], so a retried write
 //! can never leave two copies of the same shard.
 
+pub mod hdfs;
+
 use crate::error::{Error, Result};
+use arrow::record_batch::RecordBatch;
+use sawmill_core::layout::temp_staging_path;
+use sawmill_core::shard::{self, KeyValues};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Staging area under the output root; files here are invisible to readers of the output.
-pub const STAGING_DIR: &str = "_staging";
 
 pub trait Storage: Send + Sync + Debug {
     /// Human-readable location of the root, for messages (`/data/out`, `hdfs://nn:9000/x`).
@@ -33,18 +35,14 @@ pub trait Storage: Send + Sync + Debug {
 /// Writes `data` under a unique staging name, then publishes it as `final_path`.
 /// Returns `false` when `final_path` already existed (a retry): the staged copy is removed.
 pub fn write_atomic(storage: &dyn Storage, final_path: &str, data: &[u8]) -> Result<bool> {
-    let staging = staging_name(final_path);
+    let staging = temp_staging_path(final_path);
     storage.write(&staging, data)?;
     publish(storage, &staging, final_path)
 }
 
-/// A staging path for `final_path`, unique per process and call.
-pub fn staging_name(final_path: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-    let flat = final_path.replace('/', "__");
-    format!("{STAGING_DIR}/{}-{seq}.{flat}.tmp", std::process::id())
+/// Reads a whole Parquet file into batches, with its key-value metadata.
+pub fn read_parquet(storage: &dyn Storage, path: &str) -> Result<(Vec<RecordBatch>, KeyValues)> {
+    Ok(shard::decode(storage.read(path)?, path)?)
 }
 
 /// Renames a staged file to its final name unless the final name exists already, in which case
@@ -65,13 +63,13 @@ pub fn publish(storage: &dyn Storage, staging: &str, final_path: &str) -> Result
 
 /// Opens an output root: a local path, `file://` URL, or `hdfs://host:port/path` URL. Either
 /// way the root is created and checked writable here, so bad configuration fails before any work.
-/// HDFS storage blocks on its own runtime: see [`crate::storage_hdfs`] for the threading rule.
+/// HDFS storage blocks on its own runtime: see [`hdfs`] for the threading rule.
 pub fn open(root: &str) -> Result<Arc<dyn Storage>> {
     if let Some(rest) = root.strip_prefix("file://") {
         return Ok(Arc::new(LocalFs::create(rest)?));
     }
     if root.starts_with("hdfs://") {
-        return Ok(Arc::new(crate::storage_hdfs::HdfsStorage::open(root)?));
+        return Ok(Arc::new(hdfs::HdfsStorage::open(root)?));
     }
     if root.starts_with("viewfs://") {
         return Err(Error::Config(format!(
@@ -197,7 +195,10 @@ mod tests {
         assert!(!write_atomic(&fs, "a/b/x.parquet", b"one").unwrap());
         assert_eq!(fs.read("a/b/x.parquet").unwrap(), b"one");
         assert_eq!(fs.list("").unwrap(), vec!["a/b/x.parquet".to_string()]);
-        assert!(fs.list(STAGING_DIR).unwrap().is_empty());
+        assert!(fs
+            .list(sawmill_core::layout::STAGING_DIR)
+            .unwrap()
+            .is_empty());
         assert!(fs.list("missing").unwrap().is_empty());
         fs.delete("nope").unwrap();
     }

@@ -208,7 +208,7 @@ pub struct GenerateStats {
 /// Writes `cfg.lines` newline-terminated log lines to `out` (buffered here; pass the raw writer).
 ///
 /// Fails with [`Error::Config`] for fractions outside 0..=1 or dates outside years 1..=9999, and
-/// with [`Error::Output`] when `out` fails.
+/// with [`Error::Write`] when `out` fails.
 pub fn generate<W: Write>(cfg: &GenerateConfig, out: W) -> Result<GenerateStats> {
     let start_day = cfg.validate()?;
     let hours = u64::from(cfg.effective_days()) * 24;
@@ -227,8 +227,8 @@ pub fn generate<W: Write>(cfg: &GenerateConfig, out: W) -> Result<GenerateStats>
         seen: vec![0; host_universe.div_ceil(64) as usize],
         rng: StdRng::seed_from_u64(cfg.seed),
     };
-    let write_err = |source| Error::Output {
-        path: "generated log".into(),
+    let write_err = |source| Error::Write {
+        what: "the generated log".into(),
         source,
     };
     let mut out = BufWriter::with_capacity(1 << 20, out);

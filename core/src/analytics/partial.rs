@@ -2,7 +2,7 @@
 
 use super::intern::Interner;
 use super::stats::SizeStats;
-use super::{ipc, AnalyticsConfig};
+use super::{codec, AnalyticsConfig};
 use crate::record::{spark_dayofweek, LogRecord, Position, RejectReason};
 use hashbrown::HashMap;
 use std::collections::BTreeMap;
@@ -315,7 +315,7 @@ impl Partial {
     }
 
     /// Adds `other` into `self`. Exact, commutative and associative in everything
-    /// [`Partial::tables`], [`Partial::views`] and [`Partial::to_ipc`] expose. `self`'s
+    /// [`Partial::tables`], [`Partial::views`] and [`Partial::to_bytes`] expose. `self`'s
     /// configuration is kept.
     pub fn merge(&mut self, other: Partial) {
         self.records += other.records;
@@ -431,7 +431,7 @@ fn add_endpoint(mine: &mut EndpointStats, theirs: &EndpointStats) {
 
 impl PartialEq for Partial {
     fn eq(&self, other: &Partial) -> bool {
-        ipc::encode(self) == ipc::encode(other)
+        codec::encode(self) == codec::encode(other)
     }
 }
 

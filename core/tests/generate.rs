@@ -4,8 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sawmill_common::generate::{generate, GenerateConfig};
-use sawmill_common::record::{civil_from_days, days_from_civil};
+use sawmill_core::generate::{generate, GenerateConfig};
+use sawmill_core::record::{civil_from_days, days_from_civil};
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

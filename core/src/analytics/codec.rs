@@ -404,12 +404,12 @@ fn check_totals(p: &Partial) -> Result<()> {
 
 impl Partial {
     /// Serializes the whole state (canonical bytes; see the module docs of `ipc`).
-    pub fn to_ipc(&self) -> Result<Vec<u8>> {
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
         Ok(encode(self))
     }
 
-    /// Reads what [`Partial::to_ipc`] wrote. Fails with [`Error::Corrupt`] on damaged input.
-    pub fn from_ipc(bytes: &[u8]) -> Result<Partial> {
+    /// Reads what [`Partial::to_bytes`] wrote. Fails with [`Error::Corrupt`] on damaged input.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Partial> {
         decode(bytes)
     }
 }

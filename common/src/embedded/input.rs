@@ -2,9 +2,9 @@
 //! first line number, so chunks can be parsed in parallel and still name their shards
 //! deterministically.
 
-use crate::batch::count_lines;
 use crate::error::{Error, Result};
 use flate2::read::MultiGzDecoder;
+use sawmill_core::batch::count_lines;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +32,7 @@ impl InputSpec {
                 .unwrap_or_default();
             let stem = name.strip_suffix(".gz").unwrap_or(&name);
             let stem = stem.strip_suffix(".log").unwrap_or(stem);
-            crate::shard::sanitize(stem).into()
+            sawmill_core::layout::sanitize(stem).into()
         };
         InputSpec {
             path,
@@ -79,7 +79,7 @@ pub struct Chunk {
     pub partition: i32,
     /// Line number (0-based) of the first line in `data`.
     pub first_line: i64,
-    /// Lines in `data`, by the rule of [`crate::batch::lines`].
+    /// Lines in `data`, by the rule of [`sawmill_core::batch::lines`].
     pub lines: u64,
     pub data: Vec<u8>,
 }

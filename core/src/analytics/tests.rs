@@ -437,26 +437,26 @@ fn ipc_round_trips_and_rejects_damage() {
     ]);
     p.add_status(1234, 2); // beyond the flat status array
     p.observe_reject(RejectReason::BadStatus, b"\xff raw", at(5));
-    let bytes = p.to_ipc().unwrap();
-    let q = Partial::from_ipc(&bytes).unwrap();
+    let bytes = p.to_bytes().unwrap();
+    let q = Partial::from_bytes(&bytes).unwrap();
     assert_eq!(q.tables(), p.tables());
     assert_eq!(q, p);
-    assert_eq!(q.to_ipc().unwrap(), bytes);
+    assert_eq!(q.to_bytes().unwrap(), bytes);
 
     for cut in [0, 5, bytes.len() / 2, bytes.len() - 1] {
-        assert!(Partial::from_ipc(&bytes[..cut]).is_err(), "cut at {cut}");
+        assert!(Partial::from_bytes(&bytes[..cut]).is_err(), "cut at {cut}");
     }
     let mut longer = bytes.clone();
     longer.push(0);
-    assert!(Partial::from_ipc(&longer).is_err());
+    assert!(Partial::from_bytes(&longer).is_err());
     let mut bad = bytes.clone();
     bad[0] ^= 1;
-    assert!(Partial::from_ipc(&bad).is_err());
+    assert!(Partial::from_bytes(&bad).is_err());
     // Flip the record count (right after magic, version and config; varints of small values).
     let mut bad = bytes;
     assert_eq!(bad[8 + 4 + 1 + 1], 2);
     bad[8 + 4 + 1 + 1] ^= 1;
-    let err = Partial::from_ipc(&bad).unwrap_err().to_string();
+    let err = Partial::from_bytes(&bad).unwrap_err().to_string();
     assert!(err.contains("totals disagree"), "{err}");
 }
 

@@ -12,12 +12,12 @@
 //!
 //! [`Partial::tables`] builds the summary tables (names and leading columns as the original
 //! pipeline wrote them), [`Partial::views`] the notebook's derived views, and
-//! [`Partial::to_ipc`] / [`Partial::from_ipc`] ship a partial losslessly between processes.
+//! [`Partial::to_bytes`] / [`Partial::from_bytes`] ship a partial losslessly between processes.
 //!
 //! Dates are wall-clock calendar dates (the zone the line was written in), as in the original.
 
+mod codec;
 mod intern;
-mod ipc;
 mod partial;
 pub mod stats;
 mod tables;

@@ -1,10 +1,10 @@
 //! Rough cost of `Partial::observe` (parsing excluded). Ignored by default; run with
 //! `cargo test --release -p sawmill-common --test analytics_perf -- --ignored --nocapture`.
 
-use sawmill_common::analytics::{AnalyticsConfig, Partial};
-use sawmill_common::generate::{generate, GenerateConfig};
-use sawmill_common::parse::parse_line;
-use sawmill_common::record::Position;
+use sawmill_core::analytics::{AnalyticsConfig, Partial};
+use sawmill_core::generate::{generate, GenerateConfig};
+use sawmill_core::parse::parse_line;
+use sawmill_core::record::Position;
 use std::time::Instant;
 
 /// Best-of-3 nanoseconds per observed record, each run into a fresh partial.
@@ -32,10 +32,10 @@ fn ns_per_observe(text: &[u8]) -> (f64, u64, u64) {
     let t = Instant::now();
     let tables = p.tables();
     let views = p.views(10);
-    let ipc = p.to_ipc().unwrap();
-    let back = Partial::from_ipc(&ipc).unwrap();
+    let ipc = p.to_bytes().unwrap();
+    let back = Partial::from_bytes(&ipc).unwrap();
     eprintln!(
-        "  tables+views+to_ipc+from_ipc: {:?} ({} tables, {} ipc bytes, top host {:?})",
+        "  tables+views+to_bytes+from_bytes: {:?} ({} tables, {} ipc bytes, top host {:?})",
         t.elapsed(),
         tables.len(),
         ipc.len(),

@@ -9,10 +9,10 @@
 //! `cargo bench -p sawmill-common --bench parse -- --warm-up-time 1 --measurement-time 5`
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sawmill_common::analytics::{AnalyticsConfig, Partial};
-use sawmill_common::batch::{lines, ChunkParser};
-use sawmill_common::generate::{generate, GenerateConfig};
-use sawmill_common::parse::parse_line;
+use sawmill_core::analytics::{AnalyticsConfig, Partial};
+use sawmill_core::batch::{lines, ChunkParser};
+use sawmill_core::generate::{generate, GenerateConfig};
+use sawmill_core::parse::parse_line;
 use std::hint::black_box;
 use std::path::Path;
 

@@ -1,4 +1,5 @@
-//! The coordinator ↔ worker gRPC contract, generated from `proto/sawmill/v1/coordinator.proto`.
+//! The coordinator ↔ worker gRPC contract, generated from `sawmill/v1/coordinator.proto` in this
+//! crate (`proto/` at the workspace root).
 //! Field contracts are documented in the `.proto` file.
 
 #![allow(clippy::all, missing_docs)]

@@ -1,22 +1,15 @@
-//! Parquet shards: deterministic names, Sawmill metadata, staged writes published by rename.
-//!
-//! A shard's final name is derived only from what it covers — source, partition and the first and
-//! last offset (or line) of the input range it was cut from — so writing the same range twice
-//! can only ever produce the same file name, never a duplicate.
+//! Parquet encoding of shards and summary tables, with Sawmill's key-value metadata. Pure: bytes
+//! in memory, no I/O; where files go is [`crate::layout`]'s business.
 
 use crate::batch::ParsedChunk;
 use crate::error::{Error, Result};
+use crate::layout::ShardRange;
 use crate::record::format_date;
-use crate::storage::{write_atomic, Storage};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
-
-pub const RECORDS_DIR: &str = "records";
-pub const REJECTS_DIR: &str = "rejects";
-pub const SUMMARY_DIR: &str = "summary";
 
 /// Key-value metadata keys written into every Parquet file.
 pub mod meta {
@@ -79,56 +72,16 @@ impl ParquetOptions {
     }
 }
 
-/// What a shard covers: `(source, partition, first..=last)` of the input.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ShardRange {
-    pub source: String,
-    pub partition: i32,
-    pub first: i64,
-    pub last: i64,
-}
-
-impl ShardRange {
-    /// `<source>-p<partition>-<first>-<last>.parquet`, zero-padded so names sort by offset.
-    pub fn file_name(&self) -> String {
-        format!(
-            "{}-p{:05}-{:020}-{:020}.parquet",
-            sanitize(&self.source),
-            self.partition,
-            self.first,
-            self.last
-        )
-    }
-
-    fn kv(&self, kind: &str) -> Vec<KeyValue> {
-        vec![
-            KeyValue::new(meta::VERSION.into(), crate::VERSION.to_string()),
-            KeyValue::new(meta::KIND.into(), kind.to_string()),
-            KeyValue::new(meta::SOURCE.into(), self.source.clone()),
-            KeyValue::new(meta::PARTITION.into(), self.partition.to_string()),
-            KeyValue::new(meta::FIRST_OFFSET.into(), self.first.to_string()),
-            KeyValue::new(meta::LAST_OFFSET.into(), self.last.to_string()),
-        ]
-    }
-}
-
-/// Keeps names portable: anything but `[A-Za-z0-9._-]` becomes `_`.
-pub fn sanitize(s: &str) -> String {
-    let out: String = s
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() {
-        "_".into()
-    } else {
-        out
-    }
+/// Key-value metadata of one of a shard's files.
+fn shard_kv(range: &ShardRange, kind: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(meta::VERSION.into(), crate::VERSION.to_string()),
+        KeyValue::new(meta::KIND.into(), kind.to_string()),
+        KeyValue::new(meta::SOURCE.into(), range.source.clone()),
+        KeyValue::new(meta::PARTITION.into(), range.partition.to_string()),
+        KeyValue::new(meta::FIRST_OFFSET.into(), range.first.to_string()),
+        KeyValue::new(meta::LAST_OFFSET.into(), range.last.to_string()),
+    ]
 }
 
 /// Encodes batches (one schema) as a Parquet file in memory.
@@ -140,7 +93,7 @@ pub fn encode(
     let schema = batches
         .first()
         .map(|b| b.schema())
-        .ok_or_else(|| Error::Pipeline("encode called with no batches".into()))?;
+        .ok_or_else(|| Error::Internal("encode called with no batches".into()))?;
     let mut buf = Vec::new();
     let perr = |source| Error::Parquet {
         path: "<memory>".into(),
@@ -152,19 +105,6 @@ pub fn encode(
     }
     w.close().map_err(perr)?;
     Ok(buf)
-}
-
-/// The final path of a records shard for one wall-clock date.
-pub fn records_path(range: &ShardRange, date: i32) -> String {
-    format!(
-        "{RECORDS_DIR}/dt={}/{}",
-        format_date(date),
-        range.file_name()
-    )
-}
-
-pub fn rejects_path(range: &ShardRange) -> String {
-    format!("{REJECTS_DIR}/{}", range.file_name())
 }
 
 /// A shard file ready to publish: final path, bytes, rows.
@@ -183,47 +123,33 @@ pub fn encode_chunk(
 ) -> Result<Vec<EncodedFile>> {
     let mut files = Vec::with_capacity(chunk.by_date.len() + 1);
     for (&date, batch) in &chunk.by_date {
-        let mut kv = range.kv("records");
+        let mut kv = shard_kv(range, "records");
         kv.push(KeyValue::new(meta::DATE.into(), format_date(date)));
         files.push(EncodedFile {
-            path: records_path(range, date),
+            path: range.records_path(date),
             bytes: encode(&[batch], kv, opts)?,
             rows: batch.num_rows() as u64,
         });
     }
     if let Some(rejects) = &chunk.rejects {
         files.push(EncodedFile {
-            path: rejects_path(range),
-            bytes: encode(&[rejects], range.kv("rejects"), opts)?,
+            path: range.rejects_path(),
+            bytes: encode(&[rejects], shard_kv(range, "rejects"), opts)?,
             rows: rejects.num_rows() as u64,
         });
     }
     Ok(files)
 }
 
-/// Encodes and publishes a parsed chunk. Returns the published paths.
-pub fn write_chunk(
-    storage: &dyn Storage,
-    chunk: &ParsedChunk,
-    range: &ShardRange,
-    opts: &ParquetOptions,
-) -> Result<Vec<String>> {
-    let mut paths = Vec::new();
-    for f in encode_chunk(chunk, range, opts)? {
-        write_atomic(storage, &f.path, &f.bytes)?;
-        paths.push(f.path);
-    }
-    Ok(paths)
-}
-
 /// A Parquet file's key-value metadata as `(key, value)` pairs, in file order (a missing value
 /// reads as empty).
 pub type KeyValues = Vec<(String, String)>;
 
-/// Reads a whole Parquet file from storage into batches, with its key-value metadata.
-pub fn read(storage: &dyn Storage, path: &str) -> Result<(Vec<RecordBatch>, KeyValues)> {
+/// Decodes a whole Parquet file into batches, with its key-value metadata. `path` is for
+/// messages only.
+pub fn decode(bytes: Vec<u8>, path: &str) -> Result<(Vec<RecordBatch>, KeyValues)> {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let bytes = bytes::Bytes::from(storage.read(path)?);
+    let bytes = bytes::Bytes::from(bytes);
     let perr = |source| Error::Parquet {
         path: path.to_string(),
         source,
@@ -247,26 +173,6 @@ pub fn read(storage: &dyn Storage, path: &str) -> Result<(Vec<RecordBatch>, KeyV
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_are_deterministic_and_sortable() {
-        let r = ShardRange {
-            source: "nasa jul/95".into(),
-            partition: 2,
-            first: 100,
-            last: 199,
-        };
-        assert_eq!(
-            r.file_name(),
-            "nasa_jul_95-p00002-00000000000000000100-00000000000000000199.parquet"
-        );
-        let later = ShardRange {
-            first: 200,
-            last: 1000,
-            ..r.clone()
-        };
-        assert!(later.file_name() > r.file_name());
-    }
 
     #[test]
     fn compression_names() {

@@ -7,13 +7,14 @@
 //! whatever the input size. Partials merge once at the end, exactly as partials from workers
 //! merge at the coordinator.
 
-use crate::analytics::{AnalyticsConfig, Partial};
-use crate::batch::ChunkParser;
+use crate::embedded::input::{check_readable, Chunk, Chunker, InputSpec};
 use crate::error::{Error, Result};
-use crate::input::{check_readable, Chunk, Chunker, InputSpec};
-use crate::shard::{self, ParquetOptions, ShardRange};
 use crate::storage::Storage;
 use crate::summary;
+use sawmill_core::analytics::{AnalyticsConfig, Partial};
+use sawmill_core::batch::ChunkParser;
+use sawmill_core::layout::{self, ShardRange};
+use sawmill_core::shard::{self, ParquetOptions};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -59,18 +60,10 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
-/// Directories a run owns under its output root; a new run replaces them.
-const OWNED_DIRS: [&str; 4] = [
-    shard::RECORDS_DIR,
-    shard::REJECTS_DIR,
-    shard::SUMMARY_DIR,
-    crate::storage::STAGING_DIR,
-];
-
 /// Removes a previous run's output (only Sawmill's own directories). Returns files removed.
 pub fn clear_output(storage: &dyn Storage) -> Result<usize> {
     let mut n = 0;
-    for dir in OWNED_DIRS {
+    for dir in layout::EMBEDDED_RUN_DIRS {
         for path in storage.list(dir)? {
             storage.delete(&path)?;
             n += 1;
@@ -185,7 +178,11 @@ fn parse_worker(
                 first: chunk.first_line,
                 last: chunk.first_line + chunk.lines as i64 - 1,
             };
-            let paths = shard::write_chunk(storage, &parsed, &range, &cfg.parquet)?;
+            let mut paths = Vec::new();
+            for f in shard::encode_chunk(&parsed, &range, &cfg.parquet)? {
+                crate::storage::write_atomic(storage, &f.path, &f.bytes)?;
+                paths.push(f.path);
+            }
             progress
                 .files
                 .fetch_add(paths.len() as u64, Ordering::Relaxed);

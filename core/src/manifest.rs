@@ -6,84 +6,13 @@
 //!    stores the new next offset and the shard's [`ShardManifest`];
 //! 3. publish: rename each staging file to its final name.
 //!
-//! Everything that decides what to do — the etcd key layout, how a failed or ambiguous commit is
+//! Everything that decides what to do — how a failed or ambiguous commit is
 //! classified, what recovery must publish or delete — is a pure function here, tested without
-//! etcd or a file system. [`crate::checkpoint`] does the I/O.
+//! etcd or a file system. The etcd key layout and transactions live in `sawmill_common::etcd`,
+//! the paths in [`crate::layout`].
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-
-/// Root of every etcd key Sawmill writes.
-pub const ETCD_ROOT: &str = "/sawmill";
-
-/// etcd key layout of one pipeline (by default named after its topic). Human-readable with
-/// `etcdctl get --prefix /sawmill/`; partitions and offsets are zero-padded so keys sort.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Keys {
-    prefix: String,
-}
-
-impl Keys {
-    pub fn new(pipeline: &str) -> Self {
-        Keys {
-            prefix: format!("{ETCD_ROOT}/{}", crate::shard::sanitize(pipeline)),
-        }
-    }
-
-    pub fn prefix(&self) -> &str {
-        &self.prefix
-    }
-
-    /// Pipeline settings the coordinator publishes (JSON).
-    pub fn config(&self) -> String {
-        format!("{}/config", self.prefix)
-    }
-
-    pub fn partitions_prefix(&self) -> String {
-        format!("{}/partitions/", self.prefix)
-    }
-
-    /// Every key of one partition (epoch, owner, next offset).
-    pub fn partition_prefix(&self, partition: i32) -> String {
-        format!("{}/partitions/{partition:05}/", self.prefix)
-    }
-
-    /// The owner epoch: bumped before every change of owner, compared by every commit.
-    pub fn epoch(&self, partition: i32) -> String {
-        format!("{}/partitions/{partition:05}/epoch", self.prefix)
-    }
-
-    /// The worker id owning the partition at the current epoch (informative).
-    pub fn owner(&self, partition: i32) -> String {
-        format!("{}/partitions/{partition:05}/owner", self.prefix)
-    }
-
-    /// The first offset not yet committed: the next shard must start exactly here.
-    pub fn next_offset(&self, partition: i32) -> String {
-        format!("{}/partitions/{partition:05}/next_offset", self.prefix)
-    }
-
-    pub fn manifests_prefix(&self) -> String {
-        format!("{}/manifest/", self.prefix)
-    }
-
-    pub fn partition_manifests_prefix(&self, partition: i32) -> String {
-        format!("{}/manifest/{partition:05}/", self.prefix)
-    }
-
-    pub fn manifest(&self, partition: i32, first: i64) -> String {
-        format!("{}/manifest/{partition:05}/{first:020}", self.prefix)
-    }
-
-    /// Parses the partition number out of a `partitions/<p>/...` key.
-    pub fn partition_of(&self, key: &str) -> Option<i32> {
-        key.strip_prefix(&self.partitions_prefix())?
-            .split('/')
-            .next()?
-            .parse()
-            .ok()
-    }
-}
 
 /// One file of a committed shard: where it was staged and where it is published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +40,7 @@ pub struct ShardManifest {
     pub rejects: u64,
     /// Records (one per date) and rejects Parquet files.
     pub files: Vec<ManifestFile>,
-    /// The shard's partial aggregates (Arrow IPC), merged by the coordinator.
+    /// The shard's partial aggregates (Sawmill's binary partial codec), merged by the coordinator.
     pub partial: ManifestFile,
     pub committed_at_ms: u64,
 }
@@ -125,23 +54,6 @@ impl ShardManifest {
     pub fn all_files(&self) -> impl Iterator<Item = &ManifestFile> {
         self.files.iter().chain(std::iter::once(&self.partial))
     }
-}
-
-/// Staging directory of one partition's shards (so recovery lists only its own partition).
-pub fn partition_staging_dir(source: &str, partition: i32) -> String {
-    format!(
-        "{}/{}/p{partition:05}",
-        crate::storage::STAGING_DIR,
-        crate::shard::sanitize(source)
-    )
-}
-
-/// Final path of a shard's partial aggregates. `_partials` is hidden from dataset readers.
-pub fn partial_path(source: &str, partition: i32, first: i64, last: i64) -> String {
-    format!(
-        "_partials/{}/p{partition:05}/{first:020}-{last:020}.arrows",
-        crate::shard::sanitize(source)
-    )
 }
 
 /// The etcd state a commit is checked against, as read after a failed transaction.
