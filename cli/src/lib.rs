@@ -72,8 +72,22 @@ impl From<sawmill_core::Error> for CliError {
     }
 }
 
+impl Cli {
+    /// The command line, with every pipeline setting's default in its help.
+    pub fn command_with_defaults() -> clap::Command {
+        use clap::CommandFactory;
+        sawmill_core::settings::with_defaults(
+            Cli::command(),
+            sawmill_core::settings::PIPELINE_HEADING,
+            &sawmill_core::settings::PipelineSettings::default(),
+        )
+    }
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let matches = Cli::command_with_defaults().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     sawmill_common::process::init_tracing("warn");
     let result = match cli.command {
         Command::Run(args) => run::execute(args),

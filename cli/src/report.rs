@@ -17,8 +17,8 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct ReportArgs {
     /// Output root holding `summary/`: a local path or hdfs://host:port/path.
-    #[arg(long)]
-    pub from: String,
+    #[arg(long, env = "SAWMILL_OUTPUT", visible_alias = "from")]
+    pub output: String,
     /// Write the HTML report to this file.
     #[arg(long)]
     pub html: Option<PathBuf>,
@@ -32,10 +32,10 @@ pub struct ReportArgs {
 }
 
 pub fn execute(args: ReportArgs) -> Result<(), CliError> {
-    let tables = summary::read_root(&args.from)?;
+    let tables = summary::read_root(&args.output)?;
     let opts = ReportOptions {
         top: args.top,
-        source: Some(args.from.clone()),
+        source: Some(args.output.clone()),
         ..ReportOptions::default()
     };
     let report = build(&tables, &opts)?;

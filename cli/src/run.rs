@@ -6,7 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sawmill_common::embedded::input::InputSpec;
 use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
 use sawmill_common::storage;
-use sawmill_core::shard::ParquetOptions;
+use sawmill_core::settings::{ConfigFile, ConfigFlag, OutputFlags, PipelineFlags};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,44 +17,39 @@ pub struct RunArgs {
     /// Log files (plain or gzip), or `-` for stdin.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-    /// Output root: `records/`, `rejects/` and `summary/` are (re)written under it.
-    #[arg(long, env = "SAWMILL_OUT", default_value = "./sawmill-out")]
-    pub out: String,
     /// Parser threads (default: all cores).
     #[arg(long, env = "SAWMILL_THREADS")]
     pub threads: Option<usize>,
-    /// Parquet compression: none, snappy, lz4, zstd or zstd:LEVEL.
-    #[arg(long, env = "SAWMILL_COMPRESSION", default_value = "zstd")]
-    pub compression: String,
-    /// Maximum rows per Parquet row group.
-    #[arg(long, env = "SAWMILL_ROW_GROUP_ROWS", default_value_t = 128 * 1024)]
-    pub row_group_rows: usize,
     /// Input chunk size in MiB; each chunk becomes one shard per date it covers.
     #[arg(long, default_value_t = 16)]
     pub chunk_mib: usize,
-    /// Count a missing content size as missing in the content statistics, instead of as 0
-    /// (the original pipeline's meaning, and the default).
-    #[arg(long)]
-    pub skip_missing_sizes: bool,
     /// Rows shown in each top-N table.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
     /// Print nothing but errors.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub config: ConfigFlag,
+    /// Where and how: `records/`, `rejects/` and `summary/` are (re)written under the output
+    /// root.
+    #[command(flatten)]
+    pub output: OutputFlags,
 }
 
 pub fn execute(args: RunArgs) -> Result<(), CliError> {
+    // The embedded run uses the output half of the pipeline settings, layered like everywhere.
+    let settings = ConfigFile::load(args.config.config.as_deref())?.pipeline(&PipelineFlags {
+        output: args.output.clone(),
+        ..PipelineFlags::default()
+    })?;
     let mut cfg = RunConfig::default();
     if let Some(t) = args.threads {
         cfg.threads = t.max(1);
     }
     cfg.chunk_bytes = args.chunk_mib.max(1) << 20;
-    cfg.parquet = ParquetOptions {
-        compression: ParquetOptions::parse_compression(&args.compression)?,
-        row_group_rows: args.row_group_rows,
-    };
-    cfg.analytics.missing_size_as_zero = !args.skip_missing_sizes;
+    cfg.parquet = settings.parquet()?;
+    cfg.analytics = settings.analytics();
 
     let inputs: Vec<InputSpec> = args
         .files
@@ -62,7 +57,7 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
         .enumerate()
         .map(|(i, p)| InputSpec::new(p, i as i32))
         .collect();
-    let out = storage::open(&args.out)?;
+    let out = storage::open(&settings.output)?;
     let removed = pipeline::clear_output(out.as_ref())?;
     if removed > 0 && !args.quiet {
         eprintln!(

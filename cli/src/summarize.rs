@@ -6,20 +6,16 @@ use crate::{show, CliError};
 use sawmill_common::committed::merge_committed;
 use sawmill_common::etcd::Checkpoints;
 use sawmill_common::{storage, summary};
-use sawmill_core::settings::PipelineSettings;
+use sawmill_core::settings::{ConfigFile, ConfigFlag, PipelineFlags};
 
 #[derive(Debug, clap::Args)]
 pub struct SummarizeArgs {
-    /// Output root of the pipeline: a local path or hdfs://host:port/path.
-    #[arg(long, env = "SAWMILL_OUTPUT")]
-    pub output: String,
-    #[arg(long, env = "SAWMILL_ETCD", default_value = "http://localhost:2379")]
-    pub etcd: String,
-    #[arg(long, env = "SAWMILL_TOPIC", default_value = "kafka_test")]
-    pub topic: String,
-    /// etcd subtree name (default: the topic).
-    #[arg(long, env = "SAWMILL_PIPELINE")]
-    pub pipeline: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigFlag,
+    /// The pipeline's settings (the same file or flags as its coordinator's); the output root,
+    /// etcd, topic or pipeline name and the encoding are used.
+    #[command(flatten)]
+    pub pipeline: PipelineFlags,
     /// Rows shown in each top-N table.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -28,13 +24,7 @@ pub struct SummarizeArgs {
 }
 
 pub fn execute(args: SummarizeArgs) -> Result<(), CliError> {
-    let settings = PipelineSettings {
-        topic: args.topic.clone(),
-        pipeline: args.pipeline.clone(),
-        etcd: args.etcd.clone(),
-        output: args.output.clone(),
-        ..PipelineSettings::default()
-    };
+    let settings = ConfigFile::load(args.config.config.as_deref())?.pipeline(&args.pipeline)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -44,7 +34,7 @@ pub fn execute(args: SummarizeArgs) -> Result<(), CliError> {
                 "cannot start a runtime: {e}"
             )))
         })?;
-    let out = storage::open(&args.output)?;
+    let out = storage::open(&settings.output)?;
     let committed = rt.block_on(async {
         let mut cp = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
         merge_committed(&mut cp, out.clone(), &settings.analytics()).await

@@ -1,24 +1,22 @@
-//! The coordinator's configuration, layered: built-in defaults, then a JSON file (`--config`),
-//! then the environment (`SAWMILL_*`), then flags. clap reads flags and environment together
-//! (a flag wins over its variable), and only values actually given override the file.
+//! The coordinator's configuration: its own settings (`[coordinator]` in the config file) and the
+//! pipeline's (`[pipeline]`), layered by `sawmill_core::settings::layer`: defaults → file →
+//! environment (`SAWMILL_*`) → flags.
 
 use crate::error::{CoordinatorError, Result};
-use sawmill_core::settings::PipelineSettings;
+use sawmill_core::settings::{layer, ConfigFile, PipelineFlags, PipelineSettings};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use std::time::Duration;
 
-/// Everything `coordinator serve` needs. The pipeline settings are flattened, so a config file
-/// is one JSON object: `{"listen": "0.0.0.0:7000", "topic": "logs", "shard_max_rows": 20000}`.
+/// Everything `coordinator serve` needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeConfig {
     /// gRPC address for workers (`host:port`; port 0 picks a free one).
     pub listen: String,
     /// HTTP address of the JSON API and /metrics.
     pub http: String,
-    /// Handed to every worker at Join.
-    #[serde(flatten)]
+    /// Handed to every worker at Join; layered from `[pipeline]`, not from `[coordinator]`.
+    #[serde(skip)]
     pub pipeline: PipelineSettings,
     /// A worker silent this long is declared dead and its partitions move.
     pub session_timeout_ms: u32,
@@ -31,6 +29,47 @@ pub struct ServeConfig {
     pub merge_poll_ms: u64,
     /// Summary tables are rewritten at most this often (and on shutdown) when they changed.
     pub summary_interval_ms: u64,
+}
+
+/// The help heading under which the coordinator's own defaults are shown.
+pub const COORDINATOR_HEADING: &str = "Coordinator settings";
+
+/// The coordinator's own settings as flags; each also reads `SAWMILL_<NAME>`.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+#[command(next_help_heading = COORDINATOR_HEADING)]
+pub struct CoordinatorFlags {
+    /// gRPC address for workers; port 0 picks a free port.
+    #[arg(long, env = "SAWMILL_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// HTTP address of the dashboard, JSON API and /metrics.
+    #[arg(long, env = "SAWMILL_HTTP")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<String>,
+    /// A worker silent this long is declared dead.
+    #[arg(long, env = "SAWMILL_SESSION_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_timeout_ms: Option<u32>,
+    /// How often workers heartbeat.
+    #[arg(long, env = "SAWMILL_HEARTBEAT_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_interval_ms: Option<u32>,
+    /// A live owner that has not released a moving partition after this long is fenced.
+    #[arg(long, env = "SAWMILL_RELEASE_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_timeout_ms: Option<u64>,
+    /// Period of the assignment tick.
+    #[arg(long, env = "SAWMILL_TICK_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tick_ms: Option<u64>,
+    /// Period of the merge poll of committed manifests.
+    #[arg(long, env = "SAWMILL_MERGE_POLL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merge_poll_ms: Option<u64>,
+    /// Summary tables are rewritten at most this often when they changed.
+    #[arg(long, env = "SAWMILL_SUMMARY_INTERVAL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary_interval_ms: Option<u64>,
 }
 
 impl Default for ServeConfig {
@@ -50,20 +89,23 @@ impl Default for ServeConfig {
 }
 
 impl ServeConfig {
-    /// Defaults overlaid with the JSON file at `path`.
-    pub fn from_file(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            CoordinatorError::Config(format!(
-                "cannot read config file {}: {e} (check the --config path)",
-                path.display()
-            ))
-        })?;
-        serde_json::from_str(&text).map_err(|e| {
-            CoordinatorError::Config(format!(
-                "config file {} is not valid JSON for the coordinator: {e} (see coordinator serve --help for field names)",
-                path.display()
-            ))
-        })
+    /// Defaults → `file` → environment and flags, validated.
+    pub fn layered(
+        file: &ConfigFile,
+        coordinator: &CoordinatorFlags,
+        pipeline: &PipelineFlags,
+    ) -> Result<Self> {
+        let overrides = serde_json::to_value(coordinator)
+            .map_err(|e| CoordinatorError::Config(format!("cannot read the flags: {e}")))?;
+        let mut cfg: ServeConfig = layer(
+            "coordinator",
+            &ServeConfig::default(),
+            file.table("coordinator"),
+            &overrides,
+        )?;
+        cfg.pipeline = file.pipeline(pipeline)?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     pub fn session_timeout(&self) -> Duration {
@@ -107,21 +149,34 @@ mod tests {
 
     #[test]
     fn file_overrides_defaults_and_keeps_the_rest() {
-        let dir = std::env::temp_dir().join(format!("sawmill-coord-cfg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("c.json");
-        std::fs::write(
-            &f,
-            r#"{"topic": "t1", "shard_max_rows": 7, "session_timeout_ms": 9000}"#,
+        let file = ConfigFile::parse(
+            "[pipeline]\ntopic = \"t1\"\nshard_max_rows = 7\n[coordinator]\nsession_timeout_ms = 9000\n",
+            false,
         )
         .unwrap();
-        let c = ServeConfig::from_file(&f).unwrap();
+        let flags = CoordinatorFlags {
+            listen: Some("127.0.0.1:0".into()),
+            ..Default::default()
+        };
+        let c = ServeConfig::layered(&file, &flags, &PipelineFlags::default()).unwrap();
         assert_eq!(c.pipeline.topic, "t1");
         assert_eq!(c.pipeline.shard_max_rows, 7);
         assert_eq!(c.session_timeout_ms, 9000);
         assert_eq!(c.heartbeat_interval_ms, 500);
-        assert_eq!(c.listen, "0.0.0.0:7000");
-        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:0");
+        assert_eq!(c.http, "0.0.0.0:7001");
+    }
+
+    #[test]
+    fn unknown_coordinator_keys_are_refused() {
+        let file = ConfigFile::parse("[coordinator]\nlisten_addr = \"x\"\n", false).unwrap();
+        let err = ServeConfig::layered(&file, &Default::default(), &Default::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("listen_addr"), "{err}");
+        // A pipeline key in the coordinator table is a mistake too.
+        let file = ConfigFile::parse("[coordinator]\ntopic = \"x\"\n", false).unwrap();
+        assert!(ServeConfig::layered(&file, &Default::default(), &Default::default()).is_err());
     }
 
     #[test]

@@ -1,13 +1,29 @@
-//! The settings of one pipeline (topic → output), shared by the worker, the coordinator and the
-//! `sawmill` command. Serializable, because the coordinator hands them to joining workers.
+//! Settings, declared once: the serde structs with their defaults and `validate()`, their clap
+//! companions (every field optional, so "not given" is visible), and the one layering function
+//! every binary uses: defaults → config file → environment (`SAWMILL_*`) → flags.
+//!
+//! The config file is TOML (or JSON, by extension) with one table per concern, so one file can
+//! serve a whole deployment (`deploy/sawmill.example.toml`):
+//!
+//! ```toml
+//! [pipeline]      # PipelineSettings: coordinator serve, worker run, sawmill summarize/run
+//! [coordinator]   # the coordinator's own settings (its crate declares them)
+//! ```
+//!
+//! Unknown keys are refused, so a typo fails at start instead of being ignored.
 
 use crate::error::{Error, Result};
 use crate::shard::ParquetOptions;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::path::Path;
 use std::time::Duration;
 
+/// The settings of one pipeline (topic → output), shared by the worker, the coordinator and the
+/// `sawmill` command. Serializable, because the coordinator hands them to joining workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct PipelineSettings {
     /// Kafka bootstrap servers, `host:port[,host:port]`.
     pub bootstrap_servers: String,
@@ -89,10 +105,263 @@ impl PipelineSettings {
                 "no Kafka bootstrap servers: pass --bootstrap-servers host:9092".into(),
             ));
         }
+        if self.output.trim().is_empty() {
+            return Err(Error::Config(
+                "the output root is empty: pass --output PATH or hdfs://host:port/path".into(),
+            ));
+        }
         if self.shard_max_rows == 0 || self.shard_max_bytes == 0 {
             return Err(Error::Config("shard limits must be positive".into()));
+        }
+        if self.row_group_rows == 0 {
+            return Err(Error::Config("--row-group-rows must be positive".into()));
         }
         self.parquet()?;
         Ok(())
     }
 }
+
+/// What every command that writes an output root takes: where, and how Parquet is encoded.
+/// Flattened into [`PipelineFlags`] and into `sawmill run`.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+#[command(next_help_heading = PIPELINE_HEADING)]
+pub struct OutputFlags {
+    /// Output root: a local path or hdfs://host:port/path.
+    #[arg(long, env = "SAWMILL_OUTPUT", visible_alias = "out")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// Parquet compression: none, snappy, lz4, zstd or zstd:LEVEL.
+    #[arg(long, env = "SAWMILL_COMPRESSION")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    /// Maximum rows per Parquet row group.
+    #[arg(long, env = "SAWMILL_ROW_GROUP_ROWS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub row_group_rows: Option<usize>,
+    /// Count a missing (`-`) content size as 0 in the content statistics (the original
+    /// pipeline's meaning) or leave it out.
+    #[arg(long, env = "SAWMILL_MISSING_SIZE_AS_ZERO")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_size_as_zero: Option<bool>,
+    /// Same as --missing-size-as-zero false.
+    #[arg(long, conflicts_with = "missing_size_as_zero")]
+    #[serde(skip)]
+    pub skip_missing_sizes: bool,
+}
+
+/// The pipeline settings as flags; each also reads `SAWMILL_<NAME>` from the environment.
+/// Only values given override the config file.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+#[command(next_help_heading = PIPELINE_HEADING)]
+pub struct PipelineFlags {
+    /// Kafka bootstrap servers, host:port[,host:port].
+    #[arg(long, env = "SAWMILL_BOOTSTRAP_SERVERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootstrap_servers: Option<String>,
+    /// The Kafka topic to consume.
+    #[arg(long, env = "SAWMILL_TOPIC")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// etcd endpoints, http://host:port[,...].
+    #[arg(long, env = "SAWMILL_ETCD")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<String>,
+    /// etcd subtree name (default: the topic).
+    #[arg(long, env = "SAWMILL_PIPELINE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
+    /// Cut a shard at this many lines.
+    #[arg(long, env = "SAWMILL_SHARD_MAX_ROWS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_max_rows: Option<u64>,
+    /// Cut a shard at this many bytes of input.
+    #[arg(long, env = "SAWMILL_SHARD_MAX_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_max_bytes: Option<u64>,
+    /// Cut a shard open this long.
+    #[arg(long, env = "SAWMILL_SHARD_MAX_AGE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_max_age_ms: Option<u64>,
+    /// Cut a shard that received nothing for this long.
+    #[arg(long, env = "SAWMILL_SHARD_IDLE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_idle_ms: Option<u64>,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub output: OutputFlags,
+}
+
+/// The help heading under which [`with_defaults`] shows [`PipelineSettings`]' defaults.
+pub const PIPELINE_HEADING: &str = "Pipeline settings";
+
+/// The `--config FILE` flag, flattened into every command that reads a config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigFlag {
+    /// TOML (or .json) file with [pipeline] and [coordinator] tables, applied before the
+    /// environment and flags (see deploy/sawmill.example.toml).
+    #[arg(long, env = "SAWMILL_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+/// A parsed config file: one JSON object per table.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    tables: Map<String, Value>,
+}
+
+/// The tables a config file may have; anything else is a typo.
+const TABLES: [&str; 2] = ["pipeline", "coordinator"];
+
+impl ConfigFile {
+    /// Reads `path` if given (an absent flag is an empty file).
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(ConfigFile::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!(
+                "cannot read config file {}: {e} (check the --config path)",
+                path.display()
+            ))
+        })?;
+        let json = path.extension().is_some_and(|e| e == "json");
+        Self::parse(&text, json)
+            .map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))
+    }
+
+    /// Parses TOML (or JSON) text.
+    pub fn parse(text: &str, json: bool) -> std::result::Result<Self, String> {
+        let value: Value = if json {
+            serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?
+        } else {
+            let table: toml::Table =
+                toml::from_str(text).map_err(|e| format!("not valid TOML: {e}"))?;
+            serde_json::to_value(table).map_err(|e| e.to_string())?
+        };
+        let Value::Object(tables) = value else {
+            return Err("the file must be a table of tables ([pipeline], [coordinator])".into());
+        };
+        for (name, table) in &tables {
+            if !TABLES.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown table [{name}]: use {}",
+                    TABLES.map(|t| format!("[{t}]")).join(" or ")
+                ));
+            }
+            if !table.is_object() {
+                return Err(format!("[{name}] must be a table of settings"));
+            }
+        }
+        Ok(ConfigFile { tables })
+    }
+
+    /// One table, if present.
+    pub fn table(&self, name: &str) -> Option<&Value> {
+        self.tables.get(name)
+    }
+
+    /// The pipeline settings: defaults → `[pipeline]` → environment and flags, validated.
+    pub fn pipeline(&self, flags: &PipelineFlags) -> Result<PipelineSettings> {
+        let settings: PipelineSettings = layer(
+            "pipeline",
+            &PipelineSettings::default(),
+            self.table("pipeline"),
+            &flags.overrides(),
+        )?;
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+impl OutputFlags {
+    /// The values given, as a JSON object of setting names.
+    pub fn overrides(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Map::new()));
+        if self.skip_missing_sizes {
+            v["missing_size_as_zero"] = Value::Bool(false);
+        }
+        v
+    }
+}
+
+impl PipelineFlags {
+    /// The values given, as a JSON object of setting names.
+    pub fn overrides(&self) -> Value {
+        let mut v = serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Map::new()));
+        if let (Value::Object(all), Value::Object(out)) = (&mut v, self.output.overrides()) {
+            all.extend(out);
+        }
+        v
+    }
+}
+
+/// The one layering function: `defaults`, overlaid with the config file's `table` (if any),
+/// overlaid with `overrides` (environment and flags as clap resolved them; keys absent or null
+/// are not given). Unknown keys in the file are refused by `T`'s `deny_unknown_fields`.
+pub fn layer<T: Serialize + DeserializeOwned>(
+    what: &str,
+    defaults: &T,
+    table: Option<&Value>,
+    overrides: &Value,
+) -> Result<T> {
+    let mut merged = match serde_json::to_value(defaults) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err(Error::Internal(format!("{what} defaults are not a table"))),
+    };
+    for layer in [table, Some(overrides)].into_iter().flatten() {
+        if let Value::Object(m) = layer {
+            merged.extend(
+                m.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), v.clone())),
+            );
+        }
+    }
+    serde_json::from_value(Value::Object(merged))
+        .map_err(|e| Error::Config(format!("[{what}] settings: {e}")))
+}
+
+/// Adds `[default: …]` to the help of every flag under `heading` whose name is a key of
+/// `defaults`, in `cmd` and its subcommands: the defaults shown are the ones the layering uses,
+/// never a second hand-written table.
+pub fn with_defaults(
+    cmd: clap::Command,
+    heading: &str,
+    defaults: &impl Serialize,
+) -> clap::Command {
+    let Ok(Value::Object(defaults)) = serde_json::to_value(defaults) else {
+        return cmd;
+    };
+    annotate(cmd, heading, &defaults)
+}
+
+fn annotate(mut cmd: clap::Command, heading: &str, defaults: &Map<String, Value>) -> clap::Command {
+    let ids: Vec<String> = cmd
+        .get_arguments()
+        .filter(|a| a.get_help_heading() == Some(heading))
+        .map(|a| a.get_id().to_string())
+        .collect();
+    for id in ids {
+        let shown = match defaults.get(&id) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => continue,
+            Some(v) => v.to_string(),
+        };
+        cmd = cmd.mut_arg(id.as_str(), |a| {
+            let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+            a.help(format!("{help} [default: {shown}]"))
+        });
+    }
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_string())
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, |s| annotate(s, heading, defaults));
+    }
+    cmd
+}
+
+#[cfg(test)]
+#[path = "settings_tests.rs"]
+mod tests;

@@ -1,8 +1,10 @@
-//! The `worker` command. Settings come from defaults, then environment (`SAWMILL_*`), then flags.
+//! The `worker` command. `worker run` layers its pipeline settings with
+//! `sawmill_core::settings`: defaults, then `--config FILE`, then the environment (`SAWMILL_*`),
+//! then flags; `worker join` takes them from the coordinator.
 
 use crate::standalone::{self, StandaloneOptions};
-use clap::{Parser, Subcommand};
-use sawmill_core::settings::PipelineSettings;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use sawmill_core::settings::{self, ConfigFile, ConfigFlag, PipelineFlags, PipelineSettings};
 use std::process::ExitCode;
 
 #[derive(Debug, Parser)]
@@ -52,56 +54,12 @@ pub struct JoinArgs {
     pub report_version: Option<String>,
 }
 
-/// Pipeline settings as flags; each also reads `SAWMILL_<NAME>` from the environment.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PipelineArgs {
-    #[arg(
-        long,
-        env = "SAWMILL_BOOTSTRAP_SERVERS",
-        default_value = "localhost:9092"
-    )]
-    pub bootstrap_servers: String,
-    #[arg(long, env = "SAWMILL_TOPIC", default_value = "kafka_test")]
-    pub topic: String,
-    /// Output root: a local path or hdfs://host:port/path.
-    #[arg(long, env = "SAWMILL_OUTPUT", default_value = "./sawmill-out")]
-    pub output: String,
-    #[arg(long, env = "SAWMILL_ETCD", default_value = "http://localhost:2379")]
-    pub etcd: String,
-    /// etcd subtree name (default: the topic).
-    #[arg(long, env = "SAWMILL_PIPELINE")]
-    pub pipeline: Option<String>,
-    #[arg(long, env = "SAWMILL_SHARD_MAX_ROWS", default_value_t = 500_000)]
-    pub shard_max_rows: u64,
-    #[arg(long, env = "SAWMILL_SHARD_MAX_BYTES", default_value_t = 64 << 20)]
-    pub shard_max_bytes: u64,
-    #[arg(long, env = "SAWMILL_SHARD_MAX_AGE_MS", default_value_t = 10_000)]
-    pub shard_max_age_ms: u64,
-    #[arg(long, env = "SAWMILL_COMPRESSION", default_value = "zstd")]
-    pub compression: String,
-}
-
-impl PipelineArgs {
-    pub fn settings(&self) -> PipelineSettings {
-        PipelineSettings {
-            bootstrap_servers: self.bootstrap_servers.clone(),
-            topic: self.topic.clone(),
-            output: self.output.clone(),
-            etcd: self.etcd.clone(),
-            pipeline: self.pipeline.clone(),
-            shard_max_rows: self.shard_max_rows,
-            shard_max_bytes: self.shard_max_bytes,
-            shard_max_age_ms: self.shard_max_age_ms,
-            compression: self.compression.clone(),
-            ..PipelineSettings::default()
-        }
-    }
-}
-
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub pipeline: PipelineArgs,
+    pub config: ConfigFlag,
+    #[command(flatten)]
+    pub pipeline: PipelineFlags,
     /// Partitions to own, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub partitions: Vec<i32>,
@@ -124,8 +82,27 @@ pub fn default_worker_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
+impl Cli {
+    /// The command line, with every pipeline setting's default in its help.
+    pub fn command_with_defaults() -> clap::Command {
+        settings::with_defaults(
+            Cli::command(),
+            settings::PIPELINE_HEADING,
+            &PipelineSettings::default(),
+        )
+    }
+}
+
+impl RunArgs {
+    pub fn settings(&self) -> crate::Result<PipelineSettings> {
+        let file = ConfigFile::load(self.config.config.as_deref())?;
+        Ok(file.pipeline(&self.pipeline)?)
+    }
+}
+
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command_with_defaults().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     sawmill_common::process::init_tracing("info");
     let rt = match sawmill_common::process::runtime() {
         Ok(rt) => rt,
@@ -137,13 +114,14 @@ pub fn main() -> ExitCode {
     let result = rt.block_on(async {
         match cli.command {
             Command::Run(args) => {
+                let settings = args.settings()?;
                 let opts = StandaloneOptions {
                     worker_id: args.worker_id.unwrap_or_else(default_worker_id),
                     partitions: args.partitions,
                     until_caught_up: args.until_caught_up,
                     metrics_listen: args.metrics_listen,
                 };
-                let report = standalone::run(args.pipeline.settings(), opts).await?;
+                let report = standalone::run(settings, opts).await?;
                 println!(
                     "committed {} shards, {} records, {} rejects in {:.2}s; next offsets {:?}",
                     report.shards,
