@@ -15,7 +15,8 @@
 
 use crate::context::WorkerContext;
 use crate::error::{Result, WorkerError};
-use crate::supervisor::{SupervisorArgs, SupervisorMsg, WorkerEvent, WorkerSupervisor};
+use crate::messages::{SupervisorMsg, WorkerEvent};
+use crate::supervisor::{SupervisorArgs, WorkerSupervisor};
 use ractor::{Actor, ActorRef};
 use sawmill_common::process::shutdown_signal;
 use sawmill_core::settings::PipelineSettings;
