@@ -7,6 +7,11 @@
 //! previous shard's outcome before its etcd transaction, so commits land in offset order (and a
 //! shard after a failed one is never tried). A crash loses only uncommitted work, which Kafka
 //! still holds.
+//!
+//! Recovery (and reading where the partition resumes) is the actor's first message, not part of
+//! `pre_start`: the supervisor's spawn awaits `pre_start`, and must not wait while one partition
+//! retries against etcd or storage. The partition is handed to the consumer only once recovery
+//! has finished; a failure there stops the actor with [`StartFailed`], restarted with backoff.
 
 use crate::commit::{
     commit_staged, delete_staged, recover_partition, stage_shard, Committed, ShardToCommit,

@@ -3,6 +3,9 @@
 //!
 //! ractor's default stops a supervisor when a child exits; here a child's failure only ever
 //! restarts that child, and a fenced child is dropped (another worker owns its partition).
+//!
+//! The supervisor never waits on a partition: a child recovers in its own first message, and
+//! releases drain in tasks (all partitions at once on `ReleaseAll`) that report back.
 
 use crate::context::WorkerContext;
 use crate::messages::{PartitionMsg, StartFailed, SupervisorMsg, WorkerEvent};
