@@ -15,6 +15,7 @@
 //! - [`standalone`]: `worker run`, driven directly with its partitions.
 //! - [`session`]: `worker join`, driven by a coordinator over gRPC (heartbeats, rejoin, leave).
 //! - [`metrics`]: every Prometheus metric of the worker.
+//! - [`metrics_server`]: `/metrics` and `/healthz` over HTTP.
 //! - [`error`]: the crate's error enum.
 //!
 //! Dependencies between these modules form no cycle (checked by a test below): `messages`
@@ -28,6 +29,7 @@ pub mod error;
 pub mod kafka;
 pub mod messages;
 pub mod metrics;
+pub mod metrics_server;
 pub mod partition;
 pub mod session;
 pub mod standalone;

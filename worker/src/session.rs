@@ -16,6 +16,7 @@
 use crate::context::WorkerContext;
 use crate::error::{Result, WorkerError};
 use crate::messages::{SupervisorMsg, WorkerEvent};
+use crate::metrics_server::serve_metrics;
 use crate::supervisor::{SupervisorArgs, WorkerSupervisor};
 use ractor::{Actor, ActorRef};
 use sawmill_common::process::shutdown_signal;
@@ -456,38 +457,6 @@ pub async fn run(opts: JoinOptions) -> Result<()> {
         server.abort();
     }
     session.outcome
-}
-
-/// Serves `GET /metrics` (Prometheus text) and `GET /healthz` on `addr`.
-pub(crate) async fn serve_metrics(
-    addr: &str,
-    ctx: Arc<WorkerContext>,
-) -> Result<tokio::task::JoinHandle<()>> {
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        WorkerError::Config(format!(
-            "cannot listen on {addr} for /metrics: {e} (pick another --metrics-listen)"
-        ))
-    })?;
-    let bound = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    tracing::info!(addr = %bound, "serving /metrics");
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let ctx = ctx.clone();
-                async move { ctx.metrics.render() }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }));
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "metrics server stopped");
-        }
-    }))
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
     let started = Instant::now();
     let ctx = WorkerContext::connect(opts.worker_id.clone(), settings).await?;
     let metrics_server = match &opts.metrics_listen {
-        Some(addr) => Some(crate::session::serve_metrics(addr, ctx.clone()).await?),
+        Some(addr) => Some(crate::metrics_server::serve_metrics(addr, ctx.clone()).await?),
         None => None,
     };
     let all = ctx.partitions().await?;
