@@ -5,10 +5,8 @@
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sawmill_tests::*;
-use sawmill_worker::consumer::{
-    self, ConsumerHandle, Credit, MessageBatch, PartitionSink, CREDITS,
-};
-use sawmill_worker::partition::PartitionMsg;
+use sawmill_worker::consumer::{self, ConsumerHandle};
+use sawmill_worker::messages::{Credit, MessageBatch, PartitionMsg, PartitionSink, CREDITS};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

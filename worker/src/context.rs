@@ -25,7 +25,7 @@ pub struct WorkerContext {
     pub meta: Arc<KafkaConsumer>,
     pub metrics: Metrics,
     /// One gate per partition: every commit in flight holds it shared; a starting partition
-    /// pipeline takes it exclusively before recovery, so commits left running by a failed
+    /// pipeline takes it exclusively for recovery, so commits left running by a failed
     /// incarnation settle first and recovery never deletes files they are about to reference.
     commit_gates: std::sync::Mutex<std::collections::HashMap<i32, Arc<tokio::sync::RwLock<()>>>>,
 }
@@ -48,8 +48,8 @@ impl WorkerContext {
         let meta = Arc::new(create_consumer(&settings.bootstrap_servers, &group)?);
         {
             let meta = meta.clone();
-            let (b, t) = (settings.bootstrap_servers.clone(), settings.topic.clone());
-            tokio::task::spawn_blocking(move || topic_partitions(&meta, &b, &t))
+            let (bootstrap, topic) = (settings.bootstrap_servers.clone(), settings.topic.clone());
+            tokio::task::spawn_blocking(move || topic_partitions(&meta, &bootstrap, &topic))
                 .await
                 .map_err(|e| WorkerError::Actor(e.to_string()))??;
         }
@@ -78,11 +78,11 @@ impl WorkerContext {
     /// The topic's partitions now (new partitions appear here without a restart).
     pub async fn partitions(&self) -> Result<Vec<i32>> {
         let meta = self.meta.clone();
-        let (b, t) = (
+        let (bootstrap, topic) = (
             self.settings.bootstrap_servers.clone(),
             self.settings.topic.clone(),
         );
-        tokio::task::spawn_blocking(move || topic_partitions(&meta, &b, &t))
+        tokio::task::spawn_blocking(move || topic_partitions(&meta, &bootstrap, &topic))
             .await
             .map_err(|e| WorkerError::Actor(e.to_string()))?
     }

@@ -2,7 +2,8 @@
 //! conventions (`_total` counters, base units); the list is in docs/metrics.md.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use sawmill_core::manifest::ShardManifest;
 use sawmill_core::record::RejectReason;
@@ -11,6 +12,9 @@ use std::time::Duration;
 pub struct Metrics {
     registry: Registry,
     records_consumed: IntCounterVec,
+    /// The sum of `records_consumed` over partitions, for the heartbeat (not registered: the
+    /// per-partition counter is what /metrics shows).
+    records_consumed_sum: IntCounter,
     bytes_consumed: IntCounterVec,
     records_parsed: IntCounterVec,
     records_rejected: IntCounterVec,
@@ -24,23 +28,26 @@ pub struct Metrics {
     errors: IntCounterVec,
 }
 
-fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    r.register(Box::new(g.clone()))
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    registry
+        .register(Box::new(metric.clone()))
         .expect("metric registered once");
-    g
+    metric
 }
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
-    r.register(Box::new(c.clone()))
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+    registry
+        .register(Box::new(metric.clone()))
         .expect("metric registered once");
-    c
+    metric
 }
 
 impl Default for Metrics {
     fn default() -> Self {
-        let r = Registry::new();
+        let registry = Registry::new();
         let commit_seconds = HistogramVec::new(
             HistogramOpts::new(
                 "sawmill_worker_commit_duration_seconds",
@@ -52,78 +59,84 @@ impl Default for Metrics {
             &["partition"],
         )
         .expect("static metric definition");
-        r.register(Box::new(commit_seconds.clone()))
+        registry
+            .register(Box::new(commit_seconds.clone()))
             .expect("metric registered once");
         Metrics {
             committed_offset: gauge(
-                &r,
+                &registry,
                 "sawmill_worker_committed_offset",
                 "Next offset committed in etcd, per partition.",
                 &["partition"],
             ),
             queued_batches: gauge(
-                &r,
+                &registry,
                 "sawmill_worker_queued_batches",
                 "Batches handed to a partition pipeline and not parsed yet; at the credit limit \
                  the partition's consumption is held back.",
                 &["partition"],
             ),
             commits_in_flight: gauge(
-                &r,
+                &registry,
                 "sawmill_worker_commits_in_flight",
                 "Shard commits running, per partition.",
                 &["partition"],
             ),
             records_consumed: counter(
-                &r,
+                &registry,
                 "sawmill_worker_records_consumed_total",
                 "Kafka records consumed.",
                 &["partition"],
             ),
             bytes_consumed: counter(
-                &r,
+                &registry,
                 "sawmill_worker_bytes_consumed_total",
                 "Kafka record bytes consumed.",
                 &["partition"],
             ),
             records_parsed: counter(
-                &r,
+                &registry,
                 "sawmill_worker_records_parsed_total",
                 "Records parsed and committed.",
                 &["partition"],
             ),
             records_rejected: counter(
-                &r,
+                &registry,
                 "sawmill_worker_records_rejected_total",
                 "Rejected lines committed, by reason.",
                 &["partition", "reason"],
             ),
             shards_written: counter(
-                &r,
+                &registry,
                 "sawmill_worker_shards_written_total",
                 "Shards staged on storage (committed or not).",
                 &["partition"],
             ),
             shards_committed: counter(
-                &r,
+                &registry,
                 "sawmill_worker_shards_committed_total",
                 "Shards committed in etcd and published.",
                 &["partition"],
             ),
             partition_starts: counter(
-                &r,
+                &registry,
                 "sawmill_worker_partition_starts_total",
                 "Partition pipelines started (including restarts).",
                 &["partition"],
             ),
             errors: counter(
-                &r,
+                &registry,
                 "sawmill_worker_errors_total",
                 "Errors by kind.",
                 &["kind"],
             ),
+            records_consumed_sum: IntCounter::new(
+                "sawmill_worker_records_consumed_sum",
+                "Kafka records consumed, all partitions.",
+            )
+            .expect("static metric definition"),
             commit_seconds,
-            registry: r,
+            registry,
         }
     }
 }
@@ -135,6 +148,12 @@ impl Metrics {
             .with_label_values(&[&p])
             .inc_by(records);
         self.bytes_consumed.with_label_values(&[&p]).inc_by(bytes);
+        self.records_consumed_sum.inc_by(records);
+    }
+
+    /// Records consumed so far, all partitions together.
+    pub fn records_consumed(&self) -> u64 {
+        self.records_consumed_sum.get()
     }
 
     /// A shard was staged; `committed` says whether its commit then landed.
@@ -197,5 +216,21 @@ impl Metrics {
         let mut buf = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
         String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consumed_records_are_summed_over_partitions() {
+        let metrics = Metrics::default();
+        metrics.consumed(0, 10, 100);
+        metrics.consumed(1, 32, 999);
+        assert_eq!(metrics.records_consumed(), 42);
+        let text = metrics.render();
+        assert!(text.contains("sawmill_worker_records_consumed_total{partition=\"1\"} 32"));
+        assert!(!text.contains("records_consumed_sum"));
     }
 }

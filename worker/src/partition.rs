@@ -7,14 +7,20 @@
 //! previous shard's outcome before its etcd transaction, so commits land in offset order (and a
 //! shard after a failed one is never tried). A crash loses only uncommitted work, which Kafka
 //! still holds.
+//!
+//! Recovery (and reading where the partition resumes) is the actor's first message, not part of
+//! `pre_start`: the supervisor's spawn awaits `pre_start`, and must not wait while one partition
+//! retries against etcd or storage. The partition is handed to the consumer only once recovery
+//! has finished; a failure there stops the actor with [`StartFailed`], restarted with backoff.
 
 use crate::commit::{
     commit_staged, delete_staged, recover_partition, stage_shard, Committed, ShardToCommit,
 };
-use crate::consumer::{Credit, MessageBatch, PartitionSink, CREDITS};
 use crate::context::WorkerContext;
-use crate::supervisor::SupervisorMsg;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use crate::messages::{
+    MessageBatch, PartitionMsg, PartitionSink, StartFailed, SupervisorMsg, CREDITS,
+};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sawmill_common::etcd::Checkpoints;
 use sawmill_core::analytics::Partial;
 use sawmill_core::batch::ChunkParser;
@@ -22,18 +28,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Semaphore};
-
-pub enum PartitionMsg {
-    /// Lines from Kafka with the credit they hold.
-    Batch(MessageBatch, Credit),
-    /// Periodic: cut the shard if it is older than the age limit.
-    Tick,
-    /// Commit the open shard now and reply with the committed next offset (graceful release).
-    Drain(RpcReplyPort<i64>),
-    /// The commit with this sequence number has finished: act on its outcome (and those of
-    /// the commits before it) now, not at the next cut.
-    Settle(u64),
-}
 
 /// Commits in flight per partition. Two hide one shard's HDFS latency (hdfs-native's `close()`
 /// waits 500 ms whenever the DataNode's block report is late) behind the next shard's.
@@ -65,7 +59,7 @@ pub struct PartitionActor;
 
 pub struct PartitionState {
     args: PartitionArgs,
-    cp: Checkpoints,
+    checkpoints: Checkpoints,
     parser: ChunkParser,
     partial: Partial,
     /// Where the open shard starts: the committed next offset.
@@ -106,62 +100,30 @@ impl Actor for PartitionActor {
         myself: ActorRef<PartitionMsg>,
         args: PartitionArgs,
     ) -> Result<PartitionState, ActorProcessingErr> {
-        let ctx = args.ctx.clone();
-        let p = args.partition;
-        let mut cp = ctx.checkpoints.clone();
-        // Exclusive: commits a failed incarnation left running finish before recovery looks.
-        // Bounded, because this runs inside the supervisor's handler: if they take longer
-        // (storage down), fail and let the supervisor retry with backoff.
-        let settled = tokio::time::timeout(GATE_WAIT, ctx.commit_gate(p).write_owned())
-            .await
-            .map_err(|_| {
-                format!("partition {p}: commits of a previous pipeline are still running; retrying")
-            })?;
-        recover_partition(ctx.storage.clone(), &mut cp, &ctx.settings.topic, p).await?;
-        let start = match cp.state(p).await?.next_offset {
-            Some(o) => o,
-            None => {
-                let low = ctx.low_watermark(p).await?;
-                cp.init_next_offset(p, args.epoch, low).await?
-            }
-        };
-        drop(settled);
-        let credits = Arc::new(Semaphore::new(CREDITS));
-        ctx.consumer.assign(
-            p,
-            start,
-            PartitionSink {
-                actor: myself.clone(),
-                credits: credits.clone(),
-            },
-        )?;
-        let ticker = myself.send_interval(Duration::from_millis(200), || PartitionMsg::Tick);
-        tracing::info!(
-            partition = p,
-            epoch = args.epoch,
-            start,
-            "partition pipeline started"
-        );
-        ctx.metrics.partition_started(p, start);
+        // Recovery reads etcd and storage and may retry for long: it runs as the first message,
+        // so the supervisor's spawn (which awaits `pre_start`) returns at once.
+        myself.cast(PartitionMsg::Start)?;
+        let ctx = &args.ctx;
         Ok(PartitionState {
-            parser: ChunkParser::new(ctx.settings.topic.as_str().into(), p),
+            parser: ChunkParser::new(ctx.settings.topic.as_str().into(), args.partition),
             partial: Partial::new(&ctx.analytics),
-            cp,
-            shard_first: start,
-            committed: start,
+            checkpoints: ctx.checkpoints.clone(),
+            // Set by `start`, before any line arrives.
+            shard_first: 0,
+            committed: 0,
             last: None,
             rows: 0,
             bytes: 0,
             opened: Instant::now(),
             last_data: Instant::now(),
-            ticker: Some(ticker),
-            credits,
+            ticker: None,
+            credits: Arc::new(Semaphore::new(CREDITS)),
             inflight: VecDeque::new(),
             last_outcome: None,
             seq: 0,
             fenced: false,
-            expect_first: Some(start),
-            cut_at: args.cut_at.filter(|&c| c > start),
+            expect_first: None,
+            cut_at: None,
             args,
         })
     }
@@ -169,14 +131,14 @@ impl Actor for PartitionActor {
     async fn post_stop(
         &self,
         myself: ActorRef<PartitionMsg>,
-        st: &mut PartitionState,
+        state: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
         // Only stops feeding; never commits here (see the module docs).
-        if let Some(t) = st.ticker.take() {
+        if let Some(t) = state.ticker.take() {
             t.abort();
         }
-        let ctx = st.args.ctx.clone();
-        let p = st.args.partition;
+        let ctx = state.args.ctx.clone();
+        let p = state.args.partition;
         let me = myself.get_id();
         tokio::task::spawn_blocking(move || ctx.consumer.revoke(p, me));
         Ok(())
@@ -186,70 +148,136 @@ impl Actor for PartitionActor {
         &self,
         myself: ActorRef<PartitionMsg>,
         msg: PartitionMsg,
-        st: &mut PartitionState,
+        state: &mut PartitionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
+            PartitionMsg::Start => {
+                start(&myself, state).await.map_err(|e| StartFailed {
+                    partition: state.args.partition,
+                    reason: e.to_string(),
+                })?;
+            }
             PartitionMsg::Batch(batch, credit) => {
-                on_batch(st, &batch);
+                on_batch(state, &batch);
                 drop(credit);
-                let s = &st.args.ctx.settings;
+                let settings = &state.args.ctx.settings;
                 // Once only: lines produced after the target go by the usual limits.
-                let at_cut = st
+                let at_cut = state
                     .cut_at
-                    .is_some_and(|c| st.last.is_some_and(|l| l + 1 >= c));
+                    .is_some_and(|cut| state.last.is_some_and(|last| last + 1 >= cut));
                 if at_cut {
-                    st.cut_at = None;
+                    state.cut_at = None;
                 }
-                if st.rows >= s.shard_max_rows || st.bytes >= s.shard_max_bytes || at_cut {
-                    flush(&myself, st).await?;
+                if state.rows >= settings.shard_max_rows
+                    || state.bytes >= settings.shard_max_bytes
+                    || at_cut
+                {
+                    flush(&myself, state).await?;
                 }
             }
             PartitionMsg::Tick => {
-                st.args.ctx.metrics.backlog(
-                    st.args.partition,
-                    CREDITS - st.credits.available_permits(),
-                    st.inflight.len(),
+                state.args.ctx.metrics.backlog(
+                    state.args.partition,
+                    CREDITS - state.credits.available_permits(),
+                    state.inflight.len(),
                 );
-                let s = &st.args.ctx.settings;
+                let settings = &state.args.ctx.settings;
                 // Idle means nothing arrived *and* nothing waits in the mailbox (all credits free);
                 // time spent waiting for our own commit is not idleness.
-                let idle = st.last_data.elapsed() >= s.shard_idle()
-                    && st.credits.available_permits() == CREDITS;
-                if st.rows > 0 && (st.opened.elapsed() >= s.shard_max_age() || idle) {
-                    flush(&myself, st).await?;
+                let idle = state.last_data.elapsed() >= settings.shard_idle()
+                    && state.credits.available_permits() == CREDITS;
+                if state.rows > 0 && (state.opened.elapsed() >= settings.shard_max_age() || idle) {
+                    flush(&myself, state).await?;
                 }
             }
             PartitionMsg::Settle(seq) => {
                 // Commits finish in order; this one and every older one still here.
-                while st.inflight.front().is_some_and(|f| f.seq <= seq) {
-                    settle_oldest(&myself, st).await?;
+                while state
+                    .inflight
+                    .front()
+                    .is_some_and(|commit| commit.seq <= seq)
+                {
+                    settle_oldest(&myself, state).await?;
                 }
             }
             PartitionMsg::Drain(reply) => {
-                flush(&myself, st).await?;
-                while !st.inflight.is_empty() {
-                    settle_oldest(&myself, st).await?;
+                flush(&myself, state).await?;
+                while !state.inflight.is_empty() {
+                    settle_oldest(&myself, state).await?;
                 }
-                let _ = reply.send(st.committed);
+                let _ = reply.send(state.committed);
             }
         }
         Ok(())
     }
 }
 
-fn on_batch(st: &mut PartitionState, batch: &MessageBatch) {
-    st.last_data = Instant::now();
+/// Recovers the partition and starts consuming it where etcd says it resumes. Nothing is
+/// consumed before recovery has finished: the consumer is given the partition last.
+async fn start(
+    myself: &ActorRef<PartitionMsg>,
+    state: &mut PartitionState,
+) -> Result<(), ActorProcessingErr> {
+    let ctx = state.args.ctx.clone();
+    let p = state.args.partition;
+    // Exclusive: commits a failed incarnation left running finish before recovery looks.
+    // Bounded: if they take longer (storage down), fail and let the supervisor retry with
+    // backoff.
+    let settled = tokio::time::timeout(GATE_WAIT, ctx.commit_gate(p).write_owned())
+        .await
+        .map_err(|_| {
+            format!("partition {p}: commits of a previous pipeline are still running; retrying")
+        })?;
+    let checkpoints = &mut state.checkpoints;
+    recover_partition(ctx.storage.clone(), checkpoints, &ctx.settings.topic, p).await?;
+    let start = match checkpoints.state(p).await?.next_offset {
+        Some(offset) => offset,
+        None => {
+            let low = ctx.low_watermark(p).await?;
+            checkpoints
+                .init_next_offset(p, state.args.epoch, low)
+                .await?
+        }
+    };
+    drop(settled);
+    state.shard_first = start;
+    state.committed = start;
+    state.expect_first = Some(start);
+    state.cut_at = state.args.cut_at.filter(|&cut| cut > start);
+    state.opened = Instant::now();
+    state.last_data = Instant::now();
+    ctx.consumer.assign(
+        p,
+        start,
+        PartitionSink {
+            actor: myself.clone(),
+            credits: state.credits.clone(),
+        },
+    )?;
+    state.ticker = Some(myself.send_interval(Duration::from_millis(200), || PartitionMsg::Tick));
+    tracing::info!(
+        partition = p,
+        epoch = state.args.epoch,
+        start,
+        "partition pipeline started"
+    );
+    ctx.metrics.partition_started(p, start);
+    Ok(())
+}
+
+fn on_batch(state: &mut PartitionState, batch: &MessageBatch) {
+    state.last_data = Instant::now();
     for (offset, line) in batch.iter() {
         // The consumer never sends an offset twice, but a restart may overlap: the committed
         // next offset is the authority.
-        if offset < st.shard_first || st.last.is_some_and(|l| offset <= l) {
+        if offset < state.shard_first || state.last.is_some_and(|l| offset <= l) {
             continue;
         }
-        if let Some(expected) = st.expect_first.take() {
+        if let Some(expected) = state.expect_first.take() {
             if offset != expected {
                 // Kafka no longer has them (retention), or they are transaction markers.
                 tracing::warn!(
-                    partition = st.args.partition,
+                    partition = state.args.partition,
                     expected,
                     first = offset,
                     missing = offset - expected,
@@ -257,82 +285,87 @@ fn on_batch(st: &mut PartitionState, batch: &MessageBatch) {
                 );
             }
         }
-        if st.rows == 0 {
-            st.opened = Instant::now();
+        if state.rows == 0 {
+            state.opened = Instant::now();
         }
-        st.parser.push(line, offset, &mut st.partial);
-        st.last = Some(offset);
-        st.rows += 1;
-        st.bytes += line.len() as u64 + 1;
+        state.parser.push(line, offset, &mut state.partial);
+        state.last = Some(offset);
+        state.rows += 1;
+        state.bytes += line.len() as u64 + 1;
     }
-    st.args
-        .ctx
-        .metrics
-        .consumed(st.args.partition, batch.len() as u64, batch.bytes() as u64);
+    state.args.ctx.metrics.consumed(
+        state.args.partition,
+        batch.len() as u64,
+        batch.bytes() as u64,
+    );
 }
 
 /// Cuts the open shard and starts its commit, once fewer than [`MAX_INFLIGHT`] are running.
 async fn flush(
     myself: &ActorRef<PartitionMsg>,
-    st: &mut PartitionState,
+    state: &mut PartitionState,
 ) -> Result<(), ActorProcessingErr> {
-    let Some(last) = st.last else { return Ok(()) };
-    while st.inflight.len() >= MAX_INFLIGHT {
-        settle_oldest(myself, st).await?;
+    let Some(last) = state.last else {
+        return Ok(());
+    };
+    while state.inflight.len() >= MAX_INFLIGHT {
+        settle_oldest(myself, state).await?;
     }
-    if st.fenced || myself.get_status() != ractor::ActorStatus::Running {
+    if state.fenced || myself.get_status() != ractor::ActorStatus::Running {
         return Ok(());
     }
-    let ctx = st.args.ctx.clone();
-    let p = st.args.partition;
-    let parsed = st.parser.finish()?;
-    let partial = std::mem::replace(&mut st.partial, Partial::new(&ctx.analytics));
+    let ctx = state.args.ctx.clone();
+    let p = state.args.partition;
+    let parsed = state.parser.finish()?;
+    let partial = std::mem::replace(&mut state.partial, Partial::new(&ctx.analytics));
     let rejects = partial.reject_counts();
     let shard = ShardToCommit {
         source: ctx.settings.topic.clone(),
         partition: p,
-        epoch: st.args.epoch,
+        epoch: state.args.epoch,
         worker: ctx.worker_id.clone(),
-        first: st.shard_first,
+        first: state.shard_first,
         last,
         parsed,
         partial,
     };
     // The next shard starts right after this one; if this commit fails, the actor stops or
     // restarts from etcd before anything after it can commit.
-    st.shard_first = last + 1;
-    st.last = None;
-    st.rows = 0;
-    st.bytes = 0;
-    let mut cp = st.cp.clone();
+    state.shard_first = last + 1;
+    state.last = None;
+    state.rows = 0;
+    state.bytes = 0;
+    let mut checkpoints = state.checkpoints.clone();
     // Shared: commits of this incarnation run side by side; only recovery is exclusive.
     let gate = ctx.commit_gate(p).read_owned().await;
-    let previous = st.last_outcome.take();
+    let previous = state.last_outcome.take();
     let (outcome_tx, outcome_rx) = oneshot::channel();
-    st.last_outcome = Some(outcome_rx);
+    state.last_outcome = Some(outcome_rx);
     let me = myself.clone();
-    st.seq += 1;
-    let seq = st.seq;
+    state.seq += 1;
+    let seq = state.seq;
     let task = tokio::spawn(async move {
         let staged = stage_shard(ctx.storage.clone(), &ctx.parquet, shard).await;
         let previous_ok = match previous {
             Some(rx) => rx.await.unwrap_or(false),
             None => true,
         };
-        let r = match staged {
-            Ok(staged) if previous_ok => commit_staged(ctx.storage.clone(), &mut cp, staged).await,
+        let outcome = match staged {
+            Ok(staged) if previous_ok => {
+                commit_staged(ctx.storage.clone(), &mut checkpoints, staged).await
+            }
             Ok(staged) => {
                 delete_staged(ctx.storage.clone(), &staged.manifest).await;
                 Ok(Committed::Skipped)
             }
             Err(e) => Err(e),
         };
-        let _ = outcome_tx.send(matches!(r, Ok(Committed::Done(_))));
+        let _ = outcome_tx.send(matches!(outcome, Ok(Committed::Done(_))));
         drop(gate);
         let _ = me.cast(PartitionMsg::Settle(seq));
-        r
+        outcome
     });
-    st.inflight.push_back(Inflight {
+    state.inflight.push_back(Inflight {
         seq,
         task,
         started: Instant::now(),
@@ -344,33 +377,33 @@ async fn flush(
 /// Waits for the oldest commit in flight and acts on its outcome.
 async fn settle_oldest(
     myself: &ActorRef<PartitionMsg>,
-    st: &mut PartitionState,
+    state: &mut PartitionState,
 ) -> Result<(), ActorProcessingErr> {
-    let Some(f) = st.inflight.pop_front() else {
+    let Some(oldest) = state.inflight.pop_front() else {
         return Ok(());
     };
-    let result = f
+    let result = oldest
         .task
         .await
         .map_err(|e| format!("commit task failed: {e}"))?;
-    st.last_data = Instant::now();
-    let ctx = st.args.ctx.clone();
-    let p = st.args.partition;
+    state.last_data = Instant::now();
+    let ctx = state.args.ctx.clone();
+    let p = state.args.partition;
     match result? {
-        Committed::Done(m) => {
-            st.committed = m.next_offset();
+        Committed::Done(manifest) => {
+            state.committed = manifest.next_offset();
             tracing::debug!(
                 partition = p,
-                first = m.first,
-                last = m.last,
-                records = m.records,
+                first = manifest.first,
+                last = manifest.last,
+                records = manifest.records,
                 "shard committed"
             );
             ctx.metrics
-                .committed(p, &m, &f.rejects, f.started.elapsed());
-            let _ = st.args.supervisor.cast(SupervisorMsg::Committed {
+                .committed(p, &manifest, &oldest.rejects, oldest.started.elapsed());
+            let _ = state.args.supervisor.cast(SupervisorMsg::Committed {
                 partition: p,
-                manifest: m,
+                manifest,
             });
             Ok(())
         }
@@ -378,15 +411,15 @@ async fn settle_oldest(
             ctx.metrics.written(p);
             tracing::warn!(
                 partition = p,
-                epoch = st.args.epoch,
+                epoch = state.args.epoch,
                 ?current_epoch,
                 "fenced: another owner holds the partition"
             );
-            let _ = st.args.supervisor.cast(SupervisorMsg::Lost {
+            let _ = state.args.supervisor.cast(SupervisorMsg::Lost {
                 partition: p,
-                epoch: st.args.epoch,
+                epoch: state.args.epoch,
             });
-            st.fenced = true;
+            state.fenced = true;
             myself.stop(Some("fenced".into()));
             Ok(())
         }

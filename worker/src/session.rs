@@ -15,7 +15,9 @@
 
 use crate::context::WorkerContext;
 use crate::error::{Result, WorkerError};
-use crate::supervisor::{SupervisorArgs, SupervisorMsg, WorkerEvent, WorkerSupervisor};
+use crate::messages::{SupervisorMsg, WorkerEvent};
+use crate::metrics_server::serve_metrics;
+use crate::supervisor::{SupervisorArgs, WorkerSupervisor};
 use ractor::{Actor, ActorRef};
 use sawmill_common::process::shutdown_signal;
 use sawmill_core::settings::PipelineSettings;
@@ -69,7 +71,7 @@ pub struct JoinOptions {
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a heartbeat waits for the supervisor's owned list before using its own record
-/// (the supervisor is busy while it commits a released partition's shard).
+/// (the supervisor answers at once unless it is starting a partition).
 const OWNED_TIMEOUT_MS: u64 = 200;
 
 fn endpoint(coordinator: &str) -> Result<Channel> {
@@ -99,14 +101,8 @@ fn unreachable(s: &tonic::Status) -> bool {
     )
 }
 
-/// Records consumed so far, summed from the worker's own Prometheus counter.
-pub fn records_consumed(metrics_text: &str) -> u64 {
-    metrics_text
-        .lines()
-        .filter(|l| l.starts_with("sawmill_worker_records_consumed_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
-}
+/// What a release reports back: the partition and its committed next offset.
+type Released = (i32, Option<i64>);
 
 struct Session {
     opts: JoinOptions,
@@ -118,10 +114,46 @@ struct Session {
     committed: BTreeMap<i32, i64>,
     releasing: BTreeSet<i32>,
     ctx: Option<Arc<WorkerContext>>,
-    sup: Option<ActorRef<SupervisorMsg>>,
+    supervisor: Option<ActorRef<SupervisorMsg>>,
+    /// Where each release task reports when its partition is released.
+    release_tx: mpsc::UnboundedSender<Released>,
+    next_beat: tokio::time::Instant,
+    /// The wait before the next heartbeat while the coordinator is unreachable.
+    backoff: Duration,
+    down_since: Option<Instant>,
+    /// Releasing everything before leaving (shutdown, or a refused rejoin).
+    release_all: Option<tokio::task::JoinHandle<BTreeMap<i32, i64>>>,
+    /// What `run` returns once the session is over.
+    outcome: Result<()>,
 }
 
 impl Session {
+    fn new(
+        opts: JoinOptions,
+        client: CoordinatorClient<Channel>,
+    ) -> (Self, mpsc::UnboundedReceiver<Released>) {
+        let (release_tx, released) = mpsc::unbounded_channel();
+        let interval = Duration::from_millis(500);
+        let session = Session {
+            opts,
+            client,
+            generation: 0,
+            interval,
+            owned: BTreeMap::new(),
+            committed: BTreeMap::new(),
+            releasing: BTreeSet::new(),
+            ctx: None,
+            supervisor: None,
+            release_tx,
+            next_beat: tokio::time::Instant::now(),
+            backoff: interval,
+            down_since: None,
+            release_all: None,
+            outcome: Ok(()),
+        };
+        (session, released)
+    }
+
     fn owned_list(&self) -> Vec<OwnedPartition> {
         self.owned
             .iter()
@@ -134,23 +166,64 @@ impl Session {
     }
 
     async fn join(&mut self) -> std::result::Result<JoinResponse, tonic::Status> {
-        let req = JoinRequest {
+        let request = JoinRequest {
             worker_id: self.opts.worker_id.clone(),
             version: self.opts.version.clone(),
             metrics_address: self.opts.metrics_listen.clone().unwrap_or_default(),
             owned: self.owned_list(),
         };
-        let resp = self.client.join(req).await?.into_inner();
-        self.generation = resp.generation;
-        self.interval = Duration::from_millis(u64::from(resp.heartbeat_interval_ms.max(50)));
-        Ok(resp)
+        let response = self.client.join(request).await?.into_inner();
+        self.generation = response.generation;
+        self.interval = Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(50)));
+        Ok(response)
+    }
+
+    /// The first Join: waits for the coordinator, fails on a refusal; `None` if stopped first.
+    async fn first_join(
+        &mut self,
+        shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
+    ) -> Result<Option<JoinResponse>> {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            tokio::select! {
+                _ = &mut *shutdown => return Ok(None),
+                joined = self.join() => match joined {
+                    Ok(response) => return Ok(Some(response)),
+                    Err(e) if unreachable(&e) => {
+                        tracing::warn!(coordinator = %self.opts.coordinator, error = %e.message(), retry_ms = backoff.as_millis() as u64, "coordinator unreachable; retrying");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                    Err(e) => {
+                        return Err(WorkerError::Config(format!(
+                            "the coordinator at {} refused this worker: {}",
+                            self.opts.coordinator,
+                            e.message()
+                        )))
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pipeline settings from the Join answer, with this worker's overrides.
+    fn settings(&self, joined: &JoinResponse) -> Result<PipelineSettings> {
+        let mut settings: PipelineSettings = serde_json::from_str(&joined.settings_json).map_err(|e| {
+            WorkerError::Config(format!(
+                "the coordinator sent settings this worker cannot read ({e}): run the same Sawmill release"
+            ))
+        })?;
+        self.opts.overrides.apply(&mut settings);
+        Ok(settings)
     }
 
     /// Refreshes `owned` from the supervisor if it answers promptly.
     async fn refresh_owned(&mut self) {
-        let Some(sup) = &self.sup else { return };
-        if let Ok(map) = ractor::call_t!(sup, SupervisorMsg::Owned, OWNED_TIMEOUT_MS) {
-            self.owned = map;
+        let Some(supervisor) = &self.supervisor else {
+            return;
+        };
+        if let Ok(owned) = ractor::call_t!(supervisor, SupervisorMsg::Owned, OWNED_TIMEOUT_MS) {
+            self.owned = owned;
         }
     }
 
@@ -158,70 +231,172 @@ impl Session {
         let records = self
             .ctx
             .as_ref()
-            .map(|c| records_consumed(&c.metrics.render()))
+            .map(|ctx| ctx.metrics.records_consumed())
             .unwrap_or(0);
-        let req = HeartbeatRequest {
+        let request = HeartbeatRequest {
             worker_id: self.opts.worker_id.clone(),
             generation: self.generation,
             owned: self.owned_list(),
             records_consumed: records,
         };
-        Ok(self.client.heartbeat(req).await?.into_inner())
+        Ok(self.client.heartbeat(request).await?.into_inner())
     }
 
-    fn apply(
-        &mut self,
-        resp: HeartbeatResponse,
-        release_tx: &mpsc::UnboundedSender<(i32, Option<i64>)>,
-    ) {
-        let Some(sup) = self.sup.clone() else { return };
-        for a in resp.assign {
-            if self.owned.get(&a.partition) == Some(&a.epoch)
-                || self.releasing.contains(&a.partition)
-            {
-                continue;
+    /// Time for a heartbeat: send it and act on the answer.
+    async fn on_heartbeat_tick(&mut self) {
+        self.refresh_owned().await;
+        match self.heartbeat().await {
+            Ok(response) => {
+                if let Some(since) = self.down_since.take() {
+                    tracing::info!(
+                        down_ms = since.elapsed().as_millis() as u64,
+                        "coordinator reachable again"
+                    );
+                }
+                self.backoff = self.interval;
+                if self.release_all.is_none() {
+                    self.apply(response);
+                }
             }
-            tracing::info!(
-                partition = a.partition,
-                epoch = a.epoch,
-                "assigned by the coordinator"
-            );
-            if sup
-                .cast(SupervisorMsg::Own {
-                    partition: a.partition,
-                    epoch: a.epoch,
-                    cut_at: None,
-                })
-                .is_ok()
-            {
-                self.owned.insert(a.partition, a.epoch);
+            Err(e) if matches!(e.code(), Code::NotFound | Code::FailedPrecondition) => {
+                self.rejoin(&e).await
+            }
+            Err(e) => {
+                if self.down_since.is_none() {
+                    tracing::warn!(coordinator = %self.opts.coordinator, error = %e.message(), "coordinator unreachable: still processing owned partitions, retrying");
+                    self.down_since = Some(Instant::now());
+                }
+                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+                self.next_beat = tokio::time::Instant::now() + self.backoff;
+                return;
             }
         }
-        for p in resp.release {
-            if !self.releasing.insert(p) {
+        self.next_beat = tokio::time::Instant::now() + self.interval;
+    }
+
+    /// The coordinator no longer knows this session (declared dead, restarted, stale
+    /// generation): join again with the partitions still running here.
+    async fn rejoin(&mut self, reason: &tonic::Status) {
+        tracing::info!(reason = %reason.message(), owned = self.owned.len(), "rejoining the coordinator");
+        match self.join().await {
+            Ok(_) => tracing::info!(generation = self.generation, "rejoined"),
+            Err(e) if unreachable(&e) => {}
+            Err(e) => {
+                tracing::error!(error = %e.message(), "the coordinator refused the rejoin: releasing everything and exiting");
+                self.outcome = Err(WorkerError::Config(format!(
+                    "the coordinator refused this worker: {}",
+                    e.message()
+                )));
+                self.release_everything();
+            }
+        }
+    }
+
+    /// Starts what the coordinator assigns and releases what it takes back.
+    fn apply(&mut self, response: HeartbeatResponse) {
+        let Some(supervisor) = self.supervisor.clone() else {
+            return;
+        };
+        for assigned in response.assign {
+            let (partition, epoch) = (assigned.partition, assigned.epoch);
+            if self.owned.get(&partition) == Some(&epoch) || self.releasing.contains(&partition) {
+                continue;
+            }
+            tracing::info!(partition, epoch, "assigned by the coordinator");
+            let own = SupervisorMsg::Own {
+                partition,
+                epoch,
+                cut_at: None,
+            };
+            if supervisor.cast(own).is_ok() {
+                self.owned.insert(partition, epoch);
+            }
+        }
+        for partition in response.release {
+            if !self.releasing.insert(partition) {
                 continue;
             }
             tracing::info!(
-                partition = p,
+                partition,
                 "releasing at the coordinator's request: committing the open shard"
             );
-            let (sup, tx) = (sup.clone(), release_tx.clone());
+            let (supervisor, tx) = (supervisor.clone(), self.release_tx.clone());
             tokio::spawn(async move {
-                let next = match sup
+                let next = match supervisor
                     .call(
-                        |reply| SupervisorMsg::Release {
-                            partition: p,
-                            reply,
-                        },
+                        |reply| SupervisorMsg::Release { partition, reply },
                         Some(Duration::from_secs(120)),
                     )
                     .await
                 {
-                    Ok(ractor::rpc::CallResult::Success(n)) => n,
+                    Ok(ractor::rpc::CallResult::Success(next)) => next,
                     _ => None,
                 };
-                let _ = tx.send((p, next));
+                let _ = tx.send((partition, next));
             });
+        }
+    }
+
+    fn on_event(&mut self, event: WorkerEvent) {
+        match event {
+            WorkerEvent::Committed(manifest) => {
+                self.committed
+                    .insert(manifest.partition, manifest.next_offset());
+            }
+            WorkerEvent::Lost { partition, epoch } => {
+                tracing::warn!(partition, epoch, "lost partition to a newer owner");
+                if self.owned.get(&partition) == Some(&epoch) {
+                    self.owned.remove(&partition);
+                }
+            }
+        }
+    }
+
+    fn on_released(&mut self, (partition, next): Released) {
+        self.releasing.remove(&partition);
+        self.owned.remove(&partition);
+        if let Some(next) = next {
+            self.committed.insert(partition, next);
+        }
+        tracing::info!(partition, committed = ?next, "released");
+    }
+
+    /// Releases every partition (their open shards commit) in a task; `leave` follows.
+    fn release_everything(&mut self) {
+        if self.release_all.is_some() {
+            return;
+        }
+        let Some(supervisor) = self.supervisor.clone() else {
+            return;
+        };
+        self.release_all = Some(tokio::spawn(async move {
+            ractor::call_t!(supervisor, SupervisorMsg::ReleaseAll, 300_000).unwrap_or_default()
+        }));
+    }
+
+    /// Everything is released: tell the coordinator where each partition was committed.
+    async fn leave(&mut self, offsets: BTreeMap<i32, i64>) {
+        self.committed.extend(offsets.iter().map(|(p, n)| (*p, *n)));
+        let released: Vec<OwnedPartition> = offsets
+            .iter()
+            .map(|(&partition, &committed_offset)| OwnedPartition {
+                partition,
+                epoch: self.owned.get(&partition).copied().unwrap_or(0),
+                committed_offset,
+            })
+            .collect();
+        self.owned.clear();
+        let leave = LeaveRequest {
+            worker_id: self.opts.worker_id.clone(),
+            generation: self.generation,
+            released,
+        };
+        match tokio::time::timeout(Duration::from_secs(5), self.client.leave(leave)).await {
+            Ok(Ok(_)) => tracing::info!(committed = ?offsets, "left the coordinator"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e.message(), "leave not acknowledged; the session will time out")
+            }
+            Err(_) => tracing::warn!("leave timed out; the session will time out"),
         }
     }
 }
@@ -229,212 +404,64 @@ impl Session {
 /// Joins the coordinator and works until SIGINT/SIGTERM.
 pub async fn run(opts: JoinOptions) -> Result<()> {
     let client = CoordinatorClient::new(endpoint(&opts.coordinator)?);
-    let mut s = Session {
-        opts,
-        client,
-        generation: 0,
-        interval: Duration::from_millis(500),
-        owned: BTreeMap::new(),
-        committed: BTreeMap::new(),
-        releasing: BTreeSet::new(),
-        ctx: None,
-        sup: None,
-    };
+    let (mut session, mut released) = Session::new(opts, client);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
-
-    // First Join: wait for the coordinator, fail on a refusal.
-    let mut backoff = Duration::from_millis(250);
-    let joined = loop {
-        tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            r = s.join() => match r {
-                Ok(j) => break j,
-                Err(e) if unreachable(&e) => {
-                    tracing::warn!(coordinator = %s.opts.coordinator, error = %e.message(), retry_ms = backoff.as_millis() as u64, "coordinator unreachable; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_BACKOFF);
-                }
-                Err(e) => {
-                    return Err(WorkerError::Config(format!(
-                        "the coordinator at {} refused this worker: {}",
-                        s.opts.coordinator,
-                        e.message()
-                    )))
-                }
-            }
-        }
+    let Some(joined) = session.first_join(&mut shutdown).await? else {
+        return Ok(());
     };
-    let mut settings: PipelineSettings = serde_json::from_str(&joined.settings_json).map_err(|e| {
-        WorkerError::Config(format!(
-            "the coordinator sent settings this worker cannot read ({e}): run the same Sawmill release"
-        ))
-    })?;
-    s.opts.overrides.apply(&mut settings);
-    tracing::info!(worker = %s.opts.worker_id, generation = s.generation, topic = %settings.topic, output = %settings.output, "joined the coordinator");
-    let ctx = WorkerContext::connect(s.opts.worker_id.clone(), settings).await?;
-    let metrics_server = match &s.opts.metrics_listen {
+    let settings = session.settings(&joined)?;
+    tracing::info!(worker = %session.opts.worker_id, generation = session.generation, topic = %settings.topic, output = %settings.output, "joined the coordinator");
+    let ctx = WorkerContext::connect(session.opts.worker_id.clone(), settings).await?;
+    let metrics_server = match &session.opts.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, ctx.clone()).await?),
         None => None,
     };
-    let (ev_tx, mut events) = mpsc::unbounded_channel();
-    let (sup, sup_handle) = Actor::spawn(
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let (supervisor, supervisor_handle) = Actor::spawn(
         None,
         WorkerSupervisor,
         SupervisorArgs {
             ctx: ctx.clone(),
-            events: ev_tx,
+            events: events_tx,
         },
     )
     .await
     .map_err(|e| WorkerError::Actor(e.to_string()))?;
-    s.ctx = Some(ctx.clone());
-    s.sup = Some(sup.clone());
+    session.ctx = Some(ctx.clone());
+    session.supervisor = Some(supervisor.clone());
+    session.backoff = session.interval;
 
-    let (release_tx, mut released) = mpsc::unbounded_channel::<(i32, Option<i64>)>();
-    let mut next_beat = tokio::time::Instant::now();
-    let mut backoff = s.interval;
-    let mut down_since: Option<Instant> = None;
-    let mut release_all: Option<tokio::task::JoinHandle<BTreeMap<i32, i64>>> = None;
-    let mut result = Ok(());
     loop {
         tokio::select! {
-            _ = tokio::time::sleep_until(next_beat) => {
-                s.refresh_owned().await;
-                match s.heartbeat().await {
-                    Ok(resp) => {
-                        if let Some(t) = down_since.take() {
-                            tracing::info!(down_ms = t.elapsed().as_millis() as u64, "coordinator reachable again");
-                        }
-                        backoff = s.interval;
-                        if release_all.is_none() {
-                            s.apply(resp, &release_tx);
-                        }
-                    }
-                    Err(e) if matches!(e.code(), Code::NotFound | Code::FailedPrecondition) => {
-                        tracing::info!(reason = %e.message(), owned = s.owned.len(), "rejoining the coordinator");
-                        match s.join().await {
-                            Ok(_) => tracing::info!(generation = s.generation, "rejoined"),
-                            Err(e) if unreachable(&e) => {}
-                            Err(e) => {
-                                tracing::error!(error = %e.message(), "the coordinator refused the rejoin: releasing everything and exiting");
-                                result = Err(WorkerError::Config(format!("the coordinator refused this worker: {}", e.message())));
-                                if release_all.is_none() {
-                                    release_all = Some(spawn_release_all(sup.clone()));
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        if down_since.is_none() {
-                            tracing::warn!(coordinator = %s.opts.coordinator, error = %e.message(), "coordinator unreachable: still processing owned partitions, retrying");
-                            down_since = Some(Instant::now());
-                        }
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                        next_beat = tokio::time::Instant::now() + backoff;
-                        continue;
-                    }
-                }
-                next_beat = tokio::time::Instant::now() + s.interval;
-            }
-            ev = events.recv() => match ev {
-                Some(WorkerEvent::Committed(m)) => {
-                    s.committed.insert(m.partition, m.next_offset());
-                }
-                Some(WorkerEvent::Lost { partition, epoch }) => {
-                    tracing::warn!(partition, epoch, "lost partition to a newer owner");
-                    if s.owned.get(&partition) == Some(&epoch) {
-                        s.owned.remove(&partition);
-                    }
-                }
+            _ = tokio::time::sleep_until(session.next_beat) => session.on_heartbeat_tick().await,
+            event = events.recv() => match event {
+                Some(event) => session.on_event(event),
                 None => break,
             },
-            Some((p, next)) = released.recv() => {
-                s.releasing.remove(&p);
-                s.owned.remove(&p);
-                if let Some(n) = next {
-                    s.committed.insert(p, n);
-                }
-                tracing::info!(partition = p, committed = ?next, "released");
-            }
-            _ = &mut shutdown, if release_all.is_none() => {
+            Some(release) = released.recv() => session.on_released(release),
+            _ = &mut shutdown, if session.release_all.is_none() => {
                 tracing::info!("shutting down: committing open shards, then leaving");
-                release_all = Some(spawn_release_all(sup.clone()));
+                session.release_everything();
             }
-            r = async { release_all.as_mut().expect("guarded").await }, if release_all.is_some() => {
-                let offsets = r.unwrap_or_default();
-                s.committed.extend(offsets.iter().map(|(p, n)| (*p, *n)));
-                let released: Vec<OwnedPartition> = offsets
-                    .iter()
-                    .map(|(&partition, &n)| OwnedPartition { partition, epoch: s.owned.get(&partition).copied().unwrap_or(0), committed_offset: n })
-                    .collect();
-                s.owned.clear();
-                let leave = LeaveRequest { worker_id: s.opts.worker_id.clone(), generation: s.generation, released };
-                match tokio::time::timeout(Duration::from_secs(5), s.client.leave(leave)).await {
-                    Ok(Ok(_)) => tracing::info!(committed = ?offsets, "left the coordinator"),
-                    Ok(Err(e)) => tracing::warn!(error = %e.message(), "leave not acknowledged; the session will time out"),
-                    Err(_) => tracing::warn!("leave timed out; the session will time out"),
-                }
+            offsets = async { session.release_all.as_mut().expect("guarded").await }, if session.release_all.is_some() => {
+                session.leave(offsets.unwrap_or_default()).await;
                 break;
             }
         }
     }
     ctx.consumer.stop();
-    sup.stop(None);
-    let _ = sup_handle.await;
-    if let Some(m) = metrics_server {
-        m.abort();
+    supervisor.stop(None);
+    let _ = supervisor_handle.await;
+    if let Some(server) = metrics_server {
+        server.abort();
     }
-    result
-}
-
-fn spawn_release_all(sup: ActorRef<SupervisorMsg>) -> tokio::task::JoinHandle<BTreeMap<i32, i64>> {
-    tokio::spawn(async move {
-        ractor::call_t!(sup, SupervisorMsg::ReleaseAll, 300_000).unwrap_or_default()
-    })
-}
-
-/// Serves `GET /metrics` (Prometheus text) and `GET /healthz` on `addr`.
-pub(crate) async fn serve_metrics(
-    addr: &str,
-    ctx: Arc<WorkerContext>,
-) -> Result<tokio::task::JoinHandle<()>> {
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        WorkerError::Config(format!(
-            "cannot listen on {addr} for /metrics: {e} (pick another --metrics-listen)"
-        ))
-    })?;
-    let bound = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    tracing::info!(addr = %bound, "serving /metrics");
-    let app = axum::Router::new()
-        .route(
-            "/metrics",
-            get(move || {
-                let ctx = ctx.clone();
-                async move { ctx.metrics.render() }
-            }),
-        )
-        .route("/healthz", get(|| async { "ok\n" }));
-    Ok(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "metrics server stopped");
-        }
-    }))
+    session.outcome
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn consumed_records_are_summed_over_partitions() {
-        let text = "# HELP x\nsawmill_worker_records_consumed_total{partition=\"0\"} 10\nsawmill_worker_records_consumed_total{partition=\"1\"} 32\nsawmill_worker_bytes_consumed_total{partition=\"1\"} 999\n";
-        assert_eq!(records_consumed(text), 42);
-    }
 
     #[test]
     fn overrides_replace_only_what_is_given() {

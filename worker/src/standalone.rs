@@ -5,7 +5,8 @@
 
 use crate::context::WorkerContext;
 use crate::error::{Result, WorkerError};
-use crate::supervisor::{SupervisorArgs, SupervisorMsg, WorkerEvent, WorkerSupervisor};
+use crate::messages::{SupervisorMsg, WorkerEvent};
+use crate::supervisor::{SupervisorArgs, WorkerSupervisor};
 use ractor::Actor;
 use sawmill_common::process::shutdown_signal;
 use sawmill_core::settings::PipelineSettings;
@@ -36,7 +37,7 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
     let started = Instant::now();
     let ctx = WorkerContext::connect(opts.worker_id.clone(), settings).await?;
     let metrics_server = match &opts.metrics_listen {
-        Some(addr) => Some(crate::session::serve_metrics(addr, ctx.clone()).await?),
+        Some(addr) => Some(crate::metrics_server::serve_metrics(addr, ctx.clone()).await?),
         None => None,
     };
     let all = ctx.partitions().await?;
@@ -58,30 +59,30 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
             targets.insert(p, ctx.watermarks(p).await?.1);
         }
     }
-    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let (sup, handle) = Actor::spawn(
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let (supervisor, supervisor_handle) = Actor::spawn(
         None,
         WorkerSupervisor,
         SupervisorArgs {
             ctx: ctx.clone(),
-            events: tx,
+            events: events_tx,
         },
     )
     .await
     .map_err(|e| WorkerError::Actor(e.to_string()))?;
-    let mut cp = ctx.checkpoints.clone();
+    let mut checkpoints = ctx.checkpoints.clone();
     let mut report = StandaloneReport::default();
     let mut epochs = BTreeMap::new();
     for &p in &partitions {
-        let epoch = cp.bump_epoch(p, &opts.worker_id).await?;
+        let epoch = checkpoints.bump_epoch(p, &opts.worker_id).await?;
         epochs.insert(p, epoch);
         tracing::info!(partition = p, epoch, worker = %opts.worker_id, "took ownership");
-        let _ = sup.cast(SupervisorMsg::Own {
+        let _ = supervisor.cast(SupervisorMsg::Own {
             partition: p,
             epoch,
             cut_at: targets.get(&p).copied(),
         });
-        let next = cp.state(p).await?.next_offset.unwrap_or(0);
+        let next = checkpoints.state(p).await?.next_offset.unwrap_or(0);
         report.next_offsets.insert(p, next);
     }
     let caught_up = |targets: &BTreeMap<i32, i64>, next: &BTreeMap<i32, i64>| -> bool {
@@ -116,25 +117,25 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
                 // An idle partition may already be at its end (nothing to commit): read etcd.
                 if opts.until_caught_up {
                     for (p, n) in report.next_offsets.iter_mut() {
-                        if let Ok(st) = cp.state(*p).await {
-                            *n = st.next_offset.unwrap_or(*n).max(*n);
+                        if let Ok(state) = checkpoints.state(*p).await {
+                            *n = state.next_offset.unwrap_or(*n).max(*n);
                         }
                     }
                 }
             }
         }
     }
-    let released = ractor::call_t!(sup, SupervisorMsg::ReleaseAll, 120_000)
+    let released = ractor::call_t!(supervisor, SupervisorMsg::ReleaseAll, 120_000)
         .map_err(|e| WorkerError::Actor(e.to_string()))?;
     report.next_offsets.extend(released);
     ctx.consumer.stop();
-    sup.stop(None);
-    let _ = handle.await;
-    if let Some(m) = metrics_server {
-        m.abort();
+    supervisor.stop(None);
+    let _ = supervisor_handle.await;
+    if let Some(server) = metrics_server {
+        server.abort();
     }
     // The totals from etcd: a commit that finished after its pipeline had failed sent no event.
-    match committed_by(&mut cp, &epochs).await {
+    match committed_by(&mut checkpoints, &epochs).await {
         Ok((shards, records, rejects)) => {
             report.shards = shards;
             report.records = records;
@@ -150,12 +151,12 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
 
 /// Shards, records and rejects committed at these (partition, epoch) pairs: this run's own.
 async fn committed_by(
-    cp: &mut sawmill_common::etcd::Checkpoints,
+    checkpoints: &mut sawmill_common::etcd::Checkpoints,
     epochs: &BTreeMap<i32, u64>,
 ) -> Result<(u64, u64, u64)> {
     let mut totals = (0, 0, 0);
     for (&p, &epoch) in epochs {
-        for m in cp
+        for m in checkpoints
             .manifests(Some(p))
             .await?
             .iter()

@@ -3,58 +3,18 @@
 //!
 //! ractor's default stops a supervisor when a child exits; here a child's failure only ever
 //! restarts that child, and a fenced child is dropped (another worker owns its partition).
+//!
+//! The supervisor never waits on a partition: a child recovers in its own first message, and
+//! releases drain in tasks (all partitions at once on `ReleaseAll`) that report back.
 
 use crate::context::WorkerContext;
-use crate::partition::{PartitionActor, PartitionArgs, PartitionMsg};
+use crate::messages::{PartitionMsg, StartFailed, SupervisorMsg, WorkerEvent};
+use crate::partition::{PartitionActor, PartitionArgs};
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use sawmill_core::manifest::ShardManifest;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
-
-/// What the worker tells the outside world (the coordinator session, or the standalone runner).
-#[derive(Debug, Clone)]
-pub enum WorkerEvent {
-    Committed(Box<ShardManifest>),
-    /// Fenced: the partition belongs to a newer epoch now.
-    Lost {
-        partition: i32,
-        epoch: u64,
-    },
-}
-
-pub enum SupervisorMsg {
-    /// Process `partition` as its owner at `epoch` (already bumped in etcd by the caller).
-    Own {
-        partition: i32,
-        epoch: u64,
-        /// Commit the open shard as soon as it reaches this offset (exclusive), instead of
-        /// waiting for the idle timeout: a run that stops when caught up knows where the end is.
-        cut_at: Option<i64>,
-    },
-    /// Commit the open shard, stop, and reply with the committed next offset.
-    Release {
-        partition: i32,
-        reply: RpcReplyPort<Option<i64>>,
-    },
-    /// Release everything (graceful shutdown).
-    ReleaseAll(RpcReplyPort<BTreeMap<i32, i64>>),
-    /// The partitions owned now and their epochs.
-    Owned(RpcReplyPort<BTreeMap<i32, u64>>),
-    Committed {
-        partition: i32,
-        manifest: Box<ShardManifest>,
-    },
-    Lost {
-        partition: i32,
-        epoch: u64,
-    },
-    Restart {
-        partition: i32,
-        epoch: u64,
-    },
-}
 
 pub struct SupervisorArgs {
     pub ctx: Arc<WorkerContext>,
@@ -74,6 +34,9 @@ pub struct SupervisorState {
     args: SupervisorArgs,
     owned: BTreeMap<i32, Owned>,
     by_actor: HashMap<ActorId, i32>,
+    /// Partitions being released (their open shard commits) and their epochs: still reported
+    /// as owned until the release replies.
+    draining: BTreeMap<i32, u64>,
 }
 
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -82,47 +45,57 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_millis(200u64.saturating_mul(1 << failures.min(8))).min(Duration::from_secs(30))
 }
 
+/// Commits the partition's open shard and stops its actor; the committed next offset, if the
+/// drain answered.
+async fn drain(actor: ActorRef<PartitionMsg>) -> Option<i64> {
+    let next = ractor::call_t!(actor, PartitionMsg::Drain, DRAIN_TIMEOUT.as_millis() as u64).ok();
+    actor.stop(Some("released".into()));
+    next
+}
+
 impl WorkerSupervisor {
+    /// Spawns the partition's actor. Returns at once: the actor recovers the partition in its
+    /// first message, not in `pre_start` (which the spawn awaits).
     async fn start_partition(
         myself: &ActorRef<SupervisorMsg>,
-        st: &mut SupervisorState,
+        state: &mut SupervisorState,
         partition: i32,
         epoch: u64,
     ) {
         let args = PartitionArgs {
-            ctx: st.args.ctx.clone(),
+            ctx: state.args.ctx.clone(),
             partition,
             epoch,
-            cut_at: st.owned.get(&partition).and_then(|o| o.cut_at),
+            cut_at: state.owned.get(&partition).and_then(|o| o.cut_at),
             supervisor: myself.clone(),
         };
         match Actor::spawn_linked(None, PartitionActor, args, myself.get_cell()).await {
             Ok((actor, _)) => {
-                st.by_actor.insert(actor.get_id(), partition);
-                if let Some(o) = st.owned.get_mut(&partition) {
-                    o.actor = Some(actor);
+                state.by_actor.insert(actor.get_id(), partition);
+                if let Some(owned) = state.owned.get_mut(&partition) {
+                    owned.actor = Some(actor);
                 }
             }
             Err(e) => {
                 tracing::warn!(partition, error = %e, "partition pipeline failed to start");
-                st.args.ctx.metrics.error("partition_start");
-                Self::schedule_restart(myself, st, partition);
+                state.args.ctx.metrics.error("partition_start");
+                Self::schedule_restart(myself, state, partition);
             }
         }
     }
 
     fn schedule_restart(
         myself: &ActorRef<SupervisorMsg>,
-        st: &mut SupervisorState,
+        state: &mut SupervisorState,
         partition: i32,
     ) {
-        let Some(o) = st.owned.get_mut(&partition) else {
+        let Some(owned) = state.owned.get_mut(&partition) else {
             return;
         };
-        o.actor = None;
-        o.failures += 1;
-        let delay = backoff(o.failures);
-        let epoch = o.epoch;
+        owned.actor = None;
+        owned.failures += 1;
+        let delay = backoff(owned.failures);
+        let epoch = owned.epoch;
         tracing::info!(
             partition,
             delay_ms = delay.as_millis() as u64,
@@ -131,11 +104,102 @@ impl WorkerSupervisor {
         myself.send_after(delay, move || SupervisorMsg::Restart { partition, epoch });
     }
 
-    async fn drain(actor: &ActorRef<PartitionMsg>) -> Option<i64> {
-        let next =
-            ractor::call_t!(actor, PartitionMsg::Drain, DRAIN_TIMEOUT.as_millis() as u64).ok();
-        actor.stop(Some("released".into()));
-        next
+    async fn own(
+        myself: &ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+        partition: i32,
+        epoch: u64,
+        cut_at: Option<i64>,
+    ) {
+        if let Some(actor) = state.owned.remove(&partition).and_then(|old| old.actor) {
+            // A newer epoch for a partition we run: the old pipeline is fenced anyway.
+            actor.stop(Some("superseded".into()));
+        }
+        state.owned.insert(
+            partition,
+            Owned {
+                epoch,
+                cut_at,
+                actor: None,
+                failures: 0,
+            },
+        );
+        Self::start_partition(myself, state, partition, epoch).await;
+    }
+
+    /// Drains the partition in a task, so that the supervisor goes on (other drains, starts,
+    /// the owned list) while the shard commits; the task reports back with `Drained`.
+    fn release(
+        myself: &ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+        partition: i32,
+        reply: RpcReplyPort<Option<i64>>,
+    ) {
+        let Some(owned) = state.owned.remove(&partition) else {
+            let _ = reply.send(None);
+            return;
+        };
+        let Some(actor) = owned.actor else {
+            let _ = reply.send(None);
+            return;
+        };
+        let epoch = owned.epoch;
+        state.draining.insert(partition, epoch);
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let next = drain(actor).await;
+            let _ = myself.cast(SupervisorMsg::Drained {
+                partition,
+                epoch,
+                next,
+                reply,
+            });
+        });
+    }
+
+    /// Drains every partition at once, in a task; it reports back with `DrainedAll`.
+    fn release_all(
+        myself: &ActorRef<SupervisorMsg>,
+        state: &mut SupervisorState,
+        reply: RpcReplyPort<BTreeMap<i32, i64>>,
+    ) {
+        let mut drains = tokio::task::JoinSet::new();
+        let mut drained = Vec::new();
+        for (partition, owned) in std::mem::take(&mut state.owned) {
+            if let Some(actor) = owned.actor {
+                state.draining.insert(partition, owned.epoch);
+                drained.push((partition, owned.epoch));
+                drains.spawn(async move { (partition, drain(actor).await) });
+            }
+        }
+        let myself = myself.clone();
+        tokio::spawn(async move {
+            let mut next = BTreeMap::new();
+            while let Some(joined) = drains.join_next().await {
+                if let Ok((partition, Some(offset))) = joined {
+                    next.insert(partition, offset);
+                }
+            }
+            let _ = myself.cast(SupervisorMsg::DrainedAll {
+                drained,
+                next,
+                reply,
+            });
+        });
+    }
+
+    /// A drain is over: the partition is no longer reported as owned (unless owned again).
+    fn drained(state: &mut SupervisorState, partition: i32, epoch: u64) {
+        if state.draining.get(&partition) == Some(&epoch) {
+            state.draining.remove(&partition);
+        }
+    }
+
+    /// The partitions owned and their epochs, those being released included.
+    fn owned(state: &SupervisorState) -> BTreeMap<i32, u64> {
+        let mut owned = state.draining.clone();
+        owned.extend(state.owned.iter().map(|(&p, o)| (p, o.epoch)));
+        owned
     }
 }
 
@@ -153,6 +217,7 @@ impl Actor for WorkerSupervisor {
             args,
             owned: BTreeMap::new(),
             by_actor: HashMap::new(),
+            draining: BTreeMap::new(),
         })
     }
 
@@ -160,75 +225,70 @@ impl Actor for WorkerSupervisor {
         &self,
         myself: ActorRef<SupervisorMsg>,
         msg: SupervisorMsg,
-        st: &mut SupervisorState,
+        state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             SupervisorMsg::Own {
                 partition,
                 epoch,
                 cut_at,
-            } => {
-                if let Some(old) = st.owned.remove(&partition) {
-                    if let Some(a) = old.actor {
-                        // A newer epoch for a partition we run: the old pipeline is fenced anyway.
-                        a.stop(Some("superseded".into()));
-                    }
-                }
-                st.owned.insert(
-                    partition,
-                    Owned {
-                        epoch,
-                        cut_at,
-                        actor: None,
-                        failures: 0,
-                    },
-                );
-                Self::start_partition(&myself, st, partition, epoch).await;
-            }
+            } => Self::own(&myself, state, partition, epoch, cut_at).await,
             SupervisorMsg::Restart { partition, epoch } => {
-                if st
+                if state
                     .owned
                     .get(&partition)
                     .is_some_and(|o| o.epoch == epoch && o.actor.is_none())
                 {
-                    Self::start_partition(&myself, st, partition, epoch).await;
+                    Self::start_partition(&myself, state, partition, epoch).await;
                 }
             }
             SupervisorMsg::Release { partition, reply } => {
-                let next = match st.owned.remove(&partition).and_then(|o| o.actor) {
-                    Some(a) => Self::drain(&a).await,
-                    None => None,
-                };
+                Self::release(&myself, state, partition, reply)
+            }
+            SupervisorMsg::ReleaseAll(reply) => Self::release_all(&myself, state, reply),
+            SupervisorMsg::Drained {
+                partition,
+                epoch,
+                next,
+                reply,
+            } => {
+                Self::drained(state, partition, epoch);
                 let _ = reply.send(next);
             }
-            SupervisorMsg::ReleaseAll(reply) => {
-                let mut out = BTreeMap::new();
-                for (p, o) in std::mem::take(&mut st.owned) {
-                    if let Some(a) = o.actor {
-                        if let Some(n) = Self::drain(&a).await {
-                            out.insert(p, n);
-                        }
-                    }
+            SupervisorMsg::DrainedAll {
+                drained,
+                next,
+                reply,
+            } => {
+                for (partition, epoch) in drained {
+                    Self::drained(state, partition, epoch);
                 }
-                let _ = reply.send(out);
+                let _ = reply.send(next);
             }
             SupervisorMsg::Owned(reply) => {
-                let _ = reply.send(st.owned.iter().map(|(p, o)| (*p, o.epoch)).collect());
+                let _ = reply.send(Self::owned(state));
             }
             SupervisorMsg::Committed {
                 partition,
                 manifest,
             } => {
-                if let Some(o) = st.owned.get_mut(&partition) {
-                    o.failures = 0;
+                if let Some(owned) = state.owned.get_mut(&partition) {
+                    owned.failures = 0;
                 }
-                let _ = st.args.events.send(WorkerEvent::Committed(manifest));
+                let _ = state.args.events.send(WorkerEvent::Committed(manifest));
             }
             SupervisorMsg::Lost { partition, epoch } => {
-                if st.owned.get(&partition).is_some_and(|o| o.epoch == epoch) {
-                    st.owned.remove(&partition);
+                if state
+                    .owned
+                    .get(&partition)
+                    .is_some_and(|o| o.epoch == epoch)
+                {
+                    state.owned.remove(&partition);
                 }
-                let _ = st.args.events.send(WorkerEvent::Lost { partition, epoch });
+                let _ = state
+                    .args
+                    .events
+                    .send(WorkerEvent::Lost { partition, epoch });
             }
         }
         Ok(())
@@ -238,31 +298,40 @@ impl Actor for WorkerSupervisor {
         &self,
         myself: ActorRef<SupervisorMsg>,
         event: SupervisionEvent,
-        st: &mut SupervisorState,
+        state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match event {
             SupervisionEvent::ActorFailed(cell, err) => {
-                if let Some(p) = st.by_actor.remove(&cell.get_id()) {
+                let Some(p) = state.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                let current = state
+                    .owned
+                    .get(&p)
+                    .and_then(|o| o.actor.as_ref())
+                    .is_some_and(|a| a.get_id() == cell.get_id());
+                // Failing in its first message (recovery) is failing to start, as it was when
+                // recovery ran in `pre_start`.
+                if err.downcast_ref::<StartFailed>().is_some() {
+                    tracing::warn!(partition = p, error = %err, "partition pipeline failed to start");
+                    state.args.ctx.metrics.error("partition_start");
+                } else {
                     tracing::warn!(partition = p, error = %err, "partition pipeline failed");
-                    st.args.ctx.metrics.error("partition_failed");
-                    if st
-                        .owned
-                        .get(&p)
-                        .and_then(|o| o.actor.as_ref())
-                        .is_some_and(|a| a.get_id() == cell.get_id())
-                    {
-                        Self::schedule_restart(&myself, st, p);
-                    }
+                    state.args.ctx.metrics.error("partition_failed");
+                }
+                if current {
+                    Self::schedule_restart(&myself, state, p);
                 }
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
-                if let Some(p) = st.by_actor.remove(&cell.get_id()) {
-                    if let Some(o) = st.owned.get_mut(&p) {
-                        if o.actor
+                if let Some(p) = state.by_actor.remove(&cell.get_id()) {
+                    if let Some(owned) = state.owned.get_mut(&p) {
+                        if owned
+                            .actor
                             .as_ref()
                             .is_some_and(|a| a.get_id() == cell.get_id())
                         {
-                            o.actor = None;
+                            owned.actor = None;
                         }
                     }
                 }

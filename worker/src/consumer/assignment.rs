@@ -1,9 +1,9 @@
 //! The consumer thread's assignment bookkeeping: which partitions it feeds, which it has let go
 //! of, and how changes reach librdkafka.
 
-use super::{Assigned, ConsumerCmd, MessageBatch, Waker};
-use crate::kafka::KafkaConsumer;
-use crate::kafka::KafkaContext;
+use super::feed::Assigned;
+use crate::kafka::{KafkaConsumer, KafkaContext};
+use crate::messages::{MessageBatch, PartitionSink, Waker};
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
@@ -15,6 +15,25 @@ use std::time::{Duration, Instant};
 /// How long a revoked partition stays assigned in librdkafka (not polled) before it is removed.
 /// A partition assigned again meanwhile (a restarted actor) is only repositioned.
 const RETIRE_AFTER: Duration = Duration::from_secs(2);
+
+/// A command to the consumer thread.
+pub(super) enum ConsumerCmd {
+    /// Start (or restart) consuming `partition` at `offset` into `sink`.
+    Assign {
+        partition: i32,
+        offset: i64,
+        sink: PartitionSink,
+    },
+    /// Stop consuming `partition` into `actor`'s sink; nothing more is sent to it after `done`
+    /// fires. A revoke from an older incarnation of the partition's actor (its `post_stop` may
+    /// run after the new one assigned) leaves the new assignment alone.
+    Revoke {
+        partition: i32,
+        actor: ractor::ActorId,
+        done: mpsc::Sender<()>,
+    },
+    Stop,
+}
 
 /// Assignment changes for librdkafka.
 #[derive(Default)]
@@ -107,7 +126,7 @@ fn open_queue(
 pub(super) fn apply(
     consumer: &Arc<KafkaConsumer>,
     topic: &str,
-    asg: &mut Assignment,
+    assignment: &mut Assignment,
     changes: &Changes,
     wake: &Waker,
 ) {
@@ -121,7 +140,7 @@ pub(super) fn apply(
         // Split before the fetcher starts: the first fetch of a partition split only after its
         // assignment lands in the main queue (megabytes at once).
         for &p in changes.added.keys() {
-            if let Some(a) = asg.parts.get_mut(&p) {
+            if let Some(a) = assignment.parts.get_mut(&p) {
                 a.queue = open_queue(consumer, topic, p, wake);
             }
         }
@@ -142,7 +161,7 @@ pub(super) fn apply(
         assign(consumer, topic, reset);
     }
     // Re-assigned partitions (a restarted actor) come with a fresh entry and no queue yet.
-    for (&p, a) in asg.parts.iter_mut() {
+    for (&p, a) in assignment.parts.iter_mut() {
         if a.queue.is_none() {
             a.queue = open_queue(consumer, topic, p, wake);
         }
@@ -161,7 +180,7 @@ impl Assignment {
         let mut changes = Changes::default();
         loop {
             let cmd = match rx.try_recv() {
-                Ok(c) => c,
+                Ok(cmd) => cmd,
                 Err(mpsc::TryRecvError::Empty) => break,
                 Err(mpsc::TryRecvError::Disconnected) => return None,
             };

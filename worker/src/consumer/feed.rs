@@ -1,0 +1,139 @@
+//! Feeding one partition: what the consumer thread holds for it, and how its lines become
+//! batches handed to the partition actor as long as credits last.
+
+use crate::kafka::KafkaContext;
+use crate::messages::{Credit, MessageBatch, PartitionMsg, PartitionSink, Waker};
+use rdkafka::consumer::base_consumer::PartitionQueue;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message};
+use std::time::Duration;
+
+/// Messages per batch handed to a partition actor.
+const BATCH_MESSAGES: usize = 4096;
+/// Most messages taken from one partition's queue before the others get their turn.
+const ROUND_MESSAGES: usize = 4 * BATCH_MESSAGES;
+
+/// A partition the consumer thread feeds.
+pub(super) struct Assigned {
+    pub(super) sink: PartitionSink,
+    /// The next offset to hand over; anything below it is a redelivery.
+    pub(super) next: i64,
+    pub(super) pending: MessageBatch,
+    /// The partition's own librdkafka queue.
+    pub(super) queue: Option<PartitionQueue<KafkaContext>>,
+}
+
+/// What handing a batch to a partition actor came to.
+#[derive(PartialEq)]
+pub(super) enum Handover {
+    Sent,
+    /// No free credit: the batch waits here.
+    Full,
+    /// The actor is gone; the supervisor restarts it and assigns the partition again.
+    Gone,
+}
+
+/// Hands the pending batch to the partition actor if a credit is free.
+fn hand_over(pending: &mut MessageBatch, sink: &PartitionSink, wake: &Waker) -> Handover {
+    if pending.is_empty() {
+        return Handover::Sent;
+    }
+    let permit = match sink.credits.clone().try_acquire_owned() {
+        Ok(permit) => permit,
+        Err(tokio::sync::TryAcquireError::NoPermits) => {
+            // Only a stopping actor is gone: a live one is busy with earlier batches and takes
+            // this one when it frees a credit.
+            let status = sink.actor.get_status();
+            return if matches!(
+                status,
+                ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped
+            ) {
+                Handover::Gone
+            } else {
+                Handover::Full
+            };
+        }
+        Err(tokio::sync::TryAcquireError::Closed) => return Handover::Gone,
+    };
+    let credit = Credit::new(permit, wake.clone());
+    let fresh = MessageBatch::new(pending.partition);
+    let batch = std::mem::replace(pending, fresh);
+    match sink.actor.cast(PartitionMsg::Batch(batch, credit)) {
+        Ok(()) => Handover::Sent,
+        Err(_) => Handover::Gone,
+    }
+}
+
+/// Hands the pending batch over once it is full; a batch still filling counts as sent.
+pub(super) fn offer_full(
+    pending: &mut MessageBatch,
+    sink: &PartitionSink,
+    wake: &Waker,
+) -> Handover {
+    if pending.len() >= BATCH_MESSAGES {
+        hand_over(pending, sink, wake)
+    } else {
+        Handover::Sent
+    }
+}
+
+/// Counts a consume error and logs it at powers of two (a dead broker repeats it).
+pub(super) fn consume_error(errors: &mut u32, partition: Option<i32>, e: &KafkaError) {
+    *errors += 1;
+    if errors.is_power_of_two() {
+        tracing::warn!(?partition, error = %e, errors = *errors, "kafka consume error, retrying");
+    }
+}
+
+/// Appends a fetched message unless it is a redelivery (librdkafka may hand out again what it
+/// had prefetched before a reassignment).
+pub(super) fn accept(next: &mut i64, pending: &mut MessageBatch, message: &BorrowedMessage<'_>) {
+    if message.offset() >= *next {
+        *next = message.offset() + 1;
+        pending.push(message.offset(), message.payload().unwrap_or_default());
+    }
+}
+
+impl Assigned {
+    /// Moves what the partition's queue holds into batches for the actor, as long as credits
+    /// last. Returns whether anything moved and how the last hand-over went.
+    pub(super) fn drain(&mut self, wake: &Waker, errors: &mut u32) -> (bool, Handover) {
+        let Assigned {
+            sink,
+            next,
+            pending,
+            queue,
+        } = self;
+        match offer_full(pending, sink, wake) {
+            Handover::Sent => {}
+            other => return (false, other),
+        }
+        let Some(queue) = queue else {
+            return (false, Handover::Sent);
+        };
+        let mut moved = false;
+        for _ in 0..ROUND_MESSAGES {
+            match queue.poll(Duration::ZERO) {
+                Some(Ok(message)) => {
+                    moved = true;
+                    *errors = 0;
+                    accept(next, pending, &message);
+                    match offer_full(pending, sink, wake) {
+                        Handover::Sent => {}
+                        other => return (moved, other),
+                    }
+                }
+                // Lines fetched after an end-of-partition event may already wait behind it (the
+                // queue was not empty, so no wake-up came for them): keep polling.
+                Some(Err(KafkaError::PartitionEOF(_))) => {}
+                // Caught up, or nothing fetched yet: hand over what there is rather than wait.
+                None => return (moved, hand_over(pending, sink, wake)),
+                Some(Err(e)) => {
+                    consume_error(errors, Some(pending.partition), &e);
+                    return (moved, hand_over(pending, sink, wake));
+                }
+            }
+        }
+        (moved, Handover::Sent)
+    }
+}

@@ -1,0 +1,220 @@
+//! Everything that travels between the worker's parts: batches and credits from the consumer
+//! thread to a partition actor, the partition actor's messages, the supervisor's messages, and
+//! the events the supervisor hands to its driver (the session or the standalone runner).
+//!
+//! Kept apart so that `consumer`, `partition` and `supervisor` depend on this module and never
+//! on each other.
+
+use ractor::{ActorRef, RpcReplyPort};
+use sawmill_core::manifest::ShardManifest;
+use std::collections::BTreeMap;
+use std::sync::{mpsc, Arc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Batches in flight per partition (the credits).
+pub const CREDITS: usize = 4;
+
+/// Consecutive messages of one partition, copied into one buffer.
+#[derive(Debug, Default)]
+pub struct MessageBatch {
+    pub partition: i32,
+    pub offsets: Vec<i64>,
+    ends: Vec<u32>,
+    data: Vec<u8>,
+}
+
+impl MessageBatch {
+    pub(crate) fn new(partition: i32) -> Self {
+        MessageBatch {
+            partition,
+            ..Default::default()
+        }
+    }
+
+    pub fn push(&mut self, offset: i64, payload: &[u8]) {
+        self.offsets.push(offset);
+        self.data.extend_from_slice(payload);
+        self.ends.push(self.data.len() as u32);
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// `(offset, line)` pairs in offset order.
+    pub fn iter(&self) -> impl Iterator<Item = (i64, &[u8])> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        self.offsets
+            .iter()
+            .zip(starts.zip(self.ends.iter().copied()))
+            .map(|(&offset, (start, end))| (offset, &self.data[start as usize..end as usize]))
+    }
+}
+
+/// Wakes the consumer thread (coalesced: one pending wake-up is enough).
+#[derive(Clone)]
+pub(crate) struct Waker(pub(crate) mpsc::SyncSender<()>);
+
+impl Waker {
+    pub(crate) fn wake(&self) {
+        let _ = self.0.try_send(());
+    }
+}
+
+/// A partition's credit for one batch; dropping it frees the credit and wakes the consumer.
+pub struct Credit {
+    permit: Option<OwnedSemaphorePermit>,
+    wake: Waker,
+}
+
+impl Credit {
+    pub(crate) fn new(permit: OwnedSemaphorePermit, wake: Waker) -> Self {
+        Credit {
+            permit: Some(permit),
+            wake,
+        }
+    }
+}
+
+impl Drop for Credit {
+    fn drop(&mut self) {
+        // Free first, then wake: the other order could let the thread look, find nothing
+        // free and sleep through the release.
+        drop(self.permit.take());
+        self.wake.wake();
+    }
+}
+
+/// Where the consumer thread sends a partition's batches.
+#[derive(Clone)]
+pub struct PartitionSink {
+    pub actor: ActorRef<PartitionMsg>,
+    pub credits: Arc<Semaphore>,
+}
+
+/// The partition actor's messages.
+pub enum PartitionMsg {
+    /// Sent by the actor to itself from `pre_start`: recover the partition, then start
+    /// consuming. Its own message, so that the supervisor's spawn does not wait for it.
+    Start,
+    /// Lines from Kafka with the credit they hold.
+    Batch(MessageBatch, Credit),
+    /// Periodic: cut the shard if it is older than the age limit.
+    Tick,
+    /// Commit the open shard now and reply with the committed next offset (graceful release).
+    Drain(RpcReplyPort<i64>),
+    /// The commit with this sequence number has finished: act on its outcome (and those of
+    /// the commits before it) now, not at the next cut.
+    Settle(u64),
+}
+
+/// The worker supervisor's messages.
+pub enum SupervisorMsg {
+    /// Process `partition` as its owner at `epoch` (already bumped in etcd by the caller).
+    Own {
+        partition: i32,
+        epoch: u64,
+        /// Commit the open shard as soon as it reaches this offset (exclusive), instead of
+        /// waiting for the idle timeout: a run that stops when caught up knows where the end is.
+        cut_at: Option<i64>,
+    },
+    /// Commit the open shard, stop, and reply with the committed next offset.
+    Release {
+        partition: i32,
+        reply: RpcReplyPort<Option<i64>>,
+    },
+    /// Release everything (graceful shutdown).
+    ReleaseAll(RpcReplyPort<BTreeMap<i32, i64>>),
+    /// The partitions owned now and their epochs.
+    Owned(RpcReplyPort<BTreeMap<i32, u64>>),
+    /// From a partition actor: a shard is committed.
+    Committed {
+        partition: i32,
+        manifest: Box<ShardManifest>,
+    },
+    /// From a partition actor: fenced by a newer epoch.
+    Lost { partition: i32, epoch: u64 },
+    /// From the supervisor's own timer: start a failed partition again.
+    Restart { partition: i32, epoch: u64 },
+    /// From a drain task: `partition` at `epoch` is released; reply to the `Release`.
+    Drained {
+        partition: i32,
+        epoch: u64,
+        next: Option<i64>,
+        reply: RpcReplyPort<Option<i64>>,
+    },
+    /// From a drain task: every partition of a `ReleaseAll` is released; reply to it.
+    DrainedAll {
+        drained: Vec<(i32, u64)>,
+        next: BTreeMap<i32, i64>,
+        reply: RpcReplyPort<BTreeMap<i32, i64>>,
+    },
+}
+
+/// Why a partition actor failed while starting (recovery, or reading where to resume), as
+/// opposed to later; the supervisor counts the two apart and restarts either with backoff.
+#[derive(Debug, thiserror::Error)]
+#[error("partition {partition} failed to start: {reason}")]
+pub struct StartFailed {
+    pub partition: i32,
+    pub reason: String,
+}
+
+/// What the worker tells the outside world (the coordinator session, or the standalone runner).
+#[derive(Debug, Clone)]
+pub enum WorkerEvent {
+    Committed(Box<ShardManifest>),
+    /// Fenced: the partition belongs to a newer epoch now.
+    Lost {
+        partition: i32,
+        epoch: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_iterates_lines_with_offsets() {
+        let mut batch = MessageBatch::new(2);
+        batch.push(10, b"a");
+        batch.push(12, b"");
+        batch.push(13, b"ccc");
+        let got: Vec<(i64, &[u8])> = batch.iter().collect();
+        assert_eq!(
+            got,
+            vec![(10, &b"a"[..]), (12, &b""[..]), (13, &b"ccc"[..])]
+        );
+        assert_eq!((batch.len(), batch.bytes()), (3, 4));
+    }
+
+    #[test]
+    fn dropping_a_credit_frees_it_before_waking() {
+        let semaphore = Arc::new(Semaphore::new(1));
+        let (tx, rx) = mpsc::sync_channel(1);
+        let permit = semaphore
+            .clone()
+            .try_acquire_owned()
+            .expect("a free permit");
+        let credit = Credit::new(permit, Waker(tx));
+        assert_eq!(semaphore.available_permits(), 0);
+        let watcher = {
+            let semaphore = semaphore.clone();
+            std::thread::spawn(move || {
+                rx.recv().expect("a wake-up");
+                semaphore.available_permits()
+            })
+        };
+        drop(credit);
+        assert_eq!(watcher.join().expect("watcher"), 1);
+    }
+}
