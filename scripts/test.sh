@@ -20,6 +20,10 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+echo "== cargo doc"
+# Broken intra-doc links are bugs in the module maps: fail on them.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
+
 echo "== cargo test"
 # Binaries first: the cross-crate tests start `sawmill`, `worker` and `coordinator` processes.
 cargo build --workspace --bins --locked

@@ -1,6 +1,9 @@
 //! `sawmill run` and `sawmill generate` as a user runs them: the built binary, real arguments,
 //! exit codes and messages.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

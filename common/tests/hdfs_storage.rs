@@ -4,6 +4,9 @@
 //! otherwise the tests that need a NameNode print "skipped" and pass. The tests for bad URLs
 //! and a dead NameNode need no HDFS and always run.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use arrow::array::{ArrayRef, Int64Array, StringArray};
 use arrow::record_batch::RecordBatch;
 use parquet::file::metadata::KeyValue;

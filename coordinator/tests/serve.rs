@@ -13,14 +13,14 @@ fn env(k: &str) -> Option<String> {
 }
 
 fn get(addr: std::net::SocketAddr, path: &str) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut s = std::net::TcpStream::connect(addr).expect("the coordinator's HTTP port");
     write!(
         s,
         "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .expect("send a request");
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
+    s.read_to_string(&mut out).expect("read the answer");
     out
 }
 

@@ -154,7 +154,7 @@ pub struct OutputFlags {
 #[derive(Debug, Clone, Default, Serialize, clap::Args)]
 #[command(next_help_heading = PIPELINE_HEADING)]
 pub struct PipelineFlags {
-    /// Kafka bootstrap servers, host:port[,host:port].
+    /// Kafka bootstrap servers: host:port, comma-separated.
     #[arg(long, env = "SAWMILL_BOOTSTRAP_SERVERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bootstrap_servers: Option<String>,
@@ -162,7 +162,7 @@ pub struct PipelineFlags {
     #[arg(long, env = "SAWMILL_TOPIC")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub topic: Option<String>,
-    /// etcd endpoints, http://host:port[,...].
+    /// etcd endpoints: http://host:port, comma-separated.
     #[arg(long, env = "SAWMILL_ETCD")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub etcd: Option<String>,
@@ -197,7 +197,7 @@ pub const PIPELINE_HEADING: &str = "Pipeline settings";
 /// The `--config FILE` flag, flattened into every command that reads a config file.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigFlag {
-    /// TOML (or .json) file with [pipeline] and [coordinator] tables, applied before the
+    /// TOML (or .json) file with `pipeline` and `coordinator` tables, applied before the
     /// environment and flags (see deploy/sawmill.example.toml).
     #[arg(long, env = "SAWMILL_CONFIG")]
     pub config: Option<std::path::PathBuf>,

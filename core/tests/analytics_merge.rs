@@ -1,6 +1,9 @@
 //! Merging partials built over any split of the input, in any order and tree shape, must give
 //! exactly the one-pass result: equal tables, equal views, equal canonical bytes.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 use sawmill_core::analytics::{AnalyticsConfig, Partial};
 use sawmill_core::record::{

@@ -1,5 +1,5 @@
 //! Rough cost of `Partial::observe` (parsing excluded). Ignored by default; run with
-//! `cargo test --release -p sawmill-common --test analytics_perf -- --ignored --nocapture`.
+//! `cargo test --release -p sawmill-core --test analytics_perf -- --ignored --nocapture`.
 
 use sawmill_core::analytics::{AnalyticsConfig, Partial};
 use sawmill_core::generate::{generate, GenerateConfig};
@@ -32,13 +32,13 @@ fn ns_per_observe(text: &[u8]) -> (f64, u64, u64) {
     let t = Instant::now();
     let tables = p.tables();
     let views = p.views(10);
-    let ipc = p.to_bytes().unwrap();
-    let back = Partial::from_bytes(&ipc).unwrap();
+    let bytes = p.to_bytes().expect("a partial encodes");
+    let back = Partial::from_bytes(&bytes).expect("its own encoding decodes");
     eprintln!(
-        "  tables+views+to_bytes+from_bytes: {:?} ({} tables, {} ipc bytes, top host {:?})",
+        "  tables+views+to_bytes+from_bytes: {:?} ({} tables, {} encoded bytes, top host {:?})",
         t.elapsed(),
         tables.len(),
-        ipc.len(),
+        bytes.len(),
         views.top_hosts.first()
     );
     assert_eq!(back.records(), recs.len() as u64);

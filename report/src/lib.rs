@@ -16,7 +16,7 @@
 //! - `report_charts`: which data each of the report's charts shows.
 //! - `html`, `text`: the renderers.
 //! - [`dashboard`]: the coordinator's live page and the JSON document it polls.
-//! - [`format`]: number formatting and escaping.
+//! - [`mod@format`]: number formatting and escaping.
 //! - [`error`]: the crate's one error enum.
 
 mod build;

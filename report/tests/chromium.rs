@@ -4,6 +4,9 @@
 //!
 //! Set `SAWMILL_REPORT_KEEP=<dir>` to keep the pages and screenshots for a look.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{bars, chart_svg, expected_bars, expected_labels, real_logs, run, sample_log, texts};

@@ -1,6 +1,9 @@
 //! Reports of real access logs (from `../shared/data/access-logs/`, skipped where absent):
 //! many dates, escaped binary requests, odd statuses.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{check_report, real_logs, run};

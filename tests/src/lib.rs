@@ -8,6 +8,9 @@
 //! [`cluster`] holds the fixtures of whole-cluster tests (coordinator and worker processes,
 //! the status document, end-to-end checks).
 
+// Fixtures panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 pub mod cluster;
 
 use arrow::array::{Array, Int32Array, Int64Array};

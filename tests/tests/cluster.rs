@@ -10,6 +10,9 @@
 //! - stale or unknown generations are refused with clear gRPC errors; a worker of another
 //!   version is refused at Join and exits non-zero with the coordinator's message.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use sawmill_common::storage;
 use sawmill_proto::v1::coordinator_client::CoordinatorClient;
 use sawmill_proto::v1::{HeartbeatRequest, JoinRequest};

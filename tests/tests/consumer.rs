@@ -3,6 +3,9 @@
 //! a restarted partition is read again from the offset it is given; rapid revokes and
 //! re-assignments neither abort librdkafka nor lose the partition.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sawmill_tests::*;
 use sawmill_worker::consumer::{self, ConsumerHandle};

@@ -3,6 +3,9 @@
 //! Prometheus text of the coordinator and the worker is parsed and checked against the records
 //! actually processed.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use sawmill_tests::cluster::Coordinator;
 use sawmill_tests::*;
 use std::process::{Command, Stdio};

@@ -1,6 +1,9 @@
 //! Zombie fencing against real etcd and HDFS: two workers both believe they own a partition;
 //! only the current epoch's commit lands, and the stale owner's staged files are removed.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::{self, Storage};
 use sawmill_core::analytics::{AnalyticsConfig, Partial};

@@ -69,13 +69,13 @@ fn inputs(dir: &Path) -> Vec<PathBuf> {
         .collect(),
         None => {
             let generated = dir.join("generated.log");
-            let f = std::fs::File::create(&generated).unwrap();
+            let f = std::fs::File::create(&generated).expect("create the generated log");
             let cfg = GenerateConfig {
                 lines: 20_000,
                 days: 3,
                 ..Default::default()
             };
-            sawmill_core::generate::generate(&cfg, f).unwrap();
+            sawmill_core::generate::generate(&cfg, f).expect("generate a log");
             vec![
                 sawmill_tests::workspace().join("data/sample/nasa_aug95_head.log"),
                 generated,

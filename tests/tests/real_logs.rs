@@ -4,6 +4,9 @@
 //! must agree exactly; where the two parsers may legitimately disagree, the disagreement must be
 //! one of the kinds `docs/parsing.md` documents, and every such line is accounted for.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use arrow::array::{Array, ArrowPrimitiveType, AsArray, PrimitiveArray, RecordBatch};
 use arrow::datatypes::{Date32Type, Int32Type, Int64Type, TimestampMicrosecondType};
 use arrow::util::display;

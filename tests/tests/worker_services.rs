@@ -2,6 +2,9 @@
 //! Exactly-once is checked row by row: every `(partition, offset)` of the topic appears in
 //! exactly one published row, and the merged analytics equal `sawmill run` on the same files.
 
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
+
 use sawmill_common::committed::merge_committed;
 use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::{self, Storage};

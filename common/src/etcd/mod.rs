@@ -1,4 +1,4 @@
-//! Everything Sawmill keeps in etcd: the key layout ([`keys`]) and every read and transaction —
+//! Everything Sawmill keeps in etcd: the key layout ([`Keys`]) and every read and transaction —
 //! owner epochs, next offsets, shard manifests, the coordinator's generation.
 //!
 //! Decisions live in `sawmill_core::manifest`; this module only reads and writes. Every write

@@ -14,7 +14,7 @@
 //! # Bounded retries
 //!
 //! Out of the box hdfs-native retries an unreachable NameNode 15 times with back-off up to 15 s
-//! (about three minutes), and it puts no timeout on the TCP connect. [`CLIENT_CONFIG`] caps the
+//! (about three minutes), and it puts no timeout on the TCP connect. `CLIENT_CONFIG` caps the
 //! retry loop at ~12 s, and every call runs under a timeout so a black-holed address cannot hang
 //! a worker either.
 

@@ -1,6 +1,8 @@
 //! Shared by the report's integration tests: runs the real pipeline into a tempdir, reads the
 //! summary tables back, and checks a report against the tables it was built from.
 #![allow(dead_code)]
+// Test helpers panic on failure: that is how the test using them fails.
+#![allow(clippy::unwrap_used)]
 
 use arrow::array::{Array, Int32Array, Int64Array, StringArray};
 use sawmill_common::embedded::input::InputSpec;
