@@ -18,7 +18,7 @@
 //! - [`metrics_server`]: `/metrics` and `/healthz` over HTTP.
 //! - [`error`]: the crate's error enum.
 //!
-//! Dependencies between these modules form no cycle (checked by a test below): `messages`
+//! Dependencies between these modules form no cycle (`tests/tests/module_cycles.rs`): `messages`
 //! depends on none of them, and `consumer`, `partition` and `supervisor` talk only through it.
 
 pub mod cli;
