@@ -11,6 +11,7 @@
 //! etcd or a file system. The etcd key layout and transactions live in `sawmill_common::etcd`,
 //! the paths in [`crate::layout`].
 
+use crate::layout::{ShardRange, RECORDS_DIR};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 
@@ -54,6 +55,76 @@ impl ShardManifest {
     pub fn all_files(&self) -> impl Iterator<Item = &ManifestFile> {
         self.files.iter().chain(std::iter::once(&self.partial))
     }
+
+    /// The range the shard covers, from which every one of its names derives.
+    pub fn range(&self) -> ShardRange {
+        ShardRange {
+            source: self.source.clone(),
+            partition: self.partition,
+            first: self.first,
+            last: self.last,
+        }
+    }
+
+    /// Checks that every name in the manifest is the one the layout gives its range: records
+    /// under `records/dt=<date>/`, rejects, the partial and each staging name recomputed from
+    /// `(source, partition, first, last, epoch)`. Manifests come from etcd, which is not trusted
+    /// to name paths: an absolute path or a `..` there must never reach a rename or a read.
+    pub fn check_layout(&self) -> Result<(), String> {
+        let range = self.range();
+        let bad = |f: &ManifestFile, why: &str| {
+            Err(format!(
+                "partition {} shard {}..={}: {why}: {:?} (staged as {:?}); the manifest was not written by this Sawmill version or was altered",
+                self.partition, self.first, self.last, f.path, f.staging
+            ))
+        };
+        if self.last < self.first - 1 {
+            return Err(format!(
+                "partition {}: shard {}..={} is inverted",
+                self.partition, self.first, self.last
+            ));
+        }
+        let rejects = range.rejects_path();
+        let mut rejects_seen = false;
+        for f in &self.files {
+            if f.path == rejects {
+                if std::mem::replace(&mut rejects_seen, true) {
+                    return bad(f, "rejects listed twice");
+                }
+            } else if !is_records_path(&range, &f.path) {
+                return bad(f, "not a records or rejects path of this range");
+            }
+            if f.staging != range.staging_path(self.epoch, &f.path) {
+                return bad(f, "unexpected staging name");
+            }
+        }
+        let p = &self.partial;
+        if p.path != range.partial_path() || p.staging != range.staging_path(self.epoch, &p.path) {
+            return bad(p, "unexpected partial name");
+        }
+        Ok(())
+    }
+}
+
+/// `records/dt=YYYY-MM-DD/<file name of range>` with a well-formed date.
+fn is_records_path(range: &ShardRange, path: &str) -> bool {
+    let Some(rest) = path
+        .strip_prefix(RECORDS_DIR)
+        .and_then(|r| r.strip_prefix("/dt="))
+    else {
+        return false;
+    };
+    let Some((date, name)) = rest.split_once('/') else {
+        return false;
+    };
+    let b = date.as_bytes();
+    b.len() == 10
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b.iter()
+            .enumerate()
+            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+        && name == range.file_name()
 }
 
 /// The etcd state a commit is checked against, as read after a failed transaction.

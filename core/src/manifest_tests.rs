@@ -1,4 +1,5 @@
 use super::*;
+use crate::layout::ShardRange;
 use proptest::prelude::*;
 
 fn file(name: &str) -> ManifestFile {
@@ -154,5 +155,94 @@ proptest! {
                 prop_assert!(!existing.iter().any(|p| p.contains("orphan")));
             }
         }
+    }
+}
+
+fn laid_out(first: i64, last: i64, epoch: u64) -> ShardManifest {
+    let range = ShardRange {
+        source: "logs".into(),
+        partition: 3,
+        first,
+        last,
+    };
+    let file = |path: String| ManifestFile {
+        staging: range.staging_path(epoch, &path),
+        path,
+        rows: 1,
+        bytes: 1,
+    };
+    ShardManifest {
+        source: "logs".into(),
+        partition: 3,
+        first,
+        last,
+        epoch,
+        worker: "w".into(),
+        records: 1,
+        rejects: 1,
+        files: vec![
+            file(range.records_path(9000)),
+            file(range.records_path(9001)),
+            file(range.rejects_path()),
+        ],
+        partial: file(range.partial_path()),
+        committed_at_ms: 0,
+    }
+}
+
+#[test]
+fn manifests_written_by_the_layout_pass() {
+    laid_out(10, 20, 4).check_layout().unwrap();
+    laid_out(10, 9, 1).check_layout().unwrap();
+}
+
+#[test]
+fn a_path_outside_the_layout_is_refused() {
+    let cases: Vec<(&str, Box<dyn Fn(&mut ShardManifest)>)> = vec![
+        (
+            "absolute",
+            Box::new(|m| m.files[0].path = "/etc/passwd".into()),
+        ),
+        (
+            "dotdot",
+            Box::new(|m| {
+                m.files[0].path = format!("records/dt=2024-01-01/../../{}", m.range().file_name())
+            }),
+        ),
+        (
+            "other range",
+            Box::new(|m| m.files[0].path = laid_out(11, 20, 4).files[0].path.clone()),
+        ),
+        (
+            "bad date",
+            Box::new(|m| {
+                m.files[0].path = format!("records/dt=2024-1-011/{}", m.range().file_name())
+            }),
+        ),
+        (
+            "staging dotdot",
+            Box::new(|m| m.files[1].staging = "_staging/../records/x.parquet".into()),
+        ),
+        (
+            "staging of another epoch",
+            Box::new(|m| m.files[2].staging = laid_out(10, 20, 5).files[2].staging.clone()),
+        ),
+        (
+            "partial elsewhere",
+            Box::new(|m| m.partial.path = "summary/host_count.parquet".into()),
+        ),
+        (
+            "rejects twice",
+            Box::new(|m| {
+                let r = m.files[2].clone();
+                m.files.push(r)
+            }),
+        ),
+        ("inverted", Box::new(|m| m.last = m.first - 2)),
+    ];
+    for (name, damage) in cases {
+        let mut m = laid_out(10, 20, 4);
+        damage(&mut m);
+        assert!(m.check_layout().is_err(), "{name} passed");
     }
 }

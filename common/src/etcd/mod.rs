@@ -59,6 +59,17 @@ fn parse_num<T: std::str::FromStr>(key: &str, v: &[u8]) -> Result<T> {
         })
 }
 
+/// A manifest from etcd, refused unless every name in it is the layout's for its range.
+fn decode_manifest(key: &str, value: &[u8]) -> Result<ShardManifest> {
+    let corrupt = |message: String| Error::Corrupt {
+        what: key.to_string(),
+        message,
+    };
+    let m: ShardManifest = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
+    m.check_layout().map_err(corrupt)?;
+    Ok(m)
+}
+
 impl Checkpoints {
     /// Connects to etcd (`http://host:port`, comma-separated for several) for one pipeline.
     /// Fails within a few seconds when etcd is unreachable.
@@ -258,12 +269,7 @@ impl Checkpoints {
         let key = self.keys.manifest(partition, first);
         match self.get_value(&key).await? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v)
-                .map(Some)
-                .map_err(|e| Error::Corrupt {
-                    what: key,
-                    message: e.to_string(),
-                }),
+            Some(v) => decode_manifest(&key, &v).map(Some),
         }
     }
 
@@ -280,12 +286,7 @@ impl Checkpoints {
             .map_err(etcd_err(&self.endpoints, "etcd read failed"))?;
         resp.kvs()
             .iter()
-            .map(|kv| {
-                serde_json::from_slice(kv.value()).map_err(|e| Error::Corrupt {
-                    what: String::from_utf8_lossy(kv.key()).to_string(),
-                    message: e.to_string(),
-                })
-            })
+            .map(|kv| decode_manifest(&String::from_utf8_lossy(kv.key()), kv.value()))
             .collect()
     }
 
