@@ -19,6 +19,26 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the runtime: {e}"))
 }
 
+/// The body of an async binary's `main`: logging, a runtime, `main` run to completion, and an
+/// error printed as `error: ...` with a failure exit status.
+pub fn run_main<E: std::fmt::Display>(
+    default_log: &str,
+    main: impl std::future::Future<Output = Result<(), E>>,
+) -> std::process::ExitCode {
+    init_tracing(default_log);
+    let result = match runtime() {
+        Ok(rt) => rt.block_on(main).map_err(|e| e.to_string()),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Waits for SIGINT or SIGTERM.
 pub async fn shutdown_signal() {
     #[cfg(unix)]

@@ -63,15 +63,7 @@ impl Cli {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse_with_defaults();
-    sawmill_common::process::init_tracing("info");
-    let rt = match sawmill_common::process::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
+    sawmill_common::process::run_main("info", async {
         match cli.command {
             Command::Serve(args) => {
                 let cfg = args.config()?;
@@ -82,14 +74,7 @@ pub fn main() -> ExitCode {
                 handle.wait().await
             }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
 
 #[cfg(test)]

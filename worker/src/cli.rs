@@ -103,15 +103,7 @@ impl RunArgs {
 pub fn main() -> ExitCode {
     let matches = Cli::command_with_defaults().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    sawmill_common::process::init_tracing("info");
-    let rt = match sawmill_common::process::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = rt.block_on(async {
+    sawmill_common::process::run_main("info", async {
         match cli.command {
             Command::Run(args) => {
                 let settings = args.settings()?;
@@ -149,12 +141,5 @@ pub fn main() -> ExitCode {
                 crate::session::run(opts).await
             }
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    })
 }
