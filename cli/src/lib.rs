@@ -66,6 +66,21 @@ pub enum CliError {
     Coordinator(String),
 }
 
+/// The runtime storage calls run on. Multi-threaded, because plain threads (`sawmill run`'s
+/// parsers) block on its handle and only runtime threads drive the I/O; two threads, because it
+/// only waits on I/O.
+fn io_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CliError::Common(sawmill_common::Error::Pipeline(format!(
+                "cannot start a runtime: {e} (is the process out of threads or memory?)"
+            )))
+        })
+}
+
 impl From<sawmill_core::Error> for CliError {
     fn from(e: sawmill_core::Error) -> Self {
         CliError::Common(e.into())

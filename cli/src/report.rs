@@ -32,7 +32,7 @@ pub struct ReportArgs {
 }
 
 pub fn execute(args: ReportArgs) -> Result<(), CliError> {
-    let tables = summary::read_root(&args.output)?;
+    let tables = crate::io_runtime()?.block_on(summary::read_root(&args.output))?;
     let opts = ReportOptions {
         top: args.top,
         source: Some(args.output.clone()),

@@ -57,8 +57,9 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
         .enumerate()
         .map(|(i, p)| InputSpec::new(p, i as i32))
         .collect();
-    let out = storage::open(&settings.output)?;
-    let removed = pipeline::clear_output(out.as_ref())?;
+    let io = crate::io_runtime()?;
+    let out = io.block_on(storage::open(&settings.output))?;
+    let removed = io.block_on(pipeline::clear_output(out.as_ref()))?;
     if removed > 0 && !args.quiet {
         eprintln!(
             "replacing the previous run's {removed} files in {}",
@@ -68,7 +69,7 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
 
     let progress = Arc::new(Progress::default());
     let bar = progress_bar(args.quiet, progress.clone());
-    let outcome = pipeline::run(&inputs, out.clone(), &cfg, &progress);
+    let outcome = pipeline::run(&inputs, out.clone(), io.handle(), &cfg, &progress);
     bar.finish_and_clear();
     let outcome = outcome?;
 

@@ -25,21 +25,17 @@ pub struct SummarizeArgs {
 
 pub fn execute(args: SummarizeArgs) -> Result<(), CliError> {
     let settings = ConfigFile::load(args.config.config.as_deref())?.pipeline(&args.pipeline)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            CliError::Common(sawmill_common::Error::Pipeline(format!(
-                "cannot start a runtime: {e}"
-            )))
-        })?;
-    let out = storage::open(&settings.output)?;
-    let committed = rt.block_on(async {
+    let parquet = settings.parquet()?;
+    let (out, committed) = crate::io_runtime()?.block_on(async {
+        let out = storage::open(&settings.output).await?;
         let mut cp = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
-        merge_committed(&mut cp, out.clone(), &settings.analytics()).await
+        let committed = merge_committed(&mut cp, out.clone(), &settings.analytics()).await?;
+        // Encoding (CPU work) inline is fine: `block_on` polls this future on the calling
+        // thread, not on one of the runtime's threads.
+        let tables = summary::encode(&committed.partial, &parquet)?;
+        summary::write(out.as_ref(), tables).await?;
+        Ok::<_, CliError>((out, committed))
     })?;
-    summary::write(out.as_ref(), &committed.partial, &settings.parquet()?)?;
     if !args.quiet {
         println!(
             "merged {} committed shards ({} records, {} rejects; next offsets {:?}) into {}/summary",

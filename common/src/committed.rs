@@ -4,7 +4,7 @@
 
 use crate::error::{Error, Result};
 use crate::etcd::Checkpoints;
-use crate::storage::Storage;
+use crate::storage::{off_runtime, Storage};
 use sawmill_core::analytics::{AnalyticsConfig, Partial};
 use sawmill_core::manifest::{chain_end, ShardManifest};
 use std::collections::BTreeMap;
@@ -19,15 +19,15 @@ pub struct Committed {
     pub shards: usize,
 }
 
-/// Loads one shard's partial aggregates from storage.
-pub fn load_partial(storage: &dyn Storage, m: &ShardManifest) -> Result<Partial> {
+/// Loads one shard's partial aggregates from storage (decoded on a blocking thread).
+pub async fn load_partial(storage: &dyn Storage, m: &ShardManifest) -> Result<Partial> {
     // A committed shard may not be published yet (its worker died between commit and
     // publish): its staged copy holds the same bytes.
-    let bytes = match storage.read(&m.partial.path) {
+    let bytes = match storage.read(&m.partial.path).await {
         Ok(b) => b,
-        Err(_) => storage.read(&m.partial.staging)?,
+        Err(_) => storage.read(&m.partial.staging).await?,
     };
-    Ok(Partial::from_bytes(&bytes)?)
+    off_runtime("decode partial", move || Ok(Partial::from_bytes(&bytes)?)).await
 }
 
 /// Merges every committed shard of the pipeline. Fails if a partition's chain has a gap or an
@@ -51,20 +51,18 @@ pub async fn merge_committed(
         })?;
         next_offsets.insert(*p, end);
     }
-    let cfg = cfg.clone();
-    let (partial, shards) = tokio::task::spawn_blocking(move || -> Result<(Partial, usize)> {
-        let mut merged = Partial::new(&cfg);
-        let mut n = 0;
-        for ms in by_partition.values() {
-            for m in ms {
-                merged.merge(load_partial(storage.as_ref(), m)?);
-                n += 1;
-            }
-        }
-        Ok((merged, n))
-    })
-    .await
-    .map_err(|e| Error::Pipeline(format!("merge task failed: {e}")))??;
+    let mut partial = Partial::new(cfg);
+    let mut shards = 0;
+    for m in by_partition.values().flatten() {
+        let shard = load_partial(storage.as_ref(), m).await?;
+        // Merging is CPU work too: the running total moves to a blocking thread and back.
+        partial = off_runtime("merge partial", move || {
+            partial.merge(shard);
+            Ok(partial)
+        })
+        .await?;
+        shards += 1;
+    }
     Ok(Committed {
         partial,
         next_offsets,

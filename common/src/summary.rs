@@ -11,13 +11,10 @@ use sawmill_core::layout::{self, SUMMARY_DIR};
 use sawmill_core::shard::{self, meta, ParquetOptions};
 use std::collections::BTreeMap;
 
-/// Writes every summary table of `partial`. Returns the paths written.
-pub fn write(
-    storage: &dyn Storage,
-    partial: &Partial,
-    opts: &ParquetOptions,
-) -> Result<Vec<String>> {
-    let mut paths = Vec::new();
+/// Encodes every summary table of `partial` as `(path, Parquet bytes)`. CPU work: call it from
+/// a blocking or plain thread, then hand the result to [`write`].
+pub fn encode(partial: &Partial, opts: &ParquetOptions) -> Result<Vec<(String, Vec<u8>)>> {
+    let mut tables = Vec::new();
     for (name, batch) in partial.tables() {
         let kv = vec![
             KeyValue::new(meta::VERSION.into(), sawmill_core::VERSION.to_string()),
@@ -26,25 +23,33 @@ pub fn write(
             KeyValue::new("sawmill.rejects".into(), partial.rejects().to_string()),
         ];
         let bytes = shard::encode(&[&batch], kv, opts)?;
-        let path = layout::summary_table_path(name);
+        tables.push((layout::summary_table_path(name), bytes));
+    }
+    Ok(tables)
+}
+
+/// Replaces each table [`encode`] produced. Returns the paths written.
+pub async fn write(storage: &dyn Storage, tables: Vec<(String, Vec<u8>)>) -> Result<Vec<String>> {
+    let mut paths = Vec::with_capacity(tables.len());
+    for (path, bytes) in tables {
         let staging = layout::temp_staging_path(&path);
-        storage.write(&staging, &bytes)?;
+        storage.write(&staging, &bytes).await?;
         // Summary tables are replaced, unlike shards: the newest merge wins.
-        storage.delete(&path)?;
-        storage.rename(&staging, &path)?;
+        storage.delete(&path).await?;
+        storage.rename(&staging, &path).await?;
         paths.push(path);
     }
     Ok(paths)
 }
 
 /// Reads every `summary/*.parquet` table, keyed by table name.
-pub fn read(storage: &dyn Storage) -> Result<BTreeMap<String, RecordBatch>> {
+pub async fn read(storage: &dyn Storage) -> Result<BTreeMap<String, RecordBatch>> {
     let mut out = BTreeMap::new();
-    for path in storage.list(SUMMARY_DIR)? {
+    for path in storage.list(SUMMARY_DIR).await? {
         let Some(name) = layout::summary_table_name(&path) else {
             continue;
         };
-        let (batches, _) = crate::storage::read_parquet(storage, &path)?;
+        let (batches, _) = crate::storage::read_parquet(storage, &path).await?;
         let batch = match batches.as_slice() {
             [] => continue,
             [b] => b.clone(),
@@ -57,7 +62,7 @@ pub fn read(storage: &dyn Storage) -> Result<BTreeMap<String, RecordBatch>> {
 
 /// Reads the summary tables under an output root (a local path, `file://` or `hdfs://` URL).
 /// Fails with [`Error::NoSummary`] when there are none, without creating a missing local root.
-pub fn read_root(root: &str) -> Result<BTreeMap<String, RecordBatch>> {
+pub async fn read_root(root: &str) -> Result<BTreeMap<String, RecordBatch>> {
     // `storage::open` creates a missing local root; a reader must not leave one behind.
     let local = !root.contains("://") || root.starts_with("file://");
     let path = root.strip_prefix("file://").unwrap_or(root);
@@ -67,7 +72,7 @@ pub fn read_root(root: &str) -> Result<BTreeMap<String, RecordBatch>> {
     if local && !std::path::Path::new(path).is_dir() {
         return Err(none());
     }
-    let tables = read(crate::storage::open(root)?.as_ref())?;
+    let tables = read(crate::storage::open(root).await?.as_ref()).await?;
     if tables.is_empty() {
         return Err(none());
     }

@@ -39,14 +39,16 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new(test: &str) -> Option<Fixture> {
+    async fn new(test: &str) -> Option<Fixture> {
         let namenode = namenode(test)?;
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_nanos();
         let base = format!("/sawmill-test/{}-{nanos}-{test}", std::process::id());
-        let storage = storage::open(&format!("{namenode}{base}")).expect("open HDFS storage");
+        let storage = storage::open(&format!("{namenode}{base}"))
+            .await
+            .expect("open HDFS storage");
         Some(Fixture {
             namenode,
             base,
@@ -62,18 +64,22 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        // Storage only deletes single files, so remove the tree with the raw client.
-        let cleanup = async {
-            let client = hdfs_native::ClientBuilder::new()
-                .with_url(self.namenode.as_str())
-                .build()?;
-            client.delete(&self.base, true).await
-        };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        if let Err(e) = rt.block_on(cleanup) {
+        // Storage only deletes single files, so remove the tree with the raw client. On a
+        // thread of its own: the fixture drops inside the test's runtime, which must not block.
+        let (namenode, base) = (self.namenode.clone(), self.base.clone());
+        let cleanup = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let client = hdfs_native::ClientBuilder::new()
+                    .with_url(namenode.as_str())
+                    .build()?;
+                client.delete(&base, true).await
+            })
+        });
+        if let Err(e) = cleanup.join().unwrap() {
             eprintln!(
                 "warning: could not delete test directory {}: {e}",
                 self.base
@@ -99,83 +105,97 @@ fn hadoop_fs(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-#[test]
-fn file_operations() {
-    let Some(fx) = Fixture::new("file_operations") else {
+#[tokio::test]
+async fn file_operations() {
+    let Some(fx) = Fixture::new("file_operations").await else {
         return;
     };
     let s = &fx.storage;
     assert_eq!(s.root(), format!("{}{}", fx.namenode, fx.base));
 
-    assert!(!s.exists("a/b/one.txt").unwrap());
-    s.write("a/b/one.txt", b"first").unwrap();
-    assert!(s.exists("a/b/one.txt").unwrap());
-    assert!(s.exists("a/b").unwrap(), "directories exist too");
-    assert_eq!(s.read("a/b/one.txt").unwrap(), b"first");
+    assert!(!s.exists("a/b/one.txt").await.unwrap());
+    s.write("a/b/one.txt", b"first").await.unwrap();
+    assert!(s.exists("a/b/one.txt").await.unwrap());
+    assert!(s.exists("a/b").await.unwrap(), "directories exist too");
+    assert_eq!(s.read("a/b/one.txt").await.unwrap(), b"first");
     // write replaces, like LocalFs.
-    s.write("a/b/one.txt", b"second, longer").unwrap();
-    assert_eq!(s.read("a/b/one.txt").unwrap(), b"second, longer");
-    s.write("a/two.txt", b"").unwrap();
-    assert_eq!(s.read("a/two.txt").unwrap(), b"");
-    s.write("z.txt", b"z").unwrap();
+    s.write("a/b/one.txt", b"second, longer").await.unwrap();
+    assert_eq!(s.read("a/b/one.txt").await.unwrap(), b"second, longer");
+    s.write("a/two.txt", b"").await.unwrap();
+    assert_eq!(s.read("a/two.txt").await.unwrap(), b"");
+    s.write("z.txt", b"z").await.unwrap();
 
     // Recursive, files only, root-relative, sorted; a missing directory is empty.
-    assert_eq!(s.list("").unwrap(), ["a/b/one.txt", "a/two.txt", "z.txt"]);
-    assert_eq!(s.list("a").unwrap(), ["a/b/one.txt", "a/two.txt"]);
-    assert_eq!(s.list("a/b/").unwrap(), ["a/b/one.txt"]);
-    assert!(s.list("missing/dir").unwrap().is_empty());
+    assert_eq!(
+        s.list("").await.unwrap(),
+        ["a/b/one.txt", "a/two.txt", "z.txt"]
+    );
+    assert_eq!(s.list("a").await.unwrap(), ["a/b/one.txt", "a/two.txt"]);
+    assert_eq!(s.list("a/b/").await.unwrap(), ["a/b/one.txt"]);
+    assert!(s.list("missing/dir").await.unwrap().is_empty());
 
     // Rename creates the destination's parent and refuses to clobber.
-    s.rename("a/two.txt", "c/d/two.txt").unwrap();
-    assert!(!s.exists("a/two.txt").unwrap());
-    assert_eq!(s.read("c/d/two.txt").unwrap(), b"");
-    let err = s.rename("z.txt", "a/b/one.txt").unwrap_err().to_string();
+    s.rename("a/two.txt", "c/d/two.txt").await.unwrap();
+    assert!(!s.exists("a/two.txt").await.unwrap());
+    assert_eq!(s.read("c/d/two.txt").await.unwrap(), b"");
+    let err = s
+        .rename("z.txt", "a/b/one.txt")
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("destination exists"), "{err}");
     assert_eq!(
-        s.read("a/b/one.txt").unwrap(),
+        s.read("a/b/one.txt").await.unwrap(),
         b"second, longer",
         "destination untouched"
     );
-    assert_eq!(s.read("z.txt").unwrap(), b"z", "source untouched");
-    let err = s.rename("nope.txt", "x.txt").unwrap_err().to_string();
+    assert_eq!(s.read("z.txt").await.unwrap(), b"z", "source untouched");
+    let err = s.rename("nope.txt", "x.txt").await.unwrap_err().to_string();
     assert!(err.contains("no such file"), "{err}");
 
-    s.delete("z.txt").unwrap();
-    assert!(!s.exists("z.txt").unwrap());
-    s.delete("z.txt").unwrap(); // missing is fine
-    let err = s.read("z.txt").unwrap_err().to_string();
+    s.delete("z.txt").await.unwrap();
+    assert!(!s.exists("z.txt").await.unwrap());
+    s.delete("z.txt").await.unwrap(); // missing is fine
+    let err = s.read("z.txt").await.unwrap_err().to_string();
     assert!(
         err.contains("no such file") && err.contains(&fx.url("z.txt")),
         "{err}"
     );
     // Non-recursive: a directory with files in it is not wiped.
-    assert!(s.delete("a").is_err());
-    assert!(s.exists("a/b/one.txt").unwrap());
+    assert!(s.delete("a").await.is_err());
+    assert!(s.exists("a/b/one.txt").await.unwrap());
 }
 
-#[test]
-fn write_atomic_publishes_once() {
-    let Some(fx) = Fixture::new("write_atomic_publishes_once") else {
+#[tokio::test]
+async fn write_atomic_publishes_once() {
+    let Some(fx) = Fixture::new("write_atomic_publishes_once").await else {
         return;
     };
     let s = fx.storage.as_ref();
-    assert!(write_atomic(s, "records/dt=1995-07-01/x.parquet", b"one").unwrap());
+    assert!(write_atomic(s, "records/dt=1995-07-01/x.parquet", b"one")
+        .await
+        .unwrap());
     // A retry of the same shard neither duplicates nor clobbers it.
-    assert!(!write_atomic(s, "records/dt=1995-07-01/x.parquet", b"two").unwrap());
-    assert_eq!(s.read("records/dt=1995-07-01/x.parquet").unwrap(), b"one");
+    assert!(!write_atomic(s, "records/dt=1995-07-01/x.parquet", b"two")
+        .await
+        .unwrap());
     assert_eq!(
-        s.list("records").unwrap(),
+        s.read("records/dt=1995-07-01/x.parquet").await.unwrap(),
+        b"one"
+    );
+    assert_eq!(
+        s.list("records").await.unwrap(),
         ["records/dt=1995-07-01/x.parquet"]
     );
     assert!(
-        s.list(STAGING_DIR).unwrap().is_empty(),
+        s.list(STAGING_DIR).await.unwrap().is_empty(),
         "staged copies are cleaned up"
     );
 }
 
-#[test]
-fn parquet_round_trip_readable_by_hadoop() {
-    let Some(fx) = Fixture::new("parquet_round_trip") else {
+#[tokio::test]
+async fn parquet_round_trip_readable_by_hadoop() {
+    let Some(fx) = Fixture::new("parquet_round_trip").await else {
         return;
     };
     let s = fx.storage.as_ref();
@@ -197,9 +217,9 @@ fn parquet_round_trip_readable_by_hadoop() {
     let kv = vec![KeyValue::new("sawmill.kind".into(), "records".to_string())];
     let bytes = shard::encode(&[&batch], kv, &ParquetOptions::default()).unwrap();
     let path = "records/dt=1995-07-01/test-p00000-0-2.parquet";
-    assert!(write_atomic(s, path, &bytes).unwrap());
+    assert!(write_atomic(s, path, &bytes).await.unwrap());
 
-    let (batches, kv) = storage::read_parquet(s, path).unwrap();
+    let (batches, kv) = storage::read_parquet(s, path).await.unwrap();
     assert_eq!(batches, vec![batch]);
     assert!(
         kv.contains(&("sawmill.kind".to_string(), "records".to_string())),
@@ -228,44 +248,62 @@ fn parquet_round_trip_readable_by_hadoop() {
 }
 
 #[test]
-fn works_from_another_runtime() {
-    let Some(namenode) = namenode("works_from_another_runtime") else {
+fn works_from_tasks_and_plain_threads() {
+    let Some(namenode) = namenode("works_from_tasks_and_plain_threads") else {
         return;
     };
-    let fx = Fixture::new("works_from_another_runtime").unwrap();
-    let root = format!("{namenode}{}", fx.base);
-    // The worker calls storage from spawn_blocking threads of its own runtime.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let storage = rt
-        .block_on(async move {
-            tokio::task::spawn_blocking(move || {
-                let s = storage::open(&root).unwrap();
-                s.write("x.bin", &[7; 100_000]).unwrap();
-                assert_eq!(s.read("x.bin").unwrap(), vec![7; 100_000]);
-                s
-            })
-            .await
-        })
+    let fx = rt
+        .block_on(Fixture::new("works_from_tasks_and_plain_threads"))
         .unwrap();
-    // Dropping it inside an async task must not panic (it owns a runtime).
+    // The worker calls storage from tasks on any of its runtime's threads.
+    let storage = fx.storage.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            storage.write("x.bin", &[7; 100_000]).await.unwrap();
+            assert_eq!(storage.read("x.bin").await.unwrap(), vec![7; 100_000]);
+        })
+        .await
+    })
+    .unwrap();
+    // `sawmill run`'s parser threads are plain threads blocking on the runtime's handle.
+    let (storage, io) = (fx.storage.clone(), rt.handle().clone());
+    std::thread::spawn(move || {
+        assert_eq!(
+            io.block_on(storage.read("x.bin")).unwrap().len(),
+            100_000,
+            "from a plain thread"
+        );
+    })
+    .join()
+    .unwrap();
+    // Dropping a storage inside an async task must not panic.
+    let storage = fx.storage.clone();
     rt.block_on(async move { drop(storage) });
-    // hdfs-native caches DataNode connections process-wide for 3 s: a new storage reading
-    // right after the old one (and its runtime) is gone must still work.
+    drop(rt);
+    // hdfs-native caches DataNode connections process-wide for 3 s: a new storage on a new
+    // runtime reading right after the old runtime is gone must still work.
     for i in 0..3 {
-        let s = storage::open(&format!("{namenode}{}", fx.base)).unwrap();
-        assert_eq!(s.read("x.bin").unwrap().len(), 100_000, "round {i}");
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let s = storage::open(&format!("{namenode}{}", fx.base))
+                .await
+                .unwrap();
+            assert_eq!(s.read("x.bin").await.unwrap().len(), 100_000, "round {i}");
+        });
     }
 }
 
-#[test]
-fn unreachable_namenode_fails_fast_and_clearly() {
+#[tokio::test]
+async fn unreachable_namenode_fails_fast_and_clearly() {
     // Needs no HDFS: nothing listens on port 1.
     let start = Instant::now();
     let err = storage::open("hdfs://127.0.0.1:1/sawmill/out")
+        .await
         .unwrap_err()
         .to_string();
     let elapsed = start.elapsed();
@@ -278,8 +316,8 @@ fn unreachable_namenode_fails_fast_and_clearly() {
     assert!(err.contains("is HDFS running? check the URL"), "{err}");
 }
 
-#[test]
-fn bad_urls_are_config_errors() {
+#[tokio::test]
+async fn bad_urls_are_config_errors() {
     for (url, want) in [
         ("hdfs://namenode/out", "has no port"),
         ("hdfs://namenode:notaport/out", "not a number"),
@@ -287,7 +325,7 @@ fn bad_urls_are_config_errors() {
         ("viewfs://cluster/out", "not supported"),
     ] {
         let start = Instant::now();
-        let err = storage::open(url).unwrap_err().to_string();
+        let err = storage::open(url).await.unwrap_err().to_string();
         assert!(
             err.starts_with("invalid configuration") && err.contains(want),
             "{url}: {err}"

@@ -92,10 +92,7 @@ pub async fn serve(
     let started = Instant::now();
     let checkpoints =
         Checkpoints::connect(&cfg.pipeline.etcd, cfg.pipeline.pipeline_name()).await?;
-    let output = cfg.pipeline.output.clone();
-    let storage = tokio::task::spawn_blocking(move || sawmill_common::storage::open(&output))
-        .await
-        .map_err(|e| CoordinatorError::Actor(e.to_string()))??;
+    let storage = sawmill_common::storage::open(&cfg.pipeline.output).await?;
     let grpc_listener = bind(&cfg.listen).await?;
     let http_listener = bind(&cfg.http).await?;
     let grpc = grpc_listener

@@ -143,17 +143,16 @@ impl MergeState {
         if todo.is_empty() {
             return Ok(0);
         }
-        let storage = self.args.storage.clone();
+        // Partials load here, on the async side, and merge on a blocking thread as they come.
+        let (loaded_tx, mut loaded) =
+            tokio::sync::mpsc::channel::<(ShardManifest, sawmill_common::Result<Partial>)>(4);
         let merged = self.args.merged.clone();
         let metrics = self.args.metrics.clone();
-        tokio::task::spawn_blocking(move || -> Result<usize, String> {
+        let merger = tokio::task::spawn_blocking(move || -> Result<usize, String> {
             let mut n = 0;
             let mut failed: BTreeSet<i32> = BTreeSet::new();
-            for m in todo {
-                if failed.contains(&m.partition) {
-                    continue;
-                }
-                let partial = match load_partial(storage.as_ref(), &m) {
+            while let Some((m, load)) = loaded.blocking_recv() {
+                let partial = match load {
                     Ok(p) => p,
                     Err(e) => {
                         // Stop this partition's chain here; the next poll retries it.
@@ -182,9 +181,25 @@ impl MergeState {
                 return Err(format!("cannot load a shard partial of partition {p}"));
             }
             Ok(n)
-        })
-        .await
-        .map_err(|e| format!("merge task failed: {e}"))?
+        });
+        let mut failed: BTreeSet<i32> = BTreeSet::new();
+        for m in todo {
+            if failed.contains(&m.partition) {
+                continue;
+            }
+            let load = load_partial(self.args.storage.as_ref(), &m).await;
+            if load.is_err() {
+                failed.insert(m.partition);
+            }
+            // A closed channel means the merger stopped early; its result says why.
+            if loaded_tx.send((m, load)).await.is_err() {
+                break;
+            }
+        }
+        drop(loaded_tx);
+        merger
+            .await
+            .map_err(|e| format!("merge task failed: {e}"))?
     }
 
     async fn write_summary(&mut self) -> Result<bool, String> {
@@ -205,17 +220,21 @@ impl MergeState {
             .pipeline
             .parquet()
             .map_err(|e| e.to_string())?;
-        let storage = self.args.storage.clone();
         let merged = self.args.merged.clone();
-        let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
-            let g = merged.read().map_err(|_| "lock poisoned".to_string())?;
-            sawmill_common::summary::write(storage.as_ref(), &g.partial, &opts)
+        let r = async {
+            // Encoding is CPU work: a blocking thread; the writes are I/O: here.
+            let tables = tokio::task::spawn_blocking(move || -> Result<_, String> {
+                let g = merged.read().map_err(|_| "lock poisoned".to_string())?;
+                sawmill_common::summary::encode(&g.partial, &opts).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(|e| format!("summary task failed: {e}"))??;
+            sawmill_common::summary::write(self.args.storage.as_ref(), tables)
+                .await
                 .map(|_| ())
                 .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| format!("summary task failed: {e}"))
-        .and_then(|r| r);
+        }
+        .await;
         let mut g = self
             .args
             .merged

@@ -72,13 +72,14 @@ fn absent_tables_read_as_empty_but_one_row_tables_are_required() {
 fn empty_or_absent_root_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_str().unwrap().to_string();
-    let err = sawmill_common::summary::read_root(&root).unwrap_err();
+    let read_root = |root: &str| common::io().block_on(sawmill_common::summary::read_root(root));
+    let err = read_root(&root).unwrap_err();
     assert_eq!(
         err.to_string(),
         format!("no summary tables under {root}: run `sawmill run` or a cluster first")
     );
     let absent = dir.path().join("nope");
-    let err = sawmill_common::summary::read_root(absent.to_str().unwrap()).unwrap_err();
+    let err = read_root(absent.to_str().unwrap()).unwrap_err();
     assert!(matches!(err, sawmill_common::Error::NoSummary { .. }));
     assert!(!absent.exists(), "reading must not create the root");
 }
@@ -86,7 +87,11 @@ fn empty_or_absent_root_is_a_clear_error() {
 #[test]
 fn read_summary_reads_a_run() {
     let run = run(&[sample_log()]);
-    let tables = sawmill_common::summary::read_root(run.dir.path().to_str().unwrap()).unwrap();
+    let tables = common::io()
+        .block_on(sawmill_common::summary::read_root(
+            run.dir.path().to_str().unwrap(),
+        ))
+        .unwrap();
     assert_eq!(tables.len(), run.tables.len());
     assert!(build(&tables, &ReportOptions::default()).is_ok());
 }

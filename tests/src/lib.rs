@@ -167,14 +167,15 @@ pub fn produce(s: &Services, topic: &str, file: &Path, partitions: u32, reset: b
 }
 
 /// Every `(partition, offset)` in the Parquet files under `dir` (records/ or rejects/).
-pub fn positions(storage: &dyn Storage, dir: &str) -> Vec<(i32, i64)> {
+pub async fn positions(storage: &dyn Storage, dir: &str) -> Vec<(i32, i64)> {
     let mut out = Vec::new();
-    for path in storage.list(dir).expect("list output") {
+    for path in storage.list(dir).await.expect("list output") {
         if !path.ends_with(".parquet") {
             continue;
         }
-        let (batches, _) =
-            sawmill_common::storage::read_parquet(storage, &path).expect("read parquet");
+        let (batches, _) = sawmill_common::storage::read_parquet(storage, &path)
+            .await
+            .expect("read parquet");
         for b in batches {
             let p = b.column_by_name("partition").expect("partition column");
             let o = b.column_by_name("offset").expect("offset column");
@@ -292,7 +293,8 @@ pub fn end_offsets(s: &Services, topic: &str) -> BTreeMap<i32, i64> {
         .collect()
 }
 
-/// `sawmill run` over the same files, in-process, as the reference.
+/// `sawmill run` over the same files, in-process, as the reference. On a plain thread with a
+/// runtime of its own, as the run's threading rule asks, so async tests may call it too.
 pub fn reference(files: &[PathBuf]) -> sawmill_core::analytics::Partial {
     use sawmill_common::embedded::input::InputSpec;
     use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
@@ -304,9 +306,22 @@ pub fn reference(files: &[PathBuf]) -> sawmill_core::analytics::Partial {
         .collect();
     let out: Arc<dyn Storage> =
         Arc::new(sawmill_common::storage::LocalFs::create(dir.path()).expect("local output"));
-    pipeline::run(&inputs, out, &RunConfig::default(), &Progress::default())
-        .expect("sawmill run")
-        .partial
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let io = tokio::runtime::Runtime::new().expect("runtime");
+            pipeline::run(
+                &inputs,
+                out,
+                io.handle(),
+                &RunConfig::default(),
+                &Progress::default(),
+            )
+            .expect("sawmill run")
+            .partial
+        })
+        .join()
+        .expect("sawmill run panicked")
+    })
 }
 
 /// Removes a test's output root and etcd keys when the test ends, pass or fail.
@@ -318,16 +333,19 @@ pub struct Cleanup {
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        let (etcd, topic, storage) = (self.etcd.clone(), self.topic.clone(), self.storage.clone());
-        // A plain thread: HDFS storage and this runtime must not block an async worker thread.
+        let (etcd, topic, root) = (self.etcd.clone(), self.topic.clone(), self.storage.root());
+        // A plain thread with a runtime of its own: the test's runtime may be the one this
+        // drop blocks, and the storage reopened here lives on the new one.
         let _ = std::thread::spawn(move || {
-            for p in storage.list("").unwrap_or_default() {
-                let _ = storage.delete(&p);
-            }
             let Ok(rt) = tokio::runtime::Runtime::new() else {
                 return;
             };
             rt.block_on(async {
+                if let Ok(storage) = sawmill_common::storage::open(&root).await {
+                    for p in storage.list("").await.unwrap_or_default() {
+                        let _ = storage.delete(&p).await;
+                    }
+                }
                 if let Ok(mut cp) = sawmill_common::etcd::Checkpoints::connect(&etcd, &topic).await
                 {
                     let _ = cp.delete_all().await;

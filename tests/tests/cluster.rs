@@ -74,11 +74,7 @@ async fn three_workers_process_real_logs_exactly_once() {
     }
     let end = end_offsets(&s, &topic);
     assert_eq!(end.values().sum::<i64>() as u64, lines);
-    let out = blocking({
-        let root = root.clone();
-        move || storage::open(&root).unwrap()
-    })
-    .await;
+    let out = storage::open(&root).await.unwrap();
     let _cleanup = Cleanup {
         storage: out.clone(),
         etcd: s.etcd.clone(),
@@ -186,11 +182,7 @@ async fn cluster_survives_joins_kills_and_a_coordinator_restart() {
     }
     let first = chunks.remove(0);
     let mut lines = produce(&s, &topic, &first, 6, true);
-    let out = blocking({
-        let root = root.clone();
-        move || storage::open(&root).unwrap()
-    })
-    .await;
+    let out = storage::open(&root).await.unwrap();
     let _cleanup = Cleanup {
         storage: out.clone(),
         etcd: s.etcd.clone(),
@@ -349,11 +341,7 @@ async fn stale_and_unknown_generations_are_refused() {
     };
     let topic = unique("it-gen");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
-    let out = blocking({
-        let root = root.clone();
-        move || storage::open(&root).unwrap()
-    })
-    .await;
+    let out = storage::open(&root).await.unwrap();
     let _cleanup = Cleanup {
         storage: out,
         etcd: s.etcd.clone(),

@@ -13,11 +13,6 @@ use sawmill_tests::*;
 use sawmill_worker::commit::{commit_shard, recover_partition, Committed, ShardToCommit};
 use std::sync::Arc;
 
-/// HDFS storage blocks on its own runtime: never from an async worker thread directly.
-fn blocking<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    std::thread::scope(|s| s.spawn(f).join().expect("storage call panicked"))
-}
-
 fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCommit {
     let mut partial = Partial::new(&AnalyticsConfig::default());
     let mut parser = ChunkParser::new(topic.into(), 0);
@@ -47,9 +42,7 @@ async fn only_the_current_epoch_commits() {
     };
     let topic = unique("it-fence");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
-    let out: Arc<dyn Storage> = tokio::task::spawn_blocking(move || storage::open(&root).unwrap())
-        .await
-        .unwrap();
+    let out: Arc<dyn Storage> = storage::open(&root).await.unwrap();
     let opts = ParquetOptions::default();
     let mut a = Checkpoints::connect(&s.etcd, &topic).await.unwrap();
     let mut b = Checkpoints::connect(&s.etcd, &topic).await.unwrap();
@@ -73,11 +66,11 @@ async fn only_the_current_epoch_commits() {
         other => panic!("zombie commit must be fenced, got {other:?}"),
     }
     assert!(
-        blocking(|| out.list("records").unwrap()).is_empty(),
+        out.list("records").await.unwrap().is_empty(),
         "a fenced shard is never published"
     );
     assert!(
-        blocking(|| out.list("_staging").unwrap()).is_empty(),
+        out.list("_staging").await.unwrap().is_empty(),
         "a fenced shard's staged files are removed"
     );
 
@@ -96,11 +89,7 @@ async fn only_the_current_epoch_commits() {
     assert_eq!((m.first, m.last, m.records), (0, 9, 10));
     assert_eq!(b.state(0).await.unwrap().next_offset, Some(10));
     for f in m.all_files() {
-        assert!(
-            blocking(|| out.exists(&f.path).unwrap()),
-            "{} published",
-            f.path
-        );
+        assert!(out.exists(&f.path).await.unwrap(), "{} published", f.path);
     }
 
     // A retried commit whose first answer was lost is recognised, not applied twice.
@@ -144,21 +133,21 @@ async fn only_the_current_epoch_commits() {
 
     // Recovery publishes a committed-but-unpublished file: simulate a crash after the commit.
     let f = &m.files[0];
-    let bytes = blocking(|| out.read(&f.path).unwrap());
-    blocking(|| out.delete(&f.path).unwrap());
-    blocking(|| out.write(&f.staging, &bytes).unwrap());
-    blocking(|| out.write("_staging/orphan-not-ours.tmp", b"x").unwrap());
+    let bytes = out.read(&f.path).await.unwrap();
+    out.delete(&f.path).await.unwrap();
+    out.write(&f.staging, &bytes).await.unwrap();
+    out.write("_staging/orphan-not-ours.tmp", b"x")
+        .await
+        .unwrap();
     let n = recover_partition(out.clone(), &mut b, &topic, 0)
         .await
         .unwrap();
     assert_eq!(n, 1);
-    assert!(blocking(|| out.exists(&f.path).unwrap()));
-    assert!(!blocking(|| out.exists(&f.staging).unwrap()));
+    assert!(out.exists(&f.path).await.unwrap());
+    assert!(!out.exists(&f.staging).await.unwrap());
 
-    blocking(|| {
-        for p in out.list("").unwrap() {
-            let _ = out.delete(&p);
-        }
-    });
+    for p in out.list("").await.unwrap() {
+        let _ = out.delete(&p).await;
+    }
     b.delete_all().await.unwrap();
 }

@@ -121,12 +121,15 @@ fn partitions_added_at_run_time_are_consumed_exactly_once() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let out = sawmill_common::storage::open(&root).unwrap();
-    let mut seen = positions(out.as_ref(), "records");
-    seen.extend(positions(out.as_ref(), "rejects"));
-    assert_exactly_once(seen, &end);
-    coord.child.kill9();
-    for p in out.list("").unwrap_or_default() {
-        let _ = out.delete(&p);
-    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let out = sawmill_common::storage::open(&root).await.unwrap();
+        let mut seen = positions(out.as_ref(), "records").await;
+        seen.extend(positions(out.as_ref(), "rejects").await);
+        assert_exactly_once(seen, &end);
+        coord.child.kill9();
+        for p in out.list("").await.unwrap_or_default() {
+            let _ = out.delete(&p).await;
+        }
+    });
 }

@@ -102,6 +102,7 @@ fn pyarrow_and_duckdb_read_what_sawmill_meant_to_write() {
     let files = inputs(dir.path());
     let out = dir.path().join("out");
     let storage = Arc::new(LocalFs::create(&out).unwrap());
+    let io = tokio::runtime::Runtime::new().unwrap();
     let specs: Vec<InputSpec> = files
         .iter()
         .enumerate()
@@ -112,7 +113,7 @@ fn pyarrow_and_duckdb_read_what_sawmill_meant_to_write() {
         chunk_bytes: 64 << 10,
         ..RunConfig::default()
     };
-    let outcome = pipeline::run(&specs, storage, &cfg, &Progress::default()).unwrap();
+    let outcome = pipeline::run(&specs, storage, io.handle(), &cfg, &Progress::default()).unwrap();
     let p = &outcome.partial;
     assert!(p.rejects() > 0, "the inputs should produce rejects");
     let seen = read_with_python(&out);

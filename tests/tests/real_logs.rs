@@ -393,6 +393,7 @@ fn check_file(path: &Path) -> (usize, u64, u64, BTreeMap<&'static str, usize>) {
 
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(LocalFs::create(dir.path()).unwrap());
+    let io = tokio::runtime::Runtime::new().unwrap();
     // Small chunks so one file becomes several shards and exactly-once is tested across them.
     let cfg = RunConfig {
         threads: 2,
@@ -400,7 +401,7 @@ fn check_file(path: &Path) -> (usize, u64, u64, BTreeMap<&'static str, usize>) {
         ..RunConfig::default()
     };
     let spec = InputSpec::new(path, 0);
-    let outcome = pipeline::run(&[spec], storage, &cfg, &Progress::default()).unwrap();
+    let outcome = pipeline::run(&[spec], storage, io.handle(), &cfg, &Progress::default()).unwrap();
     let p = &outcome.partial;
     assert_eq!(outcome.lines as usize, lines.len(), "{name}: lines read");
     let total = p.records() + p.rejects();
@@ -490,9 +491,10 @@ fn nasa_aug95_head_known_figures() {
     let path = sawmill_tests::workspace().join("data/sample/nasa_aug95_head.log");
     let dir = tempfile::tempdir().unwrap();
     let storage = Arc::new(LocalFs::create(dir.path()).unwrap());
+    let io = tokio::runtime::Runtime::new().unwrap();
     let cfg = RunConfig::default();
     let spec = InputSpec::new(&path, 0);
-    let p = pipeline::run(&[spec], storage, &cfg, &Progress::default())
+    let p = pipeline::run(&[spec], storage, io.handle(), &cfg, &Progress::default())
         .unwrap()
         .partial;
     assert_eq!((p.records(), p.rejects()), (1843, 87));

@@ -64,12 +64,7 @@ async fn real_logs_land_exactly_once_on_hdfs() {
         "every line is one Kafka message"
     );
 
-    let out = tokio::task::spawn_blocking({
-        let root = root.clone();
-        move || storage::open(&root).unwrap()
-    })
-    .await
-    .unwrap();
+    let out = storage::open(&root).await.unwrap();
     let _cleanup = Cleanup {
         storage: out.clone(),
         etcd: s.etcd.clone(),
@@ -118,15 +113,8 @@ async fn real_logs_land_exactly_once_on_hdfs() {
             "etcd offset of partition {p}"
         );
     }
-    let out2 = out.clone();
-    let (recs, rejs) = tokio::task::spawn_blocking(move || {
-        (
-            positions(out2.as_ref(), "records"),
-            positions(out2.as_ref(), "rejects"),
-        )
-    })
-    .await
-    .unwrap();
+    let recs = positions(out.as_ref(), "records").await;
+    let rejs = positions(out.as_ref(), "rejects").await;
     let mut all = recs.clone();
     all.extend(rejs.iter().copied());
     assert_exactly_once(all, &end);
@@ -155,12 +143,7 @@ async fn real_logs_land_exactly_once_on_hdfs() {
     );
     let listing = String::from_utf8_lossy(&ls.stdout);
     let listed = listing.lines().filter(|l| l.ends_with(".parquet")).count();
-    let ours = tokio::task::spawn_blocking({
-        let out = out.clone();
-        move || out.list("records").unwrap().len()
-    })
-    .await
-    .unwrap();
+    let ours = out.list("records").await.unwrap().len();
     assert_eq!(listed, ours, "hadoop lists every shard");
     let local = tempfile::tempdir().unwrap();
     let get = Command::new(&services)
@@ -208,12 +191,7 @@ async fn kill9_mid_stream_loses_and_duplicates_nothing() {
     assert!(st.status.success());
     produce(&s, &topic, &file, 2, true);
     let end = end_offsets(&s, &topic);
-    let out = tokio::task::spawn_blocking({
-        let root = root.clone();
-        move || storage::open(&root).unwrap()
-    })
-    .await
-    .unwrap();
+    let out = storage::open(&root).await.unwrap();
     let _cleanup = Cleanup {
         storage: out.clone(),
         etcd: s.etcd.clone(),
@@ -256,14 +234,8 @@ async fn kill9_mid_stream_loses_and_duplicates_nothing() {
     for (p, e) in &end {
         assert_eq!(cp.state(*p).await.unwrap().next_offset, Some(*e));
     }
-    let out2 = out.clone();
-    let seen = tokio::task::spawn_blocking(move || {
-        let mut v = positions(out2.as_ref(), "records");
-        v.extend(positions(out2.as_ref(), "rejects"));
-        v
-    })
-    .await
-    .unwrap();
+    let mut seen = positions(out.as_ref(), "records").await;
+    seen.extend(positions(out.as_ref(), "rejects").await);
     assert_exactly_once(seen, &end);
     let merged = committed(&s, &topic, out.clone()).await;
     assert_eq!(
@@ -271,8 +243,6 @@ async fn kill9_mid_stream_loses_and_duplicates_nothing() {
         comparable_tables(&reference(&[file]))
     );
     // Nothing staged is left behind once recovery has run.
-    let staged = tokio::task::spawn_blocking(move || out.list("_staging").unwrap())
-        .await
-        .unwrap();
+    let staged = out.list("_staging").await.unwrap();
     assert!(staged.is_empty(), "staging left: {staged:?}");
 }

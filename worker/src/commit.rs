@@ -3,6 +3,7 @@
 //! `sawmill_core::manifest`.
 
 use crate::error::{Result, WorkerError};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::{publish, Storage};
 use sawmill_core::analytics::Partial;
@@ -13,8 +14,16 @@ use sawmill_core::manifest::{
 };
 use sawmill_core::shard::{encode_chunk, ParquetOptions};
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Files of one shard written, renamed or checked at once: HDFS latency, not bandwidth,
+/// dominates, while an unbounded fan-out would flood the NameNode after a long outage.
+const FILE_CONCURRENCY: usize = 16;
+/// Upper bound on one file operation. Above the HDFS client's own per-call limits (its error
+/// says more), so it fires only on what has none, such as a hung local disk.
+const FILE_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// What a shard commit ended with, for the partition actor.
 #[derive(Debug)]
@@ -30,35 +39,56 @@ pub enum Committed {
     Skipped,
 }
 
-/// Runs a blocking storage operation off the async threads, retrying transient failures with a
-/// capped backoff (HDFS down must slow the pipeline, not lose data).
-pub async fn blocking_retry<T, F>(what: &str, f: F) -> Result<T>
+/// Runs a storage operation, retrying transient failures with a capped backoff (HDFS down
+/// must slow the pipeline, not lose data).
+pub async fn retry<T, F, Fut>(what: &str, mut op: F) -> Result<T>
 where
-    T: Send + 'static,
-    F: Fn() -> sawmill_common::Result<T> + Send + Sync + Clone + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = sawmill_common::Result<T>>,
 {
     let mut delay = Duration::from_millis(200);
     let mut attempt = 0u32;
     loop {
-        let g = f.clone();
-        match tokio::task::spawn_blocking(g).await {
-            Ok(Ok(v)) => return Ok(v),
-            Ok(Err(e)) => {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
                 attempt += 1;
                 if e.is_permanent() || attempt >= 60 {
                     return Err(e.into());
                 }
                 tracing::warn!(what, attempt, error = %e, "storage operation failed, retrying");
             }
-            Err(e) => {
-                return Err(WorkerError::Actor(format!(
-                    "{what}: blocking task failed: {e}"
-                )))
-            }
         }
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(10));
     }
+}
+
+/// Runs `op` on every item concurrently, at most [`FILE_CONCURRENCY`] at once and each under
+/// [`FILE_TIMEOUT`]; the first failure cancels the rest (every caller is idempotent on retry).
+async fn for_each_file<I, T, F, Fut>(what: &str, items: I, op: F) -> sawmill_common::Result<Vec<T>>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: Future<Output = sawmill_common::Result<T>>,
+{
+    stream::iter(items)
+        .map(|item| {
+            let call = op(item);
+            async move {
+                tokio::time::timeout(FILE_TIMEOUT, call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(sawmill_common::Error::Pipeline(format!(
+                            "{what}: a file operation took longer than {}s (is the output storage hung?)",
+                            FILE_TIMEOUT.as_secs()
+                        )))
+                    })
+            }
+        })
+        .buffered(FILE_CONCURRENCY)
+        .try_collect()
+        .await
 }
 
 /// Everything needed to commit one shard.
@@ -106,13 +136,16 @@ pub async fn stage_shard(
         last: shard.last,
     };
     let t0 = std::time::Instant::now();
-    let opts2 = opts.clone();
-    let range2 = range.clone();
+    let opts = opts.clone();
+    let encode_range = range.clone();
     let parsed = shard.parsed;
     let partial = shard.partial;
     let (encoded, partial_bytes) =
         tokio::task::spawn_blocking(move || -> sawmill_core::Result<_> {
-            Ok((encode_chunk(&parsed, &range2, &opts2)?, partial.to_bytes()?))
+            Ok((
+                encode_chunk(&parsed, &encode_range, &opts)?,
+                partial.to_bytes()?,
+            ))
         })
         .await
         .map_err(|e| WorkerError::Actor(format!("encode task failed: {e}")))??;
@@ -138,28 +171,14 @@ pub async fn stage_shard(
         bytes: partial_bytes.len() as u64,
     };
     to_write.push((partial_staging, partial_bytes));
-    let to_write = Arc::new(to_write);
     let encode = t0.elapsed();
-    {
-        let to_write = to_write.clone();
-        // Files are independent: write them concurrently (HDFS latency, not bandwidth, dominates).
-        blocking_retry("stage shard", move || {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = to_write
-                    .iter()
-                    .map(|(path, bytes)| s.spawn(|| storage.write(path, bytes)))
-                    .collect();
-                handles.into_iter().try_for_each(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(sawmill_common::Error::Pipeline(
-                            "stage thread panicked".into(),
-                        ))
-                    })
-                })
-            })
+    // Files are independent: write them concurrently.
+    retry("stage shard", || {
+        for_each_file("stage shard", &to_write, |(path, bytes)| {
+            storage.write(path, bytes)
         })
-        .await?;
-    }
+    })
+    .await?;
     let stage = t0.elapsed() - encode;
     let records = files
         .iter()
@@ -220,23 +239,9 @@ pub async fn commit_staged(
     match outcome {
         CommitOutcome::Committed | CommitOutcome::AlreadyCommitted => {
             // 3. publish. A crash here is repaired by recovery: the manifest names the staging files.
-            let m = manifest.clone();
-            let storage2 = storage.clone();
-            blocking_retry("publish shard", move || {
-                std::thread::scope(|s| {
-                    let handles: Vec<_> = m
-                        .all_files()
-                        .map(|f| s.spawn(|| publish(storage2.as_ref(), &f.staging, &f.path)))
-                        .collect();
-                    handles.into_iter().try_for_each(|h| {
-                        h.join()
-                            .unwrap_or_else(|_| {
-                                Err(sawmill_common::Error::Pipeline(
-                                    "publish thread panicked".into(),
-                                ))
-                            })
-                            .map(|_| ())
-                    })
+            retry("publish shard", || {
+                for_each_file("publish shard", manifest.all_files(), |f| {
+                    publish(storage.as_ref(), &f.staging, &f.path)
                 })
             })
             .await?;
@@ -267,11 +272,10 @@ pub async fn commit_staged(
 
 /// Removes a shard's staged files (best effort: recovery removes what is left).
 pub async fn delete_staged(storage: Arc<dyn Storage>, m: &ShardManifest) {
-    let paths: Vec<String> = m.all_files().map(|f| f.staging.clone()).collect();
-    let _ = tokio::task::spawn_blocking(move || {
-        for p in paths {
-            let _ = storage.delete(&p);
-        }
+    let _ = for_each_file("delete staged files", m.all_files(), |f| async {
+        // Each file on its own: one failure must not keep the others.
+        let _ = storage.delete(&f.staging).await;
+        Ok(())
     })
     .await;
 }
@@ -287,17 +291,19 @@ pub async fn recover_partition(
 ) -> Result<usize> {
     let manifests = cp.manifests(Some(partition)).await?;
     let staging_dir = partition_staging_dir(source, partition);
-    let storage2 = storage.clone();
-    let actions = blocking_retry("recover partition", move || {
-        let staging = storage2.list(&staging_dir)?;
-        let mut existing: BTreeSet<String> = staging.iter().cloned().collect();
-        for m in &manifests {
-            for f in m.all_files() {
-                if storage2.exists(&f.path)? {
-                    existing.insert(f.path.clone());
-                }
-            }
-        }
+    let actions = retry("recover partition", || async {
+        let staging = storage.list(&staging_dir).await?;
+        let manifest_files: Vec<&ManifestFile> =
+            manifests.iter().flat_map(|m| m.all_files()).collect();
+        let published = for_each_file("recover partition", manifest_files, |f| async {
+            Ok(storage.exists(&f.path).await?.then(|| f.path.clone()))
+        })
+        .await?;
+        let existing: BTreeSet<String> = staging
+            .iter()
+            .cloned()
+            .chain(published.into_iter().flatten())
+            .collect();
         plan_recovery(&manifests, &existing, &staging).map_err(|lost| sawmill_common::Error::Corrupt {
             what: format!("partition {partition}"),
             message: format!(
@@ -312,16 +318,15 @@ pub async fn recover_partition(
     if n > 0 {
         tracing::info!(partition, actions = n, "recovering partition");
     }
-    blocking_retry("apply recovery", move || {
-        for a in &actions {
-            match a {
+    retry("apply recovery", || {
+        for_each_file("apply recovery", &actions, |action| async {
+            match action {
                 RecoveryAction::Publish { staging, path } => {
-                    publish(storage.as_ref(), staging, path)?;
+                    publish(storage.as_ref(), staging, path).await.map(|_| ())
                 }
-                RecoveryAction::DeleteStaging(p) => storage.delete(p)?,
+                RecoveryAction::DeleteStaging(p) => storage.delete(p).await,
             }
-        }
-        Ok(())
+        })
     })
     .await?;
     Ok(n)

@@ -37,10 +37,7 @@ impl WorkerContext {
         let t0 = std::time::Instant::now();
         let parquet = settings.parquet()?;
         let analytics = settings.analytics();
-        let output = settings.output.clone();
-        let storage = tokio::task::spawn_blocking(move || sawmill_common::storage::open(&output))
-            .await
-            .map_err(|e| WorkerError::Actor(e.to_string()))??;
+        let storage = sawmill_common::storage::open(&settings.output).await?;
         let t_storage = t0.elapsed();
         let checkpoints = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
         let t_etcd = t0.elapsed();

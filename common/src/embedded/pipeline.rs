@@ -6,6 +6,13 @@
 //! The chunk queue is bounded, so memory stays at roughly `(2 × threads + 1) × chunk_bytes`
 //! whatever the input size. Partials merge once at the end, exactly as partials from workers
 //! merge at the coordinator.
+//!
+//! # Threads
+//!
+//! The reader and parser threads are plain threads doing CPU work. Storage is async, so they
+//! block on `io`, a handle of the multi-thread runtime the storage was opened on (a plain thread
+//! may block on it; a current-thread runtime would not drive the I/O). For the same reason
+//! [`run`] itself must be called from a plain thread, never from an async task.
 
 use crate::embedded::input::{check_readable, Chunk, Chunker, InputSpec};
 use crate::error::{Error, Result};
@@ -61,21 +68,23 @@ pub struct RunOutcome {
 }
 
 /// Removes a previous run's output (only Sawmill's own directories). Returns files removed.
-pub fn clear_output(storage: &dyn Storage) -> Result<usize> {
+pub async fn clear_output(storage: &dyn Storage) -> Result<usize> {
     let mut n = 0;
     for dir in layout::EMBEDDED_RUN_DIRS {
-        for path in storage.list(dir)? {
-            storage.delete(&path)?;
+        for path in storage.list(dir).await? {
+            storage.delete(&path).await?;
             n += 1;
         }
     }
     Ok(n)
 }
 
-/// Runs inputs end to end into `storage`, then writes the merged summary tables.
+/// Runs inputs end to end into `storage`, then writes the merged summary tables. `io` runs the
+/// storage calls (see the module docs for the threading rule).
 pub fn run(
     inputs: &[InputSpec],
     storage: Arc<dyn Storage>,
+    io: &tokio::runtime::Handle,
     cfg: &RunConfig,
     progress: &Progress,
 ) -> Result<RunOutcome> {
@@ -107,7 +116,7 @@ pub fn run(
                 let storage = storage.clone();
                 let stop = &stop;
                 scope.spawn(move || {
-                    let result = parse_worker(&rx, storage.as_ref(), cfg, progress);
+                    let result = parse_worker(&rx, storage.as_ref(), io, cfg, progress);
                     if result.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -144,7 +153,8 @@ pub fn run(
     for p in partials {
         merged.merge(p);
     }
-    let written = summary::write(storage.as_ref(), &merged, &cfg.parquet)?;
+    let tables = summary::encode(&merged, &cfg.parquet)?;
+    let written = io.block_on(summary::write(storage.as_ref(), tables))?;
     progress
         .files
         .fetch_add(written.len() as u64, Ordering::Relaxed);
@@ -160,6 +170,7 @@ pub fn run(
 fn parse_worker(
     rx: &crossbeam_channel::Receiver<Chunk>,
     storage: &dyn Storage,
+    io: &tokio::runtime::Handle,
     cfg: &RunConfig,
     progress: &Progress,
 ) -> Result<Partial> {
@@ -180,7 +191,7 @@ fn parse_worker(
             };
             let mut paths = Vec::new();
             for f in shard::encode_chunk(&parsed, &range, &cfg.parquet)? {
-                crate::storage::write_atomic(storage, &f.path, &f.bytes)?;
+                io.block_on(crate::storage::write_atomic(storage, &f.path, &f.bytes))?;
                 paths.push(f.path);
             }
             progress

@@ -5,11 +5,10 @@
 //!
 //! # Threads
 //!
-//! The trait is synchronous and hdfs-native is async, so each [`HdfsStorage`] owns a small tokio
-//! runtime and blocks on it. Call its methods from plain threads or from another runtime's
-//! `spawn_blocking` threads (blocking on a *different* runtime there is fine). Never call them
-//! from an async task: tokio panics on a `block_on` inside an async context, and it would stall
-//! that executor anyway.
+//! Every call is a future on the caller's runtime: nothing blocks a thread. The client's
+//! background tasks (the NameNode connection's reader, DataNode streams) are spawned on the
+//! runtime that ran [`HdfsStorage::open`], so use a storage only while that runtime runs. A
+//! plain thread that needs storage blocks on a `Handle` of that (multi-thread) runtime.
 //!
 //! # Bounded retries
 //!
@@ -23,7 +22,6 @@ use crate::error::{Error, Result};
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
 use std::future::Future;
 use std::time::Duration;
-use tokio::runtime::Runtime;
 
 /// Settings hdfs-native actually reads (it ignores Hadoop's `ipc.client.connect.*` keys).
 const CLIENT_CONFIG: &[(&str, &str)] = &[
@@ -63,8 +61,6 @@ pub struct HdfsStorage {
     /// Absolute base path without a trailing `/`; empty for the file-system root.
     base: String,
     client: Client,
-    /// Runs the client's I/O. `None` only while dropping (see `Drop`).
-    rt: Option<Runtime>,
 }
 
 impl HdfsStorage {
@@ -74,25 +70,14 @@ impl HdfsStorage {
     /// often waits 500 ms in hdfs-native for the DataNode's block report, which made every
     /// worker start half a second slower. An unreachable DataNode shows at the first write, as
     /// a logged and retried storage error that names it.)
-    pub fn open(url: &str) -> Result<Self> {
+    pub async fn open(url: &str) -> Result<Self> {
         let (namenode, base) = parse_url(url)?;
-        // Calls are serial per caller thread, so two threads cover the NameNode connection's
-        // reader task plus a DataNode stream; the caller's thread only waits.
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("sawmill-hdfs")
-            .enable_all()
-            .build()
-            .map_err(|e| Error::Storage {
-                path: url.to_string(),
-                message: format!("cannot start the HDFS client's threads: {e} (is the process out of threads or memory?)"),
-            })?;
         let client = ClientBuilder::new()
             .with_url(namenode.as_str())
             .with_config(CLIENT_CONFIG.iter().copied())
-            // Spawn the client's background tasks on our runtime, not on whatever runtime the
-            // caller's thread belongs to: they must live exactly as long as this storage.
-            .with_io_runtime(rt.handle().clone())
+            // Pin the client's background tasks to the runtime opening the storage, whatever
+            // runtime a later call happens to come from (see the module docs).
+            .with_io_runtime(tokio::runtime::Handle::current())
             .build()
             .map_err(|e| {
                 Error::Config(format!(
@@ -103,28 +88,28 @@ impl HdfsStorage {
             namenode,
             base,
             client,
-            rt: Some(rt),
         };
-        storage.check_writable()?;
+        storage.check_writable().await?;
         Ok(storage)
     }
 
-    fn check_writable(&self) -> Result<()> {
+    async fn check_writable(&self) -> Result<()> {
         let base = self.abs("");
         self.run(
             "create the output directory",
             "",
             Call::Meta,
             self.client.mkdirs(&base, DIR_PERMISSION, true),
-        )?;
+        )
+        .await?;
         // Unique per process and instant: two workers opening the same root at once would
         // otherwise fight over one file's lease.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         let probe = format!(".sawmill-write-probe-{}-{nanos}", std::process::id());
-        self.write(&probe, b"")?;
-        self.delete(&probe)
+        self.write(&probe, b"").await?;
+        self.delete(&probe).await
     }
 
     /// Absolute HDFS path of a root-relative path.
@@ -142,23 +127,19 @@ impl HdfsStorage {
         format!("{}{}", self.namenode, self.abs(path))
     }
 
-    /// Runs one client call to completion on our runtime, under the call's timeout.
-    fn run<T>(
+    /// Runs one client call to completion under the call's timeout.
+    async fn run<T>(
         &self,
         op: &str,
         path: &str,
         call: Call,
         fut: impl Future<Output = Result<T, HdfsError>>,
     ) -> Result<T> {
-        let Some(rt) = &self.rt else {
-            return Err(self.error(path, format!("{op}: the HDFS client is shutting down")));
-        };
         let limit = match call {
             Call::Meta => META_TIMEOUT,
             Call::Data => DATA_TIMEOUT,
         };
-        // The timer must be created inside the runtime, hence the async block.
-        match rt.block_on(async { tokio::time::timeout(limit, fut).await }) {
+        match tokio::time::timeout(limit, fut).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(self.explain(op, path, call, e)),
             Err(_) => Err(self.error(
@@ -214,22 +195,13 @@ impl HdfsStorage {
     }
 }
 
-impl Drop for HdfsStorage {
-    fn drop(&mut self) {
-        // Dropping a Runtime waits for its threads, which tokio forbids (panics) in an async
-        // context; `shutdown_background` never blocks, so the storage may be dropped anywhere.
-        if let Some(rt) = self.rt.take() {
-            rt.shutdown_background();
-        }
-    }
-}
-
+#[async_trait::async_trait]
 impl Storage for HdfsStorage {
     fn root(&self) -> String {
         self.url_of("")
     }
 
-    fn write(&self, path: &str, data: &[u8]) -> Result<()> {
+    async fn write(&self, path: &str, data: &[u8]) -> Result<()> {
         let abs = self.abs(path);
         let data = bytes::Bytes::copy_from_slice(data);
         // create_parent is `mkdirs -p` inside the create call itself: one NameNode round trip
@@ -242,9 +214,10 @@ impl Storage for HdfsStorage {
             // reached its minimum replication: from here on the data is durable.
             writer.close().await
         })
+        .await
     }
 
-    fn read(&self, path: &str) -> Result<Vec<u8>> {
+    async fn read(&self, path: &str) -> Result<Vec<u8>> {
         let abs = self.abs(path);
         self.run("read", path, Call::Data, async {
             let reader = self.client.read(&abs).await?;
@@ -252,9 +225,10 @@ impl Storage for HdfsStorage {
             reader.read_range_buf(&mut buf, 0).await?;
             Ok(buf)
         })
+        .await
     }
 
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.abs(from), self.abs(to));
         let parent = dst
             .rsplit_once('/')
@@ -267,25 +241,28 @@ impl Storage for HdfsStorage {
             // guarantee `publish` relies on.
             self.client.rename(&src, &dst, false).await
         })
+        .await
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<String>> {
+    async fn list(&self, dir: &str) -> Result<Vec<String>> {
         let abs = self.abs(dir);
-        let found = self.run("list", dir, Call::Data, async {
-            let iter = self.client.list_status_iter(&abs, true);
-            let mut files = Vec::new();
-            while let Some(next) = iter.next().await {
-                match next {
-                    Ok(status) if !status.isdir => files.push(status.path),
-                    Ok(_) => {}
-                    // The directory, or a subdirectory removed while we walked it, is missing:
-                    // a missing directory lists as empty. The walk goes on with its siblings.
-                    Err(HdfsError::FileNotFound(_)) => {}
-                    Err(e) => return Err(e),
+        let found = self
+            .run("list", dir, Call::Data, async {
+                let iter = self.client.list_status_iter(&abs, true);
+                let mut files = Vec::new();
+                while let Some(next) = iter.next().await {
+                    match next {
+                        Ok(status) if !status.isdir => files.push(status.path),
+                        Ok(_) => {}
+                        // The directory, or a subdirectory removed while we walked it, is missing:
+                        // a missing directory lists as empty. The walk goes on with its siblings.
+                        Err(HdfsError::FileNotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
                 }
-            }
-            Ok(files)
-        })?;
+                Ok(files)
+            })
+            .await?;
         let prefix = format!("{}/", self.base);
         let mut out: Vec<String> = found
             .into_iter()
@@ -295,15 +272,16 @@ impl Storage for HdfsStorage {
         Ok(out)
     }
 
-    fn delete(&self, path: &str) -> Result<()> {
+    async fn delete(&self, path: &str) -> Result<()> {
         let abs = self.abs(path);
         // Non-recursive, so a mistaken directory path fails instead of wiping a tree. The
         // NameNode answers `false` for a missing file, which is fine here.
         self.run("delete", path, Call::Meta, self.client.delete(&abs, false))
+            .await
             .map(|_| ())
     }
 
-    fn exists(&self, path: &str) -> Result<bool> {
+    async fn exists(&self, path: &str) -> Result<bool> {
         let abs = self.abs(path);
         self.run("check", path, Call::Meta, async {
             match self.client.get_file_info(&abs).await {
@@ -312,6 +290,7 @@ impl Storage for HdfsStorage {
                 Err(e) => Err(e),
             }
         })
+        .await
     }
 }
 

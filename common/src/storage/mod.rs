@@ -9,67 +9,89 @@ pub mod hdfs;
 
 use crate::error::{Error, Result};
 use arrow::record_batch::RecordBatch;
+use async_trait::async_trait;
 use sawmill_core::layout::temp_staging_path;
 use sawmill_core::shard::{self, KeyValues};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// An output root. Every call is async and runs on the caller's runtime; none blocks a thread.
+#[async_trait]
 pub trait Storage: Send + Sync + Debug {
     /// Human-readable location of the root, for messages (`/data/out`, `hdfs://nn:9000/x`).
     fn root(&self) -> String;
     /// Creates or replaces `path` with `data`, creating parent directories.
-    fn write(&self, path: &str, data: &[u8]) -> Result<()>;
+    async fn write(&self, path: &str, data: &[u8]) -> Result<()>;
     /// Reads a whole file.
-    fn read(&self, path: &str) -> Result<Vec<u8>>;
+    async fn read(&self, path: &str) -> Result<Vec<u8>>;
     /// Atomically renames `from` to `to`, creating `to`'s parent. Fails if `to` exists.
-    fn rename(&self, from: &str, to: &str) -> Result<()>;
+    async fn rename(&self, from: &str, to: &str) -> Result<()>;
     /// Files (not directories) under `dir`, recursively, as root-relative paths, sorted.
     /// A missing directory lists as empty.
-    fn list(&self, dir: &str) -> Result<Vec<String>>;
+    async fn list(&self, dir: &str) -> Result<Vec<String>>;
     /// Deletes a file; deleting a missing file is not an error.
-    fn delete(&self, path: &str) -> Result<()>;
-    fn exists(&self, path: &str) -> Result<bool>;
+    async fn delete(&self, path: &str) -> Result<()>;
+    async fn exists(&self, path: &str) -> Result<bool>;
 }
 
 /// Writes `data` under a unique staging name, then publishes it as `final_path`.
 /// Returns `false` when `final_path` already existed (a retry): the staged copy is removed.
-pub fn write_atomic(storage: &dyn Storage, final_path: &str, data: &[u8]) -> Result<bool> {
+pub async fn write_atomic(storage: &dyn Storage, final_path: &str, data: &[u8]) -> Result<bool> {
     let staging = temp_staging_path(final_path);
-    storage.write(&staging, data)?;
-    publish(storage, &staging, final_path)
+    storage.write(&staging, data).await?;
+    publish(storage, &staging, final_path).await
 }
 
-/// Reads a whole Parquet file into batches, with its key-value metadata.
-pub fn read_parquet(storage: &dyn Storage, path: &str) -> Result<(Vec<RecordBatch>, KeyValues)> {
-    Ok(shard::decode(storage.read(path)?, path)?)
+/// Reads a whole Parquet file into batches, with its key-value metadata. Decoding runs on a
+/// blocking thread: it is CPU work.
+pub async fn read_parquet(
+    storage: &dyn Storage,
+    path: &str,
+) -> Result<(Vec<RecordBatch>, KeyValues)> {
+    let bytes = storage.read(path).await?;
+    let path = path.to_string();
+    off_runtime("decode parquet", move || Ok(shard::decode(bytes, &path)?)).await
 }
 
 /// Renames a staged file to its final name unless the final name exists already, in which case
 /// the staged file is deleted (final names are deterministic, so the contents are the same rows).
-pub fn publish(storage: &dyn Storage, staging: &str, final_path: &str) -> Result<bool> {
+pub async fn publish(storage: &dyn Storage, staging: &str, final_path: &str) -> Result<bool> {
     // Rename first (it refuses an existing destination): one round trip in the common case.
-    match storage.rename(staging, final_path) {
+    match storage.rename(staging, final_path).await {
         Ok(()) => Ok(true),
         // Published before (a retry), or a race with another publisher of the same final name:
         // final names are deterministic, so theirs holds the same rows as ours.
-        Err(_) if storage.exists(final_path)? => {
-            storage.delete(staging)?;
+        Err(e) => {
+            if !storage.exists(final_path).await? {
+                return Err(e);
+            }
+            storage.delete(staging).await?;
             Ok(false)
         }
-        Err(e) => Err(e),
     }
+}
+
+/// Runs CPU work (encoding, decoding) on the runtime's blocking threads, so async threads only
+/// ever wait on I/O.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    what: &str,
+    work: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| Error::Pipeline(format!("{what} task failed: {e}")))?
 }
 
 /// Opens an output root: a local path, `file://` URL, or `hdfs://host:port/path` URL. Either
 /// way the root is created and checked writable here, so bad configuration fails before any work.
-/// HDFS storage blocks on its own runtime: see [`hdfs`] for the threading rule.
-pub fn open(root: &str) -> Result<Arc<dyn Storage>> {
+/// HDFS storage lives on the runtime that opened it: see [`hdfs`] for the threading rule.
+pub async fn open(root: &str) -> Result<Arc<dyn Storage>> {
     if let Some(rest) = root.strip_prefix("file://") {
         return Ok(Arc::new(LocalFs::create(rest)?));
     }
     if root.starts_with("hdfs://") {
-        return Ok(Arc::new(hdfs::HdfsStorage::open(root)?));
+        return Ok(Arc::new(hdfs::HdfsStorage::open(root).await?));
     }
     if root.starts_with("viewfs://") {
         return Err(Error::Config(format!(
@@ -85,7 +107,8 @@ pub fn open(root: &str) -> Result<Arc<dyn Storage>> {
 }
 
 /// A local directory. Renames are atomic within one file system, which `_staging/` under the
-/// same root guarantees.
+/// same root guarantees. Each call runs the blocking `std::fs` work on the runtime's blocking
+/// threads.
 #[derive(Debug, Clone)]
 pub struct LocalFs {
     root: PathBuf,
@@ -93,7 +116,7 @@ pub struct LocalFs {
 
 impl LocalFs {
     /// Creates the root directory if needed and checks it is writable, so a bad `--out` fails
-    /// before any work is done.
+    /// before any work is done. Blocks briefly: call it at start-up.
     pub fn create(root: impl AsRef<Path>) -> Result<Self> {
         let root = root.as_ref().to_path_buf();
         let err = |source| Error::Output {
@@ -115,14 +138,17 @@ impl LocalFs {
         let p = self.abs(path).display().to_string();
         move |source| Error::Output { path: p, source }
     }
-}
 
-impl Storage for LocalFs {
-    fn root(&self) -> String {
-        self.root.display().to_string()
+    /// Runs `op` on a copy of this storage on a blocking thread.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&LocalFs) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let fs = self.clone();
+        off_runtime("local file system", move || op(&fs)).await
     }
 
-    fn write(&self, path: &str, data: &[u8]) -> Result<()> {
+    fn write_now(&self, path: &str, data: &[u8]) -> Result<()> {
         let abs = self.abs(path);
         if let Some(parent) = abs.parent() {
             std::fs::create_dir_all(parent).map_err(self.io_err(path))?;
@@ -130,11 +156,7 @@ impl Storage for LocalFs {
         std::fs::write(&abs, data).map_err(self.io_err(path))
     }
 
-    fn read(&self, path: &str) -> Result<Vec<u8>> {
-        std::fs::read(self.abs(path)).map_err(self.io_err(path))
-    }
-
-    fn rename(&self, from: &str, to: &str) -> Result<()> {
+    fn rename_now(&self, from: &str, to: &str) -> Result<()> {
         let dst = self.abs(to);
         if dst.exists() {
             return Err(Error::Storage {
@@ -148,7 +170,7 @@ impl Storage for LocalFs {
         std::fs::rename(self.abs(from), &dst).map_err(self.io_err(to))
     }
 
-    fn list(&self, dir: &str) -> Result<Vec<String>> {
+    fn list_now(&self, dir: &str) -> Result<Vec<String>> {
         let mut out = Vec::new();
         let base = self.abs(dir);
         if !base.exists() {
@@ -170,15 +192,49 @@ impl Storage for LocalFs {
         Ok(out)
     }
 
-    fn delete(&self, path: &str) -> Result<()> {
+    fn delete_now(&self, path: &str) -> Result<()> {
         match std::fs::remove_file(self.abs(path)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.io_err(path)(e)),
             _ => Ok(()),
         }
     }
+}
 
-    fn exists(&self, path: &str) -> Result<bool> {
-        Ok(self.abs(path).exists())
+#[async_trait]
+impl Storage for LocalFs {
+    fn root(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn write(&self, path: &str, data: &[u8]) -> Result<()> {
+        let (path, data) = (path.to_string(), data.to_vec());
+        self.blocking(move |fs| fs.write_now(&path, &data)).await
+    }
+
+    async fn read(&self, path: &str) -> Result<Vec<u8>> {
+        let path = path.to_string();
+        self.blocking(move |fs| std::fs::read(fs.abs(&path)).map_err(fs.io_err(&path)))
+            .await
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.blocking(move |fs| fs.rename_now(&from, &to)).await
+    }
+
+    async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let dir = dir.to_string();
+        self.blocking(move |fs| fs.list_now(&dir)).await
+    }
+
+    async fn delete(&self, path: &str) -> Result<()> {
+        let path = path.to_string();
+        self.blocking(move |fs| fs.delete_now(&path)).await
+    }
+
+    async fn exists(&self, path: &str) -> Result<bool> {
+        let path = path.to_string();
+        self.blocking(move |fs| Ok(fs.abs(&path).exists())).await
     }
 }
 
@@ -186,30 +242,34 @@ impl Storage for LocalFs {
 mod tests {
     use super::*;
 
-    #[test]
-    fn atomic_write_publishes_once() {
+    #[tokio::test]
+    async fn atomic_write_publishes_once() {
         let dir = tempfile::tempdir().unwrap();
         let fs = LocalFs::create(dir.path()).unwrap();
-        assert!(write_atomic(&fs, "a/b/x.parquet", b"one").unwrap());
+        assert!(write_atomic(&fs, "a/b/x.parquet", b"one").await.unwrap());
         // A retry of the same shard does not duplicate or clobber it.
-        assert!(!write_atomic(&fs, "a/b/x.parquet", b"one").unwrap());
-        assert_eq!(fs.read("a/b/x.parquet").unwrap(), b"one");
-        assert_eq!(fs.list("").unwrap(), vec!["a/b/x.parquet".to_string()]);
+        assert!(!write_atomic(&fs, "a/b/x.parquet", b"one").await.unwrap());
+        assert_eq!(fs.read("a/b/x.parquet").await.unwrap(), b"one");
+        assert_eq!(
+            fs.list("").await.unwrap(),
+            vec!["a/b/x.parquet".to_string()]
+        );
         assert!(fs
             .list(sawmill_core::layout::STAGING_DIR)
+            .await
             .unwrap()
             .is_empty());
-        assert!(fs.list("missing").unwrap().is_empty());
-        fs.delete("nope").unwrap();
+        assert!(fs.list("missing").await.unwrap().is_empty());
+        fs.delete("nope").await.unwrap();
     }
 
-    #[test]
-    fn unwritable_root_is_a_clear_error() {
+    #[tokio::test]
+    async fn unwritable_root_is_a_clear_error() {
         let err = LocalFs::create("/proc/sawmill-cannot-exist")
             .unwrap_err()
             .to_string();
         assert!(err.contains("cannot write output"), "{err}");
-        let err = open("s3://bucket/x").unwrap_err().to_string();
+        let err = open("s3://bucket/x").await.unwrap_err().to_string();
         assert!(err.contains("unsupported output URL"), "{err}");
     }
 }

@@ -40,10 +40,18 @@ pub struct Run {
     pub partial: Partial,
 }
 
+/// The runtime storage calls run on; multi-threaded, since the run's plain threads block on it.
+pub fn io() -> &'static tokio::runtime::Runtime {
+    static IO: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    IO.get_or_init(|| tokio::runtime::Runtime::new().unwrap())
+}
+
 /// `sawmill run` of `logs` (one input each) into a tempdir; the summary tables read back.
 pub fn run(logs: &[PathBuf]) -> Run {
     let dir = tempfile::tempdir().unwrap();
-    let out = storage::open(dir.path().to_str().unwrap()).unwrap();
+    let out = io()
+        .block_on(storage::open(dir.path().to_str().unwrap()))
+        .unwrap();
     let inputs: Vec<InputSpec> = logs
         .iter()
         .enumerate()
@@ -53,8 +61,15 @@ pub fn run(logs: &[PathBuf]) -> Run {
         threads: 2,
         ..RunConfig::default()
     };
-    let outcome = pipeline::run(&inputs, out.clone(), &cfg, &Progress::default()).unwrap();
-    let tables = summary::read(out.as_ref()).unwrap();
+    let outcome = pipeline::run(
+        &inputs,
+        out.clone(),
+        io().handle(),
+        &cfg,
+        &Progress::default(),
+    )
+    .unwrap();
+    let tables = io().block_on(summary::read(out.as_ref())).unwrap();
     Run {
         dir,
         tables,
