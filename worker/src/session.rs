@@ -128,7 +128,7 @@ impl Session {
             .map(|(&partition, &epoch)| OwnedPartition {
                 partition,
                 epoch,
-                committed_offset: self.committed.get(&partition).copied().unwrap_or(-1),
+                committed_offset: self.committed.get(&partition).copied(),
             })
             .collect()
     }
@@ -366,7 +366,7 @@ pub async fn run(opts: JoinOptions) -> Result<()> {
                 s.committed.extend(offsets.iter().map(|(p, n)| (*p, *n)));
                 let released: Vec<OwnedPartition> = offsets
                     .iter()
-                    .map(|(&partition, &n)| OwnedPartition { partition, epoch: s.owned.get(&partition).copied().unwrap_or(0), committed_offset: n })
+                    .map(|(&partition, &n)| OwnedPartition { partition, epoch: s.owned.get(&partition).copied().unwrap_or(0), committed_offset: Some(n) })
                     .collect();
                 s.owned.clear();
                 let leave = LeaveRequest { worker_id: s.opts.worker_id.clone(), generation: s.generation, released };
