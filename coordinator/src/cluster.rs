@@ -382,26 +382,13 @@ impl ClusterState {
         let partitions = keys
             .into_iter()
             .map(|p| {
-                let state = self
-                    .ownership
-                    .get(&p)
-                    .cloned()
-                    .unwrap_or(Ownership::Unassigned);
-                let committed = self.committed.get(&p).copied();
-                let end = self.ends.get(&p).copied();
-                PartitionStatus {
-                    partition: p,
-                    owner: state.holder().cloned(),
-                    epoch: state.epoch().or(self.epochs.get(&p).copied()),
-                    state: state.name().to_string(),
-                    moving_to: match &state {
-                        Ownership::Releasing { to, .. } => Some(to.clone()),
-                        _ => None,
-                    },
-                    committed_offset: committed,
-                    end_offset: end,
-                    lag: end.map(|e| (e - committed.unwrap_or(0)).max(0)),
-                }
+                let state = self.ownership.get(&p).unwrap_or(&Ownership::Unassigned);
+                state.status(
+                    p,
+                    self.epochs.get(&p).copied(),
+                    self.committed.get(&p).copied(),
+                    self.ends.get(&p).copied(),
+                )
             })
             .collect();
         ClusterSnapshot {
