@@ -1,12 +1,12 @@
-//! `sawmill status`: asks a coordinator (gRPC `Status`) for the cluster document and prints its
-//! workers and partitions (owner, epoch, committed and end offsets, lag, throughput), or the raw
-//! JSON with `--json`. The document's fields are described in docs/http-api.md.
+//! `sawmill status`: asks a coordinator (gRPC `Status`) for the typed cluster status and prints
+//! its workers and partitions (owner, epoch, committed and end offsets, lag, throughput), or the
+//! status document as JSON with `--json` (the shape of `GET /api/v1/status`, docs/http-api.md).
 
 use crate::CliError;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use sawmill_proto::v1::coordinator_client::CoordinatorClient;
-use sawmill_proto::v1::StatusRequest;
-use serde_json::Value;
+use sawmill_proto::v1::{ClusterStatus, StatusRequest};
+use std::fmt::Display;
 use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
@@ -14,28 +14,25 @@ pub struct StatusArgs {
     /// The coordinator's gRPC address, host:port.
     #[arg(long, env = "SAWMILL_COORDINATOR", default_value = "localhost:7000")]
     pub coordinator: String,
-    /// Print the raw status document (JSON) instead of tables.
+    /// Print the status document (JSON) instead of tables.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn execute(args: StatusArgs) -> Result<(), CliError> {
-    let json = fetch(&args.coordinator)?;
+    let status = fetch(&args.coordinator)?;
     if args.json {
+        let json = serde_json::to_string(&status)
+            .map_err(|e| CliError::Coordinator(format!("cannot encode the status: {e}")))?;
         println!("{json}");
         return Ok(());
     }
-    let doc: Value = serde_json::from_str(&json).map_err(|e| {
-        CliError::Coordinator(format!(
-            "the coordinator sent a status this version cannot read ({e}): use --json"
-        ))
-    })?;
-    print!("{}", render(&doc));
+    print!("{}", render(&status));
     Ok(())
 }
 
-/// The status document as JSON text.
-pub fn fetch(coordinator: &str) -> Result<String, CliError> {
+/// The cluster status.
+pub fn fetch(coordinator: &str) -> Result<ClusterStatus, CliError> {
     let uri = if coordinator.contains("://") {
         coordinator.to_string()
     } else {
@@ -62,17 +59,17 @@ pub fn fetch(coordinator: &str) -> Result<String, CliError> {
             .status(StatusRequest {})
             .await
             .map_err(|e| unreachable(e.message().to_string()))?;
-        Ok(resp.into_inner().json)
+        resp.into_inner().status.ok_or_else(|| {
+            CliError::Coordinator(format!(
+                "the coordinator at {coordinator} runs an earlier release that sends no typed status: upgrade it, or read GET /api/v1/status"
+            ))
+        })
     })
 }
 
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        Value::Array(a) => a.iter().map(text).collect::<Vec<_>>().join(","),
-        other => other.to_string(),
-    }
+/// A known value, or `-` when absent.
+fn text<T: Display>(value: Option<T>) -> String {
+    value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
 fn table(header: &[&str]) -> Table {
@@ -82,21 +79,17 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-fn num(v: &Value) -> Cell {
-    Cell::new(text(v)).set_alignment(CellAlignment::Right)
+fn num(value: impl Display) -> Cell {
+    Cell::new(value).set_alignment(CellAlignment::Right)
 }
 
-/// Human-readable tables of a status document.
-pub fn render(doc: &Value) -> String {
+/// Human-readable tables of a cluster status.
+pub fn render(status: &ClusterStatus) -> String {
     let mut out = format!(
         "pipeline {} (topic {}), output {}, generation {}, total lag {}\n",
-        text(&doc["pipeline"]),
-        text(&doc["topic"]),
-        text(&doc["output"]),
-        text(&doc["generation"]),
-        text(&doc["total_lag"]),
+        status.pipeline, status.topic, status.output, status.generation, status.total_lag,
     );
-    let mut w = table(&[
+    let mut workers = table(&[
         "worker",
         "health",
         "generation",
@@ -105,31 +98,20 @@ pub fn render(doc: &Value) -> String {
         "records consumed",
         "records/s",
     ]);
-    let empty = Vec::new();
-    for x in doc["workers"].as_array().unwrap_or(&empty) {
-        let health = if x["alive"].as_bool().unwrap_or(false) {
-            "alive"
-        } else {
-            "dead"
-        };
-        w.add_row(vec![
-            Cell::new(text(&x["id"])),
-            Cell::new(health),
-            num(&x["generation"]),
-            num(&Value::String(format!(
-                "{} ms ago",
-                text(&x["last_heartbeat_ms_ago"])
-            ))),
-            Cell::new(text(&x["owned"])),
-            num(&x["records_consumed"]),
-            num(&Value::String(format!(
-                "{:.0}",
-                x["throughput"].as_f64().unwrap_or(0.0)
-            ))),
+    for worker in &status.workers {
+        let owned: Vec<String> = worker.owned.iter().map(i32::to_string).collect();
+        workers.add_row(vec![
+            Cell::new(&worker.id),
+            Cell::new(if worker.alive { "alive" } else { "dead" }),
+            num(worker.generation),
+            num(format!("{} ms ago", worker.last_heartbeat_ms_ago)),
+            Cell::new(owned.join(",")),
+            num(worker.records_consumed),
+            num(format!("{:.0}", worker.throughput)),
         ]);
     }
-    out.push_str(&format!("{w}\n"));
-    let mut p = table(&[
+    out.push_str(&format!("{workers}\n"));
+    let mut partitions = table(&[
         "partition",
         "owner",
         "epoch",
@@ -138,30 +120,30 @@ pub fn render(doc: &Value) -> String {
         "end",
         "lag",
     ]);
-    for x in doc["partitions"].as_array().unwrap_or(&empty) {
-        let mut state = text(&x["state"]);
-        if let Some(to) = x["moving_to"].as_str() {
-            state = format!("{state} → {to}");
-        }
-        p.add_row(vec![
-            num(&x["partition"]),
-            Cell::new(text(&x["owner"])),
-            num(&x["epoch"]),
+    for partition in &status.partitions {
+        let state = match &partition.moving_to {
+            Some(to) => format!("{} → {to}", partition.state),
+            None => partition.state.clone(),
+        };
+        partitions.add_row(vec![
+            num(partition.partition),
+            Cell::new(text(partition.owner.as_ref())),
+            num(text(partition.epoch)),
             Cell::new(state),
-            num(&x["committed_offset"]),
-            num(&x["end_offset"]),
-            num(&x["lag"]),
+            num(text(partition.committed_offset)),
+            num(text(partition.end_offset)),
+            num(text(partition.lag)),
         ]);
     }
-    out.push_str(&format!("{p}\n"));
-    let m = &doc["merged"];
+    out.push_str(&format!("{partitions}\n"));
+    let merged = status.merged.clone().unwrap_or_default();
     out.push_str(&format!(
         "merged: {} shards, {} records, {} rejects; summary written {} times{}\n",
-        text(&m["shards"]),
-        text(&m["records"]),
-        text(&m["rejects"]),
-        text(&m["summary_writes"]),
-        match m["last_error"].as_str() {
+        merged.shards,
+        merged.records,
+        merged.rejects,
+        merged.summary_writes,
+        match &merged.last_error {
             Some(e) => format!("; last error: {e}"),
             None => String::new(),
         }
@@ -172,18 +154,46 @@ pub fn render(doc: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sawmill_proto::v1::{MergedStatus, PartitionStatus, WorkerStatus};
 
     #[test]
     fn renders_workers_and_partitions() {
-        let doc = serde_json::json!({
-            "pipeline": "t", "topic": "t", "output": "/o", "generation": 4, "total_lag": 5,
-            "workers": [{"id": "w1", "alive": true, "generation": 4, "last_heartbeat_ms_ago": 120,
-                         "owned": [0, 1], "records_consumed": 1000, "throughput": 250.4}],
-            "partitions": [{"partition": 0, "owner": "w1", "epoch": 2, "state": "owned",
-                            "moving_to": null, "committed_offset": 10, "end_offset": 15, "lag": 5}],
-            "merged": {"shards": 3, "records": 9, "rejects": 1, "summary_writes": 2, "last_error": null}
-        });
-        let s = render(&doc);
+        let status = ClusterStatus {
+            pipeline: "t".into(),
+            topic: "t".into(),
+            output: "/o".into(),
+            generation: 4,
+            total_lag: 5,
+            workers: vec![WorkerStatus {
+                id: "w1".into(),
+                alive: true,
+                generation: 4,
+                last_heartbeat_ms_ago: 120,
+                owned: vec![0, 1],
+                records_consumed: 1000,
+                throughput: 250.4,
+                ..Default::default()
+            }],
+            partitions: vec![PartitionStatus {
+                partition: 0,
+                owner: Some("w1".into()),
+                epoch: Some(2),
+                state: "owned".into(),
+                moving_to: None,
+                committed_offset: Some(10),
+                end_offset: Some(15),
+                lag: Some(5),
+            }],
+            merged: Some(MergedStatus {
+                shards: 3,
+                records: 9,
+                rejects: 1,
+                summary_writes: 2,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let s = render(&status);
         for want in [
             "w1",
             "alive",
@@ -195,5 +205,29 @@ mod tests {
         ] {
             assert!(s.contains(want), "{want} missing from\n{s}");
         }
+    }
+
+    #[test]
+    fn json_has_the_http_api_shape() {
+        let status = ClusterStatus {
+            partitions: vec![PartitionStatus {
+                partition: 2,
+                state: "unassigned".into(),
+                ..Default::default()
+            }],
+            merged: Some(MergedStatus {
+                next_offsets: [(0, 7)].into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["partitions"][0]["owner"], serde_json::Value::Null);
+        assert_eq!(
+            json["partitions"][0]["committed_offset"],
+            serde_json::Value::Null
+        );
+        assert_eq!(json["merged"]["next_offsets"]["0"], 7);
+        assert_eq!(json["merged"]["last_error"], serde_json::Value::Null);
     }
 }

@@ -6,35 +6,48 @@
 //! [`ownership::step`]: granting bumps the partition's epoch in etcd (fencing earlier owners)
 //! before the new owner hears of it; moving away from a live owner first asks it to release.
 //! Heartbeat answers carry the assignments and releases ([`ownership::reconcile`]).
+//!
+//! The actor polls nothing: the topic's partitions and offsets arrive as [`TopicFacts`] from the
+//! topic poller above it ([`crate::topic`]), and what etcd held at start comes in
+//! [`ClusterArgs::recorded`]. Its only I/O is the etcd writes it decides (epoch bumps and
+//! generations). Refusals are [`ClusterError`]s; the gRPC door maps them to status codes.
 
 use crate::assign::{assign, WorkerId};
 use crate::config::ServeConfig;
-use crate::membership::{compatible, reported, stale, unknown, Member};
+use crate::error::ClusterError;
+use crate::membership::{compatible, owned, reported, Member};
 use crate::metrics::Metrics;
 use crate::ownership::{self, Ownership, Step};
-use crate::status::{PartitionStatus, WorkerStatus};
-use crate::topic::TopicView;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sawmill_common::etcd::Checkpoints;
+use sawmill_common::etcd::{Checkpoints, StoredPartition};
 use sawmill_proto::v1::{
     Assignment, HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest,
-    LeaveResponse,
+    LeaveResponse, PartitionStatus, WorkerStatus,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tonic::Status;
 
-pub type Reply<T> = RpcReplyPort<Result<T, Status>>;
+pub type Reply<T> = RpcReplyPort<Result<T, ClusterError>>;
 
 pub enum ClusterMsg {
     Join(JoinRequest, Reply<JoinResponse>),
     Heartbeat(HeartbeatRequest, Reply<HeartbeatResponse>),
     Leave(LeaveRequest, Reply<LeaveResponse>),
     /// The topic's partitions and offsets, read by the [`crate::topic`] poller.
-    Topic(TopicView),
+    Topic(TopicFacts),
     Tick,
     Snapshot(RpcReplyPort<ClusterSnapshot>),
+}
+
+/// One reading of the topic (Kafka) and of the partitions' state (etcd); `None` where the
+/// source could not be read this time.
+#[derive(Debug, Default)]
+pub struct TopicFacts {
+    pub partitions: Option<Vec<i32>>,
+    /// Kafka's high watermark of each partition.
+    pub ends: BTreeMap<i32, i64>,
+    pub stored: Option<BTreeMap<i32, StoredPartition>>,
 }
 
 /// What the status document needs from the cluster actor.
@@ -49,6 +62,9 @@ pub struct ClusterArgs {
     pub cfg: Arc<ServeConfig>,
     pub checkpoints: Checkpoints,
     pub metrics: Metrics,
+    /// Every partition's state in etcd when the coordinator started: recorded owners get a
+    /// grace period to rejoin.
+    pub recorded: BTreeMap<i32, StoredPartition>,
 }
 
 pub struct ClusterActor;
@@ -57,12 +73,14 @@ pub struct ClusterState {
     args: ClusterArgs,
     generation: u64,
     members: BTreeMap<WorkerId, Member>,
-    states: BTreeMap<i32, Ownership>,
+    ownership: BTreeMap<i32, Ownership>,
     /// Last known etcd epoch of each partition (read from etcd, raised by our own bumps).
     epochs: BTreeMap<i32, u64>,
     /// The topic's partitions; empty until the first successful metadata read.
     partitions: Vec<i32>,
+    /// Kafka's high watermark of each partition.
     ends: BTreeMap<i32, i64>,
+    /// etcd's (or a worker's) committed next offset of each partition.
     committed: BTreeMap<i32, i64>,
     /// After a restart, owners recorded in etcd get this long to rejoin before their
     /// partitions are given to others (keeps assignments sticky across coordinator restarts).
@@ -70,7 +88,6 @@ pub struct ClusterState {
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// `major.minor` must match between worker and coordinator.
 impl ClusterState {
     fn alive_ids(&self) -> Vec<WorkerId> {
         self.members
@@ -81,14 +98,16 @@ impl ClusterState {
     }
 
     /// Checks a request's worker and generation.
-    fn member(&mut self, id: &str, generation: u64) -> Result<&mut Member, Status> {
+    fn member(&mut self, id: &str, generation: u64) -> Result<&mut Member, ClusterError> {
         match self.members.get_mut(id) {
             Some(m) if m.alive && m.generation == generation => Ok(m),
-            Some(m) if m.alive => Err(stale(id, generation, m.generation)),
-            Some(_) => Err(Status::not_found(format!(
-                "unknown worker {id}: join first (its session expired or it left)"
-            ))),
-            None => Err(unknown(id)),
+            Some(m) if m.alive => Err(ClusterError::StaleGeneration {
+                worker: id.to_string(),
+                got: generation,
+                current: m.generation,
+            }),
+            Some(_) => Err(ClusterError::ExpiredWorker(id.to_string())),
+            None => Err(ClusterError::UnknownWorker(id.to_string())),
         }
     }
 
@@ -97,9 +116,9 @@ impl ClusterState {
             return false;
         };
         let waiting: BTreeSet<&WorkerId> = self
-            .states
+            .ownership
             .values()
-            .filter_map(|s| s.holder())
+            .filter_map(|state| state.holder())
             .filter(|w| !self.members.get(*w).is_some_and(|m| m.alive))
             .collect();
         if now >= until || waiting.is_empty() {
@@ -121,28 +140,28 @@ impl ClusterState {
         }
         let live = self.alive_ids();
         let current: BTreeMap<i32, WorkerId> = self
-            .states
+            .ownership
             .iter()
-            .filter_map(|(p, s)| s.holder().map(|w| (*p, w.clone())))
+            .filter_map(|(p, state)| state.holder().map(|w| (*p, w.clone())))
             .collect();
         let target = assign(&self.partitions, &live, &current);
         let keys: BTreeSet<i32> = self
             .partitions
             .iter()
-            .chain(self.states.keys())
+            .chain(self.ownership.keys())
             .copied()
             .collect();
         let timeout = self.args.cfg.release_timeout();
         let mut changed = false;
         for p in keys {
-            let state = self.states.remove(&p).unwrap_or(Ownership::Unassigned);
+            let state = self.ownership.remove(&p).unwrap_or(Ownership::Unassigned);
             let alive = |w: &str| self.members.get(w).is_some_and(|m| m.alive);
             let step = ownership::step(&state, target.get(&p), &alive, now, timeout);
             let next = match &step {
                 Step::Keep => state,
                 Step::Grant { to, forced } => {
-                    let mut cp = self.args.checkpoints.clone();
-                    match cp.bump_epoch(p, to).await {
+                    let mut checkpoints = self.args.checkpoints.clone();
+                    match checkpoints.bump_epoch(p, to).await {
                         Ok(epoch) => {
                             tracing::info!(partition = p, worker = %to, epoch, from = ?state.holder(), forced, "partition granted");
                             self.epochs.insert(p, epoch);
@@ -171,7 +190,7 @@ impl ClusterState {
                     ownership::apply(state, &step, now)
                 }
             };
-            self.states.insert(p, next);
+            self.ownership.insert(p, next);
         }
         if changed {
             self.args.metrics.rebalances.inc();
@@ -200,19 +219,17 @@ impl ClusterState {
         died
     }
 
-    async fn join(&mut self, req: JoinRequest) -> Result<JoinResponse, Status> {
+    async fn join(&mut self, req: JoinRequest) -> Result<JoinResponse, ClusterError> {
         let id = req.worker_id.trim().to_string();
         if id.is_empty() {
-            return Err(Status::invalid_argument(
-                "worker_id is empty: pass --worker-id or leave the default",
-            ));
+            return Err(ClusterError::EmptyWorkerId);
         }
         if !compatible(&req.version, sawmill_core::VERSION) {
-            return Err(Status::failed_precondition(format!(
-                "worker {id} runs Sawmill {:?} but the coordinator runs {} (major.minor must match): deploy the same release",
-                req.version,
-                sawmill_core::VERSION
-            )));
+            return Err(ClusterError::IncompatibleVersion {
+                worker: id,
+                version: req.version,
+                ours: sawmill_core::VERSION,
+            });
         }
         let generation = self
             .args
@@ -222,9 +239,7 @@ impl ClusterState {
             .await
             .map_err(|e| {
                 self.args.metrics.error("generation");
-                Status::unavailable(format!(
-                    "cannot persist the generation in etcd: {e}; retry shortly"
-                ))
+                ClusterError::Generation(e)
             })?;
         self.generation = self.generation.max(generation);
         self.args.metrics.generation.set(self.generation as i64);
@@ -242,20 +257,21 @@ impl ClusterState {
                 metrics_address: req.metrics_address.clone(),
                 last_seen: now,
                 alive: true,
-                owned: req
-                    .owned
-                    .iter()
-                    .map(|o| (o.partition, (o.epoch, o.committed_offset)))
-                    .collect(),
+                owned: owned(&req.owned),
                 records: 0,
                 samples: VecDeque::new(),
             },
         );
-        ownership::reconcile(&mut self.states, &id, &reported(&req.owned), &self.epochs);
+        ownership::reconcile(
+            &mut self.ownership,
+            &id,
+            &reported(&req.owned),
+            &self.epochs,
+        );
         self.expire(now);
         self.assign_pass().await;
-        let settings_json = serde_json::to_string(&self.args.cfg.pipeline)
-            .map_err(|e| Status::internal(format!("cannot encode the settings: {e}")))?;
+        let settings_json =
+            serde_json::to_string(&self.args.cfg.pipeline).map_err(ClusterError::Settings)?;
         Ok(JoinResponse {
             generation,
             settings_json,
@@ -264,51 +280,49 @@ impl ClusterState {
         })
     }
 
-    async fn heartbeat(&mut self, req: HeartbeatRequest) -> Result<HeartbeatResponse, Status> {
+    async fn heartbeat(
+        &mut self,
+        req: HeartbeatRequest,
+    ) -> Result<HeartbeatResponse, ClusterError> {
         let now = Instant::now();
-        let m = self.member(&req.worker_id, req.generation)?;
-        m.last_seen = now;
-        m.owned = req
-            .owned
-            .iter()
-            .map(|o| (o.partition, (o.epoch, o.committed_offset)))
-            .collect();
-        m.records = req.records_consumed;
-        m.samples.push_back((now, req.records_consumed));
-        while m.samples.len() > 2
-            && m.samples
+        let member = self.member(&req.worker_id, req.generation)?;
+        member.last_seen = now;
+        member.owned = owned(&req.owned);
+        member.records = req.records_consumed;
+        member.samples.push_back((now, req.records_consumed));
+        while member.samples.len() > 2
+            && member
+                .samples
                 .front()
                 .is_some_and(|(t, _)| now.saturating_duration_since(*t) > Duration::from_secs(5))
         {
-            m.samples.pop_front();
+            member.samples.pop_front();
         }
         for o in &req.owned {
-            if o.committed_offset >= 0 {
-                let c = self
-                    .committed
-                    .entry(o.partition)
-                    .or_insert(o.committed_offset);
-                *c = (*c).max(o.committed_offset);
+            if let Some(offset) = o.committed_offset {
+                let committed = self.committed.entry(o.partition).or_insert(offset);
+                *committed = (*committed).max(offset);
             }
         }
-        let rep = reported(&req.owned);
-        ownership::reconcile(&mut self.states, &req.worker_id, &rep, &self.epochs);
+        let runs = reported(&req.owned);
+        ownership::reconcile(&mut self.ownership, &req.worker_id, &runs, &self.epochs);
         self.assign_pass().await;
-        let d = ownership::reconcile(&mut self.states, &req.worker_id, &rep, &self.epochs);
-        if !d.assign.is_empty() || !d.release.is_empty() {
-            tracing::debug!(worker = %req.worker_id, assign = ?d.assign, release = ?d.release, "heartbeat answer");
+        let delivery =
+            ownership::reconcile(&mut self.ownership, &req.worker_id, &runs, &self.epochs);
+        if !delivery.assign.is_empty() || !delivery.release.is_empty() {
+            tracing::debug!(worker = %req.worker_id, assign = ?delivery.assign, release = ?delivery.release, "heartbeat answer");
         }
         Ok(HeartbeatResponse {
-            assign: d
+            assign: delivery
                 .assign
                 .into_iter()
                 .map(|(partition, epoch)| Assignment { partition, epoch })
                 .collect(),
-            release: d.release,
+            release: delivery.release,
         })
     }
 
-    async fn leave(&mut self, req: LeaveRequest) -> Result<LeaveResponse, Status> {
+    async fn leave(&mut self, req: LeaveRequest) -> Result<LeaveResponse, ClusterError> {
         self.member(&req.worker_id, req.generation)?;
         tracing::info!(worker = %req.worker_id, released = ?req.released.iter().map(|o| (o.partition, o.committed_offset)).collect::<Vec<_>>(), "worker left");
         if let Some(m) = self.members.get_mut(&req.worker_id) {
@@ -320,8 +334,8 @@ impl ClusterState {
         Ok(LeaveResponse {})
     }
 
-    fn topic(&mut self, view: TopicView) {
-        if let Some(parts) = view.partitions {
+    fn topic(&mut self, facts: TopicFacts) {
+        if let Some(parts) = facts.partitions {
             if parts.len() != self.partitions.len() {
                 tracing::info!(
                     partitions = parts.len(),
@@ -331,17 +345,15 @@ impl ClusterState {
             }
             self.partitions = parts;
         }
-        self.ends.extend(view.ends);
-        if let Some(etcd) = view.etcd {
-            for (p, st) in etcd {
-                if let Some(e) = st.epoch {
-                    let known = self.epochs.entry(p).or_insert(e);
-                    *known = (*known).max(e);
-                }
-                if let Some(n) = st.next_offset {
-                    let c = self.committed.entry(p).or_insert(n);
-                    *c = (*c).max(n);
-                }
+        self.ends.extend(facts.ends);
+        for (p, stored) in facts.stored.into_iter().flatten() {
+            if let Some(e) = stored.epoch {
+                let known = self.epochs.entry(p).or_insert(e);
+                *known = (*known).max(e);
+            }
+            if let Some(n) = stored.next_offset {
+                let committed = self.committed.entry(p).or_insert(n);
+                *committed = (*committed).max(n);
             }
         }
         for (&p, &end) in &self.ends {
@@ -359,48 +371,24 @@ impl ClusterState {
         let workers = self
             .members
             .iter()
-            .map(|(id, m)| WorkerStatus {
-                id: id.clone(),
-                generation: m.generation,
-                version: m.version.clone(),
-                metrics_address: m.metrics_address.clone(),
-                last_heartbeat_ms_ago: now.saturating_duration_since(m.last_seen).as_millis()
-                    as u64,
-                alive: m.alive,
-                owned: m.owned.keys().copied().collect(),
-                records_consumed: m.records,
-                throughput: m.throughput(),
-            })
+            .map(|(id, member)| member.status(id, now))
             .collect();
         let keys: BTreeSet<i32> = self
             .partitions
             .iter()
-            .chain(self.states.keys())
+            .chain(self.ownership.keys())
             .copied()
             .collect();
         let partitions = keys
             .into_iter()
             .map(|p| {
-                let st = self
-                    .states
-                    .get(&p)
-                    .cloned()
-                    .unwrap_or(Ownership::Unassigned);
-                let committed = self.committed.get(&p).copied();
-                let end = self.ends.get(&p).copied();
-                PartitionStatus {
-                    partition: p,
-                    owner: st.holder().cloned(),
-                    epoch: st.epoch().or(self.epochs.get(&p).copied()),
-                    state: st.name().to_string(),
-                    moving_to: match &st {
-                        Ownership::Releasing { to, .. } => Some(to.clone()),
-                        _ => None,
-                    },
-                    committed_offset: committed,
-                    end_offset: end,
-                    lag: end.map(|e| (e - committed.unwrap_or(0)).max(0)),
-                }
+                let state = self.ownership.get(&p).unwrap_or(&Ownership::Unassigned);
+                state.status(
+                    p,
+                    self.epochs.get(&p).copied(),
+                    self.committed.get(&p).copied(),
+                    self.ends.get(&p).copied(),
+                )
             })
             .collect();
         ClusterSnapshot {
@@ -421,16 +409,14 @@ impl Actor for ClusterActor {
         myself: ActorRef<ClusterMsg>,
         args: ClusterArgs,
     ) -> Result<ClusterState, ActorProcessingErr> {
-        let mut cp = args.checkpoints.clone();
-        let stored = cp.partitions().await?;
-        let mut states = BTreeMap::new();
+        let mut ownership = BTreeMap::new();
         let mut epochs = BTreeMap::new();
         let mut committed = BTreeMap::new();
-        for (p, st) in &stored {
-            if let Some(e) = st.epoch {
+        for (p, stored) in &args.recorded {
+            if let Some(e) = stored.epoch {
                 epochs.insert(*p, e);
-                if let Some(w) = &st.owner {
-                    states.insert(
+                if let Some(w) = &stored.owner {
+                    ownership.insert(
                         *p,
                         Ownership::Owned {
                             worker: w.clone(),
@@ -439,16 +425,16 @@ impl Actor for ClusterActor {
                     );
                 }
             }
-            if let Some(n) = st.next_offset {
+            if let Some(n) = stored.next_offset {
                 committed.insert(*p, n);
             }
         }
         let grace = args.cfg.session_timeout().max(Duration::from_secs(2))
             + 2 * args.cfg.heartbeat_interval();
-        let grace_until = (!states.is_empty()).then(|| Instant::now() + grace);
+        let grace_until = (!ownership.is_empty()).then(|| Instant::now() + grace);
         if grace_until.is_some() {
             tracing::info!(
-                owned = states.len(),
+                owned = ownership.len(),
                 grace_ms = grace.as_millis() as u64,
                 "owners recorded in etcd: waiting for them to rejoin before reassigning"
             );
@@ -459,7 +445,7 @@ impl Actor for ClusterActor {
             args,
             generation: 0,
             members: BTreeMap::new(),
-            states,
+            ownership,
             epochs,
             partitions: Vec::new(),
             ends: BTreeMap::new(),
@@ -472,10 +458,10 @@ impl Actor for ClusterActor {
     async fn post_stop(
         &self,
         _myself: ActorRef<ClusterMsg>,
-        st: &mut ClusterState,
+        state: &mut ClusterState,
     ) -> Result<(), ActorProcessingErr> {
-        if let Some(t) = st.ticker.take() {
-            t.abort();
+        if let Some(ticker) = state.ticker.take() {
+            ticker.abort();
         }
         Ok(())
     }
@@ -484,31 +470,28 @@ impl Actor for ClusterActor {
         &self,
         _myself: ActorRef<ClusterMsg>,
         msg: ClusterMsg,
-        st: &mut ClusterState,
+        state: &mut ClusterState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ClusterMsg::Join(req, reply) => {
-                let r = st.join(req).await;
-                let _ = reply.send(r);
+                let _ = reply.send(state.join(req).await);
             }
             ClusterMsg::Heartbeat(req, reply) => {
-                let r = st.heartbeat(req).await;
-                let _ = reply.send(r);
+                let _ = reply.send(state.heartbeat(req).await);
             }
             ClusterMsg::Leave(req, reply) => {
-                let r = st.leave(req).await;
-                let _ = reply.send(r);
+                let _ = reply.send(state.leave(req).await);
             }
-            ClusterMsg::Topic(view) => {
-                st.topic(view);
-                st.assign_pass().await;
+            ClusterMsg::Topic(facts) => {
+                state.topic(facts);
+                state.assign_pass().await;
             }
             ClusterMsg::Tick => {
-                st.expire(Instant::now());
-                st.assign_pass().await;
+                state.expire(Instant::now());
+                state.assign_pass().await;
             }
             ClusterMsg::Snapshot(reply) => {
-                let _ = reply.send(st.snapshot());
+                let _ = reply.send(state.snapshot());
             }
         }
         Ok(())

@@ -1,11 +1,7 @@
 //! The HTTP API (axum): cluster status, merged analytics, Prometheus metrics, health.
 //! Paths and JSON fields are documented in docs/http-api.md.
 
-use crate::cluster::ClusterMsg;
-use crate::config::ServeConfig;
-use crate::merge::SharedMerged;
-use crate::metrics::Metrics;
-use crate::status::StatusDoc;
+use crate::state::ApiState;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
@@ -14,50 +10,9 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use ractor::ActorRef;
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
-use std::time::Instant;
-
-/// What every handler reads.
-#[derive(Clone)]
-pub struct ApiState {
-    pub cfg: Arc<ServeConfig>,
-    pub cluster: ActorRef<ClusterMsg>,
-    pub merged: SharedMerged,
-    pub metrics: Metrics,
-    pub started: Instant,
-    /// Merged records over time, for the dashboard's throughput chart.
-    pub throughput: Arc<crate::dashboard::Throughput>,
-}
-
-impl ApiState {
-    /// The status document (also returned by the gRPC `Status` call).
-    pub async fn status(&self) -> Result<StatusDoc, String> {
-        let snap = ractor::call_t!(self.cluster, ClusterMsg::Snapshot, 5000)
-            .map_err(|e| format!("the cluster actor does not answer: {e}"))?;
-        let merged = self
-            .merged
-            .read()
-            .map_err(|_| "the merged state lock is poisoned".to_string())?
-            .status();
-        Ok(StatusDoc {
-            version: sawmill_core::VERSION.to_string(),
-            pipeline: self.cfg.pipeline.pipeline_name().to_string(),
-            topic: self.cfg.pipeline.topic.clone(),
-            output: self.cfg.pipeline.output.clone(),
-            generation: snap.generation,
-            uptime_ms: self.started.elapsed().as_millis() as u64,
-            total_lag: snap.partitions.iter().filter_map(|p| p.lag).sum(),
-            workers: snap.workers,
-            partitions: snap.partitions,
-            merged,
-        })
-    }
-}
 
 pub fn router(state: ApiState) -> Router {
-    crate::dashboard::spawn_sampler(state.clone());
     Router::new()
         .route("/", get(crate::dashboard::page))
         .route("/api/v1/dashboard", get(crate::dashboard::document))
@@ -68,12 +23,16 @@ pub fn router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-fn unavailable(e: String) -> Response {
-    (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "error": e }))).into_response()
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({ "error": e.to_string() })),
+    )
+        .into_response()
 }
 
-async fn status(State(s): State<ApiState>) -> Response {
-    match s.status().await {
+async fn status(State(state): State<ApiState>) -> Response {
+    match state.status().await {
         Ok(doc) => Json(doc).into_response(),
         Err(e) => unavailable(e),
     }
@@ -85,39 +44,36 @@ pub struct AnalyticsQuery {
     pub top: Option<usize>,
 }
 
-async fn analytics(State(s): State<ApiState>, Query(q): Query<AnalyticsQuery>) -> Response {
+async fn analytics(State(state): State<ApiState>, Query(q): Query<AnalyticsQuery>) -> Response {
     let top = q.top.unwrap_or(10).min(10_000);
-    let merged = s.merged.clone();
-    let r = tokio::task::spawn_blocking(move || -> Result<Value, String> {
-        let g = merged
-            .read()
-            .map_err(|_| "the merged state lock is poisoned".to_string())?;
-        let views = serde_json::to_value(g.partial.views(top)).map_err(|e| e.to_string())?;
+    let merged = state.merged.load_full();
+    let built = tokio::task::spawn_blocking(move || -> serde_json::Result<Value> {
+        let views = serde_json::to_value(merged.partial.views(top))?;
         let mut tables = Map::new();
-        for (name, batch) in g.partial.tables() {
+        for (name, batch) in merged.partial.tables() {
             tables.insert(name.to_string(), Value::Array(rows(&batch)));
         }
         Ok(json!({
-            "records": g.partial.records(),
-            "rejects": g.partial.rejects(),
-            "shards": g.shards,
-            "next_offsets": g.next,
+            "records": merged.partial.records(),
+            "rejects": merged.partial.rejects(),
+            "shards": merged.shards,
+            "next_offsets": merged.next,
             "views": views,
             "tables": tables,
         }))
     })
     .await;
-    match r {
-        Ok(Ok(v)) => Json(v).into_response(),
+    match built {
+        Ok(Ok(doc)) => Json(doc).into_response(),
         Ok(Err(e)) => unavailable(e),
         Err(e) => unavailable(format!("analytics task failed: {e}")),
     }
 }
 
-async fn metrics(State(s): State<ApiState>) -> Response {
+async fn metrics(State(state): State<ApiState>) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
+        state.metrics.render(),
     )
         .into_response()
 }
@@ -161,6 +117,7 @@ mod tests {
     use super::*;
     use arrow::array::{Date32Array, Int64Array, StringArray};
     use arrow::datatypes::{Field, Schema};
+    use std::sync::Arc;
 
     #[test]
     fn batches_become_json_rows() {

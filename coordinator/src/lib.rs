@@ -2,21 +2,31 @@
 //! workers over gRPC, merges the shards they commit into the summary tables exactly once, and
 //! serves the cluster's status over HTTP.
 //!
-//! Module map:
+//! Module map, from the bottom up (a module uses only modules listed before it; the
+//! workspace test `tests/tests/module_cycles.rs` keeps it that way):
+//! - [`error`]: the crate's error enums ([`CoordinatorError`]; [`error::ClusterError`], the
+//!   cluster actor's replies).
+//! - [`config`]: layered configuration (defaults → JSON file → environment → flags).
+//! - [`metrics`]: every Prometheus metric of the coordinator.
 //! - [`assign`]: the pure partition-assignment decision (balanced, sticky, deterministic).
 //! - [`ownership`]: each partition's ownership state machine (Unassigned/Owned/Releasing), pure.
-//! - [`cluster`]: the cluster actor: membership, session timeouts, the assignment loop.
-//! - [`membership`]: a worker's registration, version check, generations persisted in etcd.
-//! - [`topic`]: polls Kafka (partitions, end offsets) and etcd (epochs, committed offsets).
-//! - [`merge`]: the merge actor: committed partials → merged analytics → `summary/` tables.
-//! - [`service`]: the gRPC service (`proto/sawmill/v1/coordinator.proto`).
-//! - [`http`]: the JSON API, `/metrics` and `/healthz` (docs/http-api.md).
+//! - [`membership`]: a worker's registration, version check and status line.
+//! - [`cluster`]: the cluster actor: membership, session timeouts, the assignment loop. It
+//!   receives the topic's facts as messages and polls nothing.
+//! - [`topic`]: above the cluster actor: polls Kafka (partitions, end offsets) and etcd (epochs,
+//!   committed offsets) and sends the actor what it read.
+//! - [`snapshot`]: the merged state as immutable snapshots (`ArcSwap`), loaded by readers.
+//! - [`merge`]: the merge actor: committed partials → merged analytics → `summary/` tables; it
+//!   owns the merged state and publishes snapshots.
+//! - [`throughput`]: merged lines over time, sampled by `serve` for the dashboard.
+//! - [`status`]: the cluster status document (the proto's `ClusterStatus`, also JSON).
+//! - [`state`]: what the doors share ([`state::ApiState`]): the cluster actor, the merged
+//!   snapshot, metrics, throughput.
+//! - [`service`]: the gRPC door (`proto/sawmill/v1/coordinator.proto`); maps
+//!   [`error::ClusterError`] to status codes in one place.
 //! - [`dashboard`]: the live dashboard page at `/` and the document it polls.
-//! - [`status`]: the cluster status document.
-//! - [`metrics`]: every Prometheus metric of the coordinator.
-//! - [`config`]: layered configuration (defaults → JSON file → environment → flags).
+//! - [`http`]: the JSON API, `/metrics` and `/healthz` (docs/http-api.md).
 //! - [`cli`]: the `coordinator` command.
-//! - [`error`]: the crate's error enum.
 //!
 //! [`serve`] runs all of it in-process (tests start a coordinator on port 0 this way).
 
@@ -32,23 +42,28 @@ pub mod merge;
 pub mod metrics;
 pub mod ownership;
 pub mod service;
+pub mod snapshot;
+pub mod state;
 pub mod status;
+pub mod throughput;
 pub mod topic;
 
 pub use config::ServeConfig;
 pub use error::{CoordinatorError, Result};
 
 use crate::cluster::{ClusterActor, ClusterArgs};
-use crate::http::ApiState;
-use crate::merge::{MergeActor, MergeArgs, MergeMsg, Merged};
+use crate::merge::{MergeActor, MergeArgs, MergeMsg};
 use crate::metrics::Metrics;
+use crate::snapshot::MergedSnapshot;
+use crate::state::ApiState;
+use crate::throughput::Throughput;
 use ractor::Actor;
 use sawmill_common::etcd::Checkpoints;
 use sawmill_core::analytics::Partial;
 use sawmill_proto::v1::coordinator_server::CoordinatorServer;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A running coordinator.
@@ -102,9 +117,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| CoordinatorError::Server(e.to_string()))?;
 
-    let merged = Arc::new(RwLock::new(Merged::new(Partial::new(
-        &cfg.pipeline.analytics(),
-    ))));
+    let merged = snapshot::shared(MergedSnapshot::new(Partial::new(&cfg.pipeline.analytics())));
     let (merge, merge_join) = Actor::spawn(
         None,
         MergeActor,
@@ -118,6 +131,8 @@ pub async fn serve(
     )
     .await
     .map_err(|e| CoordinatorError::Actor(format!("merge actor: {e}")))?;
+    // What etcd recorded before this coordinator started: owners get a grace period to rejoin.
+    let recorded = checkpoints.clone().partitions().await?;
     let (cluster, cluster_join) = Actor::spawn(
         None,
         ClusterActor,
@@ -125,11 +140,14 @@ pub async fn serve(
             cfg: cfg.clone(),
             checkpoints: checkpoints.clone(),
             metrics: metrics.clone(),
+            recorded,
         },
     )
     .await
     .map_err(|e| CoordinatorError::Actor(format!("cluster actor: {e}")))?;
     let poller = topic::spawn_poller(cfg.clone(), checkpoints, cluster.clone(), metrics.clone())?;
+    let throughput = Arc::new(Throughput::default());
+    let sampler = throughput::spawn_sampler(merged.clone(), throughput.clone());
 
     let api = ApiState {
         cfg: cfg.clone(),
@@ -137,7 +155,7 @@ pub async fn serve(
         merged,
         metrics,
         started,
-        throughput: Default::default(),
+        throughput,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -175,11 +193,12 @@ pub async fn serve(
             .is_err()
         {
             tracing::warn!("servers did not stop within 5 s; closing them");
-            for a in aborts {
-                a.abort();
+            for server in aborts {
+                server.abort();
             }
         }
         poller.abort();
+        sampler.abort();
         cluster.stop(None);
         let _ = cluster_join.await;
         let flushed = ractor::call_t!(merge, MergeMsg::Flush, 120_000);

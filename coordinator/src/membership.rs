@@ -1,10 +1,9 @@
-//! Membership helpers of the cluster actor: a worker's registration, the version check, and the
-//! refusals workers act on. (The generation counter is persisted by `sawmill_common::etcd`.)
+//! Membership helpers of the cluster actor: a worker's registration, the version check, and its
+//! line in the status document. (The generation counter is persisted by `sawmill_common::etcd`.)
 
-use sawmill_proto::v1::OwnedPartition;
+use sawmill_proto::v1::{OwnedPartition, WorkerStatus};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
-use tonic::Status;
 
 pub struct Member {
     pub generation: u64,
@@ -12,8 +11,8 @@ pub struct Member {
     pub metrics_address: String,
     pub last_seen: Instant,
     pub alive: bool,
-    /// What it reported last: partition → (epoch, committed next offset or -1).
-    pub owned: BTreeMap<i32, (u64, i64)>,
+    /// What it reported last: partition → (epoch, committed next offset if known).
+    pub owned: BTreeMap<i32, (u64, Option<i64>)>,
     pub records: u64,
     /// `(when, records_consumed)` over the last few seconds, for throughput.
     pub samples: VecDeque<(Instant, u64)>,
@@ -22,33 +21,47 @@ pub struct Member {
 impl Member {
     pub fn throughput(&self) -> f64 {
         match (self.samples.front(), self.samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                b.1.saturating_sub(a.1) as f64 / (b.0 - a.0).as_secs_f64()
+            (Some(first), Some(last)) if last.0 > first.0 => {
+                last.1.saturating_sub(first.1) as f64 / (last.0 - first.0).as_secs_f64()
             }
             _ => 0.0,
         }
     }
+
+    /// Its line in the status document.
+    pub fn status(&self, id: &str, now: Instant) -> WorkerStatus {
+        WorkerStatus {
+            id: id.to_string(),
+            generation: self.generation,
+            version: self.version.clone(),
+            metrics_address: self.metrics_address.clone(),
+            last_heartbeat_ms_ago: now.saturating_duration_since(self.last_seen).as_millis() as u64,
+            alive: self.alive,
+            owned: self.owned.keys().copied().collect(),
+            records_consumed: self.records,
+            throughput: self.throughput(),
+        }
+    }
 }
 
+/// What a worker reports it runs: partition → (epoch, committed next offset if known).
+pub fn owned(reported: &[OwnedPartition]) -> BTreeMap<i32, (u64, Option<i64>)> {
+    reported
+        .iter()
+        .map(|o| (o.partition, (o.epoch, o.committed_offset)))
+        .collect()
+}
+
+/// `major.minor` must match between worker and coordinator.
 pub fn compatible(worker: &str, ours: &str) -> bool {
-    let mm = |v: &str| {
-        let mut it = v.split('.');
+    let major_minor = |version: &str| {
+        let mut parts = version.split('.');
         (
-            it.next().unwrap_or("").to_string(),
-            it.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
+            parts.next().unwrap_or("").to_string(),
         )
     };
-    !worker.is_empty() && mm(worker) == mm(ours)
-}
-
-pub fn unknown(id: &str) -> Status {
-    Status::not_found(format!("unknown worker {id}: join first"))
-}
-
-pub fn stale(id: &str, got: u64, current: u64) -> Status {
-    Status::failed_precondition(format!(
-        "stale generation {got} for worker {id} (current {current}): rejoin"
-    ))
+    !worker.is_empty() && major_minor(worker) == major_minor(ours)
 }
 
 pub fn reported(owned: &[OwnedPartition]) -> BTreeMap<i32, u64> {

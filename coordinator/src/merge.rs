@@ -6,10 +6,15 @@
 //! `first` of the partition: the chain start); a replay (`first < merged_next`) is ignored and a
 //! gap (`first > merged_next`) waits. A restarted coordinator runs the same code from empty and
 //! reaches the same state from etcd and storage.
+//!
+//! The actor alone owns the merged state; after every poll or summary write it publishes an
+//! immutable [`MergedSnapshot`] that readers load ([`crate::snapshot`]), so a reader never waits
+//! for a merge or for a Parquet/HDFS write.
 
 use crate::config::ServeConfig;
+use crate::error::MergeError;
 use crate::metrics::Metrics;
-use crate::status::MergedStatus;
+use crate::snapshot::{MergedSnapshot, SharedMerged};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sawmill_common::committed::load_partial;
 use sawmill_common::etcd::Checkpoints;
@@ -17,49 +22,8 @@ use sawmill_common::storage::Storage;
 use sawmill_core::analytics::Partial;
 use sawmill_core::manifest::ShardManifest;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The merged state, shared read-only with the HTTP API.
-pub struct Merged {
-    pub partial: Partial,
-    /// Next offset after the merged chain of each partition.
-    pub next: BTreeMap<i32, i64>,
-    pub shards: u64,
-    pub summary_writes: u64,
-    pub last_summary: Option<Instant>,
-    /// Changed since the summary tables were last written.
-    pub dirty: bool,
-    pub last_error: Option<String>,
-}
-
-impl Merged {
-    pub fn new(partial: Partial) -> Self {
-        Merged {
-            partial,
-            next: BTreeMap::new(),
-            shards: 0,
-            summary_writes: 0,
-            last_summary: None,
-            dirty: false,
-            last_error: None,
-        }
-    }
-
-    pub fn status(&self) -> MergedStatus {
-        MergedStatus {
-            records: self.partial.records(),
-            rejects: self.partial.rejects(),
-            shards: self.shards,
-            next_offsets: self.next.clone(),
-            summary_writes: self.summary_writes,
-            last_summary_ms_ago: self.last_summary.map(|t| t.elapsed().as_millis() as u64),
-            last_error: self.last_error.clone(),
-        }
-    }
-}
-
-pub type SharedMerged = Arc<RwLock<Merged>>;
 
 /// Which manifests extend each partition's merged chain, given the `(partition, first)` keys
 /// stored in etcd and the merged next offsets. Returns, per partition, the offset the chain
@@ -97,6 +61,7 @@ pub struct MergeArgs {
     pub cfg: Arc<ServeConfig>,
     pub checkpoints: Checkpoints,
     pub storage: Arc<dyn Storage>,
+    /// Where snapshots are published; its current snapshot is where the actor starts.
     pub merged: SharedMerged,
     pub metrics: Metrics,
 }
@@ -105,54 +70,68 @@ pub struct MergeActor;
 
 pub struct MergeState {
     args: MergeArgs,
+    /// The merged state; readers see it as last published.
+    current: MergedSnapshot,
+    /// Changed since the summary tables were last written.
+    dirty: bool,
     tickers: Vec<tokio::task::JoinHandle<()>>,
 }
 
-fn lock_err<T>(_: T) -> ActorProcessingErr {
-    "the merged state lock is poisoned".into()
+/// What one merge round on the blocking pool hands back to the actor.
+struct MergeRound {
+    partial: Arc<Partial>,
+    next: BTreeMap<i32, i64>,
+    shards: u64,
+    /// A partition whose chain stopped at a partial that could not be loaded.
+    failed: Option<i32>,
 }
 
 impl MergeState {
-    async fn poll(&mut self) -> Result<usize, String> {
-        let mut cp = self.args.checkpoints.clone();
-        let stored = cp
+    fn publish(&self) {
+        self.args.merged.store(Arc::new(self.current.clone()));
+    }
+
+    async fn poll(&mut self) -> Result<u64, MergeError> {
+        let mut checkpoints = self.args.checkpoints.clone();
+        let stored = checkpoints
             .manifest_index()
             .await
-            .map_err(|e| format!("cannot list manifests: {e}"))?;
-        let next = self
-            .args
-            .merged
-            .read()
-            .map_err(|_| "lock poisoned".to_string())?
-            .next
-            .clone();
+            .map_err(MergeError::ListManifests)?;
         let mut todo: Vec<ShardManifest> = Vec::new();
-        for (p, mut cursor) in chain_cursor(&stored, &next) {
-            let firsts = &stored[&p];
+        for (partition, mut cursor) in chain_cursor(&stored, &self.current.next) {
+            let firsts = &stored[&partition];
             while firsts.contains(&cursor) {
-                match cp.manifest(p, cursor).await {
+                match checkpoints.manifest(partition, cursor).await {
                     Ok(Some(m)) if m.first == cursor && m.last >= m.first => {
                         cursor = m.next_offset();
                         todo.push(m);
                     }
                     Ok(_) => break,
-                    Err(e) => return Err(format!("cannot read manifest {p}/{cursor}: {e}")),
+                    Err(source) => {
+                        return Err(MergeError::ReadManifest {
+                            partition,
+                            first: cursor,
+                            source,
+                        })
+                    }
                 }
             }
         }
         if todo.is_empty() {
             return Ok(0);
         }
-        // Partials load here, on the async side, and merge on a blocking thread as they come.
+        // Partials load here, on the async side, and merge on a blocking thread as they come
+        // (a bounded channel: a long backlog after a restart is never all in memory at once).
         let (loaded_tx, mut loaded) =
             tokio::sync::mpsc::channel::<(ShardManifest, sawmill_common::Result<Partial>)>(4);
-        let merged = self.args.merged.clone();
         let metrics = self.args.metrics.clone();
-        let merger = tokio::task::spawn_blocking(move || -> Result<usize, String> {
-            let mut n = 0;
+        let mut partial = self.current.partial.clone();
+        let mut next = self.current.next.clone();
+        let merger = tokio::task::spawn_blocking(move || -> MergeRound {
+            let mut shards = 0;
             let mut failed: BTreeSet<i32> = BTreeSet::new();
             while let Some((m, load)) = loaded.blocking_recv() {
-                let partial = match load {
+                let loaded = match load {
                     Ok(p) => p,
                     Err(e) => {
                         // Stop this partition's chain here; the next poll retries it.
@@ -162,25 +141,28 @@ impl MergeState {
                         continue;
                     }
                 };
-                let mut g = merged.write().map_err(|_| "lock poisoned".to_string())?;
-                // Re-check under the lock: exactly once even if two polls ever overlapped.
-                let expected = g.next.get(&m.partition).copied().unwrap_or(m.first);
+                if failed.contains(&m.partition) {
+                    continue;
+                }
+                // Exactly once, in chain order: only the shard that continues the chain.
+                let expected = next.get(&m.partition).copied().unwrap_or(m.first);
                 if m.first != expected {
                     continue;
                 }
-                g.partial.merge(partial);
-                g.next.insert(m.partition, m.next_offset());
-                g.shards += 1;
-                g.dirty = true;
+                // Copies the analytics once per round: readers keep the previous snapshot.
+                Arc::make_mut(&mut partial).merge(loaded);
+                next.insert(m.partition, m.next_offset());
                 metrics.merges.inc();
                 metrics.merged_records.inc_by(m.records);
                 metrics.merged_rejects.inc_by(m.rejects);
-                n += 1;
+                shards += 1;
             }
-            if let Some(p) = failed.first() {
-                return Err(format!("cannot load a shard partial of partition {p}"));
+            MergeRound {
+                partial,
+                next,
+                shards,
+                failed: failed.first().copied(),
             }
-            Ok(n)
         });
         let mut failed: BTreeSet<i32> = BTreeSet::new();
         for m in todo {
@@ -197,81 +179,71 @@ impl MergeState {
             }
         }
         drop(loaded_tx);
-        merger
-            .await
-            .map_err(|e| format!("merge task failed: {e}"))?
+        let round = merger.await.map_err(|source| MergeError::Task {
+            what: "merge",
+            source,
+        })?;
+        if round.shards > 0 {
+            self.current.partial = round.partial;
+            self.current.next = round.next;
+            self.current.shards += round.shards;
+            self.dirty = true;
+        }
+        match round.failed {
+            Some(partition) => Err(MergeError::LoadPartial(partition)),
+            None => Ok(round.shards),
+        }
     }
 
-    async fn write_summary(&mut self) -> Result<bool, String> {
-        {
-            let mut g = self
-                .args
-                .merged
-                .write()
-                .map_err(|_| "lock poisoned".to_string())?;
-            if !g.dirty {
-                return Ok(false);
-            }
-            g.dirty = false;
+    async fn write_summary(&mut self) -> Result<bool, MergeError> {
+        if !self.dirty {
+            return Ok(false);
         }
         let opts = self
             .args
             .cfg
             .pipeline
             .parquet()
-            .map_err(|e| e.to_string())?;
-        let merged = self.args.merged.clone();
-        let r = async {
-            // Encoding is CPU work: a blocking thread; the writes are I/O: here.
-            let tables = tokio::task::spawn_blocking(move || -> Result<_, String> {
-                let g = merged.read().map_err(|_| "lock poisoned".to_string())?;
-                sawmill_common::summary::encode(&g.partial, &opts).map_err(|e| e.to_string())
-            })
-            .await
-            .map_err(|e| format!("summary task failed: {e}"))??;
-            sawmill_common::summary::write(self.args.storage.as_ref(), tables)
+            .map_err(|e| MergeError::WriteSummary(e.into()))?;
+        // Encoding is CPU work: a blocking thread; the writes are I/O: here.
+        let partial = self.current.partial.clone();
+        let tables =
+            tokio::task::spawn_blocking(move || sawmill_common::summary::encode(&partial, &opts))
                 .await
-                .map(|_| ())
-                .map_err(|e| e.to_string())
-        }
-        .await;
-        let mut g = self
-            .args
-            .merged
-            .write()
-            .map_err(|_| "lock poisoned".to_string())?;
-        match r {
-            Ok(()) => {
-                g.summary_writes += 1;
-                g.last_summary = Some(Instant::now());
-                self.args.metrics.summary_writes.inc();
-                Ok(true)
-            }
-            Err(e) => {
-                g.dirty = true;
-                Err(format!("cannot write the summary tables: {e}"))
-            }
-        }
+                .map_err(|source| MergeError::Task {
+                    what: "summary",
+                    source,
+                })?
+                .map_err(MergeError::WriteSummary)?;
+        sawmill_common::summary::write(self.args.storage.as_ref(), tables)
+            .await
+            .map_err(MergeError::WriteSummary)?;
+        self.dirty = false;
+        self.current.summary_writes += 1;
+        self.current.last_summary = Some(Instant::now());
+        self.args.metrics.summary_writes.inc();
+        Ok(true)
     }
 
-    fn record(&self, what: &str, r: Result<(), String>) -> Result<(), ActorProcessingErr> {
-        let mut g = self.args.merged.write().map_err(lock_err)?;
-        match r {
+    /// Keeps the outcome of a merge or summary write in the state and publishes it.
+    fn record(&mut self, what: &str, outcome: Result<(), MergeError>) {
+        match outcome {
             Ok(()) => {
-                if g.last_error.is_some() {
+                if self.current.last_error.is_some() {
                     tracing::info!("{what} works again");
                 }
-                g.last_error = None;
+                self.current.last_error = None;
             }
             Err(e) => {
-                if g.last_error.as_deref() != Some(e.as_str()) {
+                let e = e.to_string();
+                if self.current.last_error.as_deref() != Some(e.as_str()) {
                     tracing::warn!(error = %e, "{what} failed; retrying");
                 }
                 self.args.metrics.error(what);
-                g.last_error = Some(e);
+                self.current.last_error = Some(e);
             }
         }
-        Ok(())
+        self.publish();
     }
 }
 
@@ -293,8 +265,11 @@ impl Actor for MergeActor {
             || MergeMsg::WriteSummary,
         );
         myself.cast(MergeMsg::Poll)?;
+        let current = MergedSnapshot::clone(&args.merged.load());
         Ok(MergeState {
             args,
+            current,
+            dirty: false,
             tickers: vec![poll, write],
         })
     }
@@ -302,10 +277,10 @@ impl Actor for MergeActor {
     async fn post_stop(
         &self,
         _myself: ActorRef<MergeMsg>,
-        st: &mut MergeState,
+        state: &mut MergeState,
     ) -> Result<(), ActorProcessingErr> {
-        for t in st.tickers.drain(..) {
-            t.abort();
+        for ticker in state.tickers.drain(..) {
+            ticker.abort();
         }
         Ok(())
     }
@@ -314,30 +289,28 @@ impl Actor for MergeActor {
         &self,
         _myself: ActorRef<MergeMsg>,
         msg: MergeMsg,
-        st: &mut MergeState,
+        state: &mut MergeState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             MergeMsg::Poll => {
-                let r = st.poll().await;
-                if let Ok(n) = &r {
-                    if *n > 0 {
-                        tracing::debug!(shards = n, "merged committed shards");
-                    }
+                let merged = state.poll().await;
+                if let Ok(shards @ 1..) = merged {
+                    tracing::debug!(shards, "merged committed shards");
                 }
-                st.record("merge", r.map(|_| ()))?;
+                state.record("merge", merged.map(|_| ()));
             }
             MergeMsg::WriteSummary => {
-                let r = st.write_summary().await;
-                st.record("summary", r.map(|_| ()))?;
+                let written = state.write_summary().await;
+                state.record("summary", written.map(|_| ()));
             }
             MergeMsg::Flush(reply) => {
-                let r = st.poll().await;
-                st.record("merge", r.map(|_| ()))?;
-                let r = st.write_summary().await;
-                if let Ok(true) = r {
+                let merged = state.poll().await;
+                state.record("merge", merged.map(|_| ()));
+                let written = state.write_summary().await;
+                if let Ok(true) = written {
                     tracing::info!("summary tables written");
                 }
-                st.record("summary", r.map(|_| ()))?;
+                state.record("summary", written.map(|_| ()));
                 let _ = reply.send(());
             }
         }

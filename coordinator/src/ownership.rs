@@ -18,6 +18,7 @@
 //! [`Step::Grant`] and delivers assignments and releases in heartbeat answers ([`reconcile`]).
 
 use crate::assign::{Partition, WorkerId};
+use sawmill_proto::v1::PartitionStatus;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,30 @@ impl Ownership {
             Ownership::Unassigned => "unassigned",
             Ownership::Owned { .. } => "owned",
             Ownership::Releasing { .. } => "releasing",
+        }
+    }
+
+    /// The partition's line in the status document. `etcd_epoch` is shown while nobody holds
+    /// the partition; lag counts the whole partition before its first commit.
+    pub fn status(
+        &self,
+        partition: Partition,
+        etcd_epoch: Option<u64>,
+        committed: Option<i64>,
+        end: Option<i64>,
+    ) -> PartitionStatus {
+        PartitionStatus {
+            partition,
+            owner: self.holder().cloned(),
+            epoch: self.epoch().or(etcd_epoch),
+            state: self.name().to_string(),
+            moving_to: match self {
+                Ownership::Releasing { to, .. } => Some(to.clone()),
+                _ => None,
+            },
+            committed_offset: committed,
+            end_offset: end,
+            lag: end.map(|e| (e - committed.unwrap_or(0)).max(0)),
         }
     }
 }

@@ -1,26 +1,19 @@
-//! The topic poller: every tick it reads the topic's partitions and end offsets from Kafka and
-//! every partition's state from etcd, and hands them to the cluster actor. New partitions are
-//! picked up here without a restart. Kafka's client blocks, so it runs on the blocking pool.
+//! The topic poller, above the cluster actor: every tick it reads the topic's partitions and end
+//! offsets from Kafka and every partition's state from etcd, and hands them to the actor as
+//! [`TopicFacts`]. New partitions are picked up here without a restart. Kafka's client blocks,
+//! so it runs on the blocking pool.
 
-use crate::cluster::ClusterMsg;
+use crate::cluster::{ClusterMsg, TopicFacts};
 use crate::config::ServeConfig;
-use crate::error::Result;
+use crate::error::{Result, TopicError};
 use crate::metrics::Metrics;
 use ractor::ActorRef;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::ClientConfig;
-use sawmill_common::etcd::{Checkpoints, StoredPartition};
+use sawmill_common::etcd::Checkpoints;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// One reading; `None` where the source could not be read this time.
-#[derive(Debug, Default)]
-pub struct TopicView {
-    pub partitions: Option<Vec<i32>>,
-    pub ends: BTreeMap<i32, i64>,
-    pub etcd: Option<BTreeMap<i32, StoredPartition>>,
-}
 
 /// A metadata-only Kafka client (never subscribes, never commits).
 pub fn client(bootstrap: &str) -> Result<BaseConsumer> {
@@ -34,33 +27,27 @@ pub fn client(bootstrap: &str) -> Result<BaseConsumer> {
 
 /// Partitions and high watermarks of `topic`, or why they cannot be read.
 pub fn read_topic(
-    c: &BaseConsumer,
+    kafka: &BaseConsumer,
     topic: &str,
-) -> std::result::Result<(Vec<i32>, BTreeMap<i32, i64>), String> {
-    let md = c
+) -> Result<(Vec<i32>, BTreeMap<i32, i64>), TopicError> {
+    let metadata = kafka
         .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .map_err(|e| {
-            format!("cannot read metadata: {e} (is Kafka running? check --bootstrap-servers)")
-        })?;
-    let t = md
+        .map_err(TopicError::Metadata)?;
+    let found = metadata
         .topics()
         .iter()
         .find(|t| t.name() == topic)
-        .ok_or_else(|| format!("topic {topic:?} not found"))?;
-    if t.error().is_some() || t.partitions().is_empty() {
-        return Err(format!(
-            "topic {topic:?} does not exist yet: create it (sawmill produce does) or fix --topic"
-        ));
+        .ok_or_else(|| TopicError::NotFound(topic.to_string()))?;
+    if found.error().is_some() || found.partitions().is_empty() {
+        return Err(TopicError::Missing(topic.to_string()));
     }
-    let parts: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    let parts: Vec<i32> = found.partitions().iter().map(|p| p.id()).collect();
     let mut ends = BTreeMap::new();
-    for &p in &parts {
-        match c.fetch_watermarks(topic, p, Duration::from_secs(5)) {
-            Ok((_, high)) => {
-                ends.insert(p, high);
-            }
-            Err(e) => return Err(format!("cannot read watermarks of partition {p}: {e}")),
-        }
+    for &partition in &parts {
+        let (_, high) = kafka
+            .fetch_watermarks(topic, partition, Duration::from_secs(5))
+            .map_err(|source| TopicError::Watermarks { partition, source })?;
+        ends.insert(partition, high);
     }
     Ok((parts, ends))
 }
@@ -80,16 +67,16 @@ pub fn spawn_poller(
         let mut etcd_ok = true;
         loop {
             tick.tick().await;
-            let mut view = TopicView::default();
-            let (k, topic) = (kafka.clone(), cfg.pipeline.topic.clone());
-            match tokio::task::spawn_blocking(move || read_topic(&k, &topic)).await {
+            let mut facts = TopicFacts::default();
+            let (client, topic) = (kafka.clone(), cfg.pipeline.topic.clone());
+            match tokio::task::spawn_blocking(move || read_topic(&client, &topic)).await {
                 Ok(Ok((parts, ends))) => {
                     if !kafka_ok {
                         tracing::info!("kafka readable again");
                     }
                     kafka_ok = true;
-                    view.partitions = Some(parts);
-                    view.ends = ends;
+                    facts.partitions = Some(parts);
+                    facts.ends = ends;
                 }
                 Ok(Err(e)) => {
                     metrics.error("kafka_metadata");
@@ -100,14 +87,14 @@ pub fn spawn_poller(
                 }
                 Err(e) => tracing::error!(error = %e, "topic poll task failed"),
             }
-            let mut cp = checkpoints.clone();
-            match cp.partitions().await {
-                Ok(st) => {
+            let mut reader = checkpoints.clone();
+            match reader.partitions().await {
+                Ok(stored) => {
                     if !etcd_ok {
                         tracing::info!("etcd readable again");
                     }
                     etcd_ok = true;
-                    view.etcd = Some(st);
+                    facts.stored = Some(stored);
                 }
                 Err(e) => {
                     metrics.error("etcd_read");
@@ -117,7 +104,7 @@ pub fn spawn_poller(
                     etcd_ok = false;
                 }
             }
-            if cluster.cast(ClusterMsg::Topic(view)).is_err() {
+            if cluster.cast(ClusterMsg::Topic(facts)).is_err() {
                 return;
             }
         }

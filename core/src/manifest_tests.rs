@@ -198,7 +198,8 @@ fn manifests_written_by_the_layout_pass() {
 
 #[test]
 fn a_path_outside_the_layout_is_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut ShardManifest)>)> = vec![
+    type Damage = Box<dyn Fn(&mut ShardManifest)>;
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "absolute",
             Box::new(|m| m.files[0].path = "/etc/passwd".into()),

@@ -160,7 +160,7 @@ impl Session {
             .map(|(&partition, &epoch)| OwnedPartition {
                 partition,
                 epoch,
-                committed_offset: self.committed.get(&partition).copied().unwrap_or(-1),
+                committed_offset: self.committed.get(&partition).copied(),
             })
             .collect()
     }
@@ -382,7 +382,7 @@ impl Session {
             .map(|(&partition, &committed_offset)| OwnedPartition {
                 partition,
                 epoch: self.owned.get(&partition).copied().unwrap_or(0),
-                committed_offset,
+                committed_offset: Some(committed_offset),
             })
             .collect();
         self.owned.clear();
