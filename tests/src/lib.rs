@@ -1,9 +1,10 @@
 //! Shared fixtures of Sawmill's cross-crate tests (`tests/tests/*.rs`).
 //!
-//! Tests that need the real services read their addresses from `SAWMILL_KAFKA`,
-//! `SAWMILL_HDFS` and `SAWMILL_ETCD` (set by `eval "$(deploy/local/services env)"`, which
-//! `scripts/test.sh` does). Without them a test prints why it is skipped, unless
-//! `SAWMILL_REQUIRE_SERVICES=1` (CI) turns the skip into a failure.
+//! Tests that need the real services are marked
+//! `#[cfg_attr(not(feature = "services"), ignore = ...)]`: without the `services` feature they
+//! show as ignored, never as passed; with it (`scripts/test.sh`) they read the addresses from
+//! `SAWMILL_KAFKA`, `SAWMILL_HDFS` and `SAWMILL_ETCD` (`eval "$(deploy/local/services env)"`)
+//! and fail when one is missing.
 //!
 //! [`cluster`] holds the fixtures of whole-cluster tests (coordinator and worker processes,
 //! the status document, end-to-end checks).
@@ -30,23 +31,35 @@ pub struct Services {
     pub etcd: String,
 }
 
-/// The real services, or `None` (after saying why) when the environment names none.
-pub fn services(test: &str) -> Option<Services> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match (
-        get("SAWMILL_KAFKA"),
-        get("SAWMILL_HDFS"),
-        get("SAWMILL_ETCD"),
-    ) {
-        (Some(kafka), Some(hdfs), Some(etcd)) => Some(Services { kafka, hdfs, etcd }),
-        _ => {
-            if std::env::var("SAWMILL_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-                panic!("{test}: SAWMILL_KAFKA, SAWMILL_HDFS and SAWMILL_ETCD must be set (run deploy/local/services up)");
-            }
-            eprintln!("{test}: skipped: set SAWMILL_KAFKA, SAWMILL_HDFS and SAWMILL_ETCD (eval \"$(deploy/local/services env)\")");
-            None
-        }
+/// One service's address from the environment variable `var` (set by
+/// `eval "$(deploy/local/services env)"`). Only tests marked as needing the services call it;
+/// they run with the `services` feature, and then a missing service fails the test.
+pub fn service(var: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+        _ => panic!("{}", service_missing(var)),
     }
+}
+
+/// The addresses of all three services; `test` names the caller in the failure message.
+pub fn services(test: &str) -> Services {
+    let get = |var: &str| {
+        std::env::var(var)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| panic!("{test}: {}", service_missing(var)))
+    };
+    Services {
+        kafka: get("SAWMILL_KAFKA"),
+        hdfs: get("SAWMILL_HDFS"),
+        etcd: get("SAWMILL_ETCD"),
+    }
+}
+
+fn service_missing(var: &str) -> String {
+    format!(
+        "{var} is not set: start the services (deploy/local/services up) and eval \"$(deploy/local/services env)\", or run scripts/test.sh"
+    )
 }
 
 /// The workspace root.

@@ -57,11 +57,13 @@ fn start_coordinator(
     Coordinator::spawn(&mut cmd)
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_process_real_logs_exactly_once() {
-    let Some(s) = services("three_workers_process_real_logs_exactly_once") else {
-        return;
-    };
+    let s = services("three_workers_process_real_logs_exactly_once");
     let Some(files) = real_logs("three_workers_process_real_logs_exactly_once") else {
         return;
     };
@@ -153,11 +155,13 @@ async fn three_workers_process_real_logs_exactly_once() {
     verify(&s, &topic, out, &end, &reference).await;
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_survives_joins_kills_and_a_coordinator_restart() {
-    let Some(s) = services("cluster_survives_joins_kills_and_a_coordinator_restart") else {
-        return;
-    };
+    let s = services("cluster_survives_joins_kills_and_a_coordinator_restart");
     let _heavy = HEAVY.lock().await;
     let topic = unique("it-chaos");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
@@ -334,11 +338,13 @@ async fn cluster_survives_joins_kills_and_a_coordinator_restart() {
     verify(&s, &topic, out, &end, &reference(&[file])).await;
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_and_unknown_generations_are_refused() {
-    let Some(s) = services("stale_and_unknown_generations_are_refused") else {
-        return;
-    };
+    let s = services("stale_and_unknown_generations_are_refused");
     let topic = unique("it-gen");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
     let out = storage::open(&root).await.unwrap();

@@ -152,11 +152,13 @@ fn assert_contiguous(got: &[i64], first: i64, end: i64) {
     );
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_out_of_credits_holds_back_only_itself() {
-    let Some(s) = services("a_partition_out_of_credits_holds_back_only_itself") else {
-        return;
-    };
+    let s = services("a_partition_out_of_credits_holds_back_only_itself");
     let (topic, ends) = topic_with(&s, "it-credits", 30_000, 2);
     let c: ConsumerHandle = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
     let (free, mut free_rx) = sink().await;
@@ -197,11 +199,13 @@ async fn a_partition_out_of_credits_holds_back_only_itself() {
     c.stop();
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassignments_seek_and_rapid_revokes_are_safe() {
-    let Some(s) = services("reassignments_seek_and_rapid_revokes_are_safe") else {
-        return;
-    };
+    let s = services("reassignments_seek_and_rapid_revokes_are_safe");
     let (topic, ends) = topic_with(&s, "it-reassign", 10_000, 2);
     let c = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
 
@@ -242,11 +246,13 @@ async fn reassignments_seek_and_rapid_revokes_are_safe() {
     c.stop();
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_actor_still_starting_keeps_its_partition() {
-    let Some(s) = services("an_actor_still_starting_keeps_its_partition") else {
-        return;
-    };
+    let s = services("an_actor_still_starting_keeps_its_partition");
     let (topic, ends) = topic_with(&s, "it-starting", 30_000, 1);
     let c = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -38,11 +38,13 @@ fn counter(text: &str, name: &str) -> f64 {
     samples(text, name).iter().sum()
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[test]
 fn dashboard_renders_and_metrics_agree_with_the_records() {
-    let Some(s) = services("dashboard_renders_and_metrics_agree_with_the_records") else {
-        return;
-    };
+    let s = services("dashboard_renders_and_metrics_agree_with_the_records");
     let Some(files) = real_logs("dashboard_renders_and_metrics_agree_with_the_records") else {
         return;
     };

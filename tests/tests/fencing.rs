@@ -10,7 +10,7 @@ use sawmill_core::analytics::{AnalyticsConfig, Partial};
 use sawmill_core::batch::ChunkParser;
 use sawmill_core::shard::ParquetOptions;
 use sawmill_tests::*;
-use sawmill_worker::commit::{commit_shard, recover_partition, Committed, ShardToCommit};
+use sawmill_worker::commit::{commit_shard, recover_partition, ShardOutcome, ShardToCommit};
 use std::sync::Arc;
 
 fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCommit {
@@ -35,11 +35,13 @@ fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCo
     }
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_current_epoch_commits() {
-    let Some(s) = services("only_the_current_epoch_commits") else {
-        return;
-    };
+    let s = services("only_the_current_epoch_commits");
     let topic = unique("it-fence");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
     let out: Arc<dyn Storage> = storage::open(&root).await.unwrap();
@@ -62,7 +64,7 @@ async fn only_the_current_epoch_commits() {
     .await
     .unwrap()
     {
-        Committed::Fenced { current_epoch } => assert_eq!(current_epoch, Some(epoch_b)),
+        ShardOutcome::Fenced { current_epoch } => assert_eq!(current_epoch, Some(epoch_b)),
         other => panic!("zombie commit must be fenced, got {other:?}"),
     }
     assert!(
@@ -83,7 +85,7 @@ async fn only_the_current_epoch_commits() {
     .await
     .unwrap()
     {
-        Committed::Done(m) => m,
+        ShardOutcome::Done(m) => m,
         other => panic!("owner commit must land, got {other:?}"),
     };
     assert_eq!((m.first, m.last, m.records), (0, 9, 10));
@@ -102,7 +104,7 @@ async fn only_the_current_epoch_commits() {
     .await
     .unwrap()
     {
-        Committed::Done(m2) => assert_eq!(m2.last, 9),
+        ShardOutcome::Done(m2) => assert_eq!(m2.last, 9),
         other => panic!("a replay must be AlreadyCommitted, got {other:?}"),
     }
     assert_eq!(b.manifests(Some(0)).await.unwrap().len(), 1);
@@ -116,7 +118,7 @@ async fn only_the_current_epoch_commits() {
         )
         .await
         .unwrap(),
-        Committed::Stale { stored: Some(10) }
+        ShardOutcome::Stale { stored: Some(10) }
     ));
     // The zombie keeps failing, whatever it tries.
     assert!(matches!(
@@ -128,7 +130,7 @@ async fn only_the_current_epoch_commits() {
         )
         .await
         .unwrap(),
-        Committed::Fenced { .. }
+        ShardOutcome::Fenced { .. }
     ));
 
     // Recovery publishes a committed-but-unpublished file: simulate a crash after the commit.

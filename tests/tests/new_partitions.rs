@@ -10,11 +10,13 @@ fn status(http: &str) -> serde_json::Value {
     serde_json::from_str(&http_get(http, "/api/v1/status").1).unwrap_or(serde_json::Value::Null)
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[test]
 fn partitions_added_at_run_time_are_consumed_exactly_once() {
-    let Some(s) = services("partitions_added_at_run_time_are_consumed_exactly_once") else {
-        return;
-    };
+    let s = services("partitions_added_at_run_time_are_consumed_exactly_once");
     let Some(files) = real_logs("partitions_added_at_run_time_are_consumed_exactly_once") else {
         return;
     };

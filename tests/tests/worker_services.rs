@@ -43,11 +43,13 @@ async fn committed(
         .unwrap()
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_logs_land_exactly_once_on_hdfs() {
-    let Some(s) = services("real_logs_land_exactly_once_on_hdfs") else {
-        return;
-    };
+    let s = services("real_logs_land_exactly_once_on_hdfs");
     let Some(files) = real_logs("real_logs_land_exactly_once_on_hdfs") else {
         return;
     };
@@ -174,11 +176,13 @@ async fn real_logs_land_exactly_once_on_hdfs() {
     );
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_stream_loses_and_duplicates_nothing() {
-    let Some(s) = services("kill9_mid_stream_loses_and_duplicates_nothing") else {
-        return;
-    };
+    let s = services("kill9_mid_stream_loses_and_duplicates_nothing");
     let topic = unique("it-crash");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
     let dir = tempfile::tempdir().unwrap();

@@ -27,7 +27,7 @@ const FILE_TIMEOUT: Duration = Duration::from_secs(330);
 
 /// What a shard commit ended with, for the partition actor.
 #[derive(Debug)]
-pub enum Committed {
+pub enum ShardOutcome {
     /// Published; the partition's next offset is now `manifest.last + 1`.
     Done(Box<ShardManifest>),
     /// Another owner holds the partition; the staged files were removed.
@@ -114,12 +114,12 @@ pub struct StagedShard {
 /// Step 1 to 3 of the commit protocol for one shard.
 pub async fn commit_shard(
     storage: Arc<dyn Storage>,
-    cp: &mut Checkpoints,
+    etcd: &mut Checkpoints,
     opts: &ParquetOptions,
     shard: ShardToCommit,
-) -> Result<Committed> {
+) -> Result<ShardOutcome> {
     let staged = stage_shard(storage.clone(), opts, shard).await?;
-    commit_staged(storage, cp, staged).await
+    commit_staged(storage, etcd, staged).await
 }
 
 /// Step 1: encodes the shard and writes every file under its staging name. Needs no ownership
@@ -214,9 +214,9 @@ pub async fn stage_shard(
 /// partition must come here in offset order (etcd refuses any other).
 pub async fn commit_staged(
     storage: Arc<dyn Storage>,
-    cp: &mut Checkpoints,
+    etcd: &mut Checkpoints,
     staged: StagedShard,
-) -> Result<Committed> {
+) -> Result<ShardOutcome> {
     let t0 = std::time::Instant::now();
     let mut manifest = staged.manifest;
     manifest.committed_at_ms = std::time::SystemTime::now()
@@ -225,7 +225,7 @@ pub async fn commit_staged(
         .unwrap_or(0);
     let mut delay = Duration::from_millis(100);
     let outcome = loop {
-        match cp.commit(&manifest).await {
+        match etcd.commit(&manifest).await {
             Ok(CommitOutcome::Retry) => {}
             Ok(o) => break o,
             Err(e) => {
@@ -254,15 +254,15 @@ pub async fn commit_staged(
                 publish_ms = (t0.elapsed() - t_commit).as_millis() as u64,
                 "shard timings"
             );
-            Ok(Committed::Done(Box::new(manifest)))
+            Ok(ShardOutcome::Done(Box::new(manifest)))
         }
         CommitOutcome::Fenced { current_epoch } => {
             delete_staged(storage, &manifest).await;
-            Ok(Committed::Fenced { current_epoch })
+            Ok(ShardOutcome::Fenced { current_epoch })
         }
         CommitOutcome::OffsetMismatch { stored } => {
             delete_staged(storage, &manifest).await;
-            Ok(Committed::Stale { stored })
+            Ok(ShardOutcome::Stale { stored })
         }
         CommitOutcome::Retry => Err(WorkerError::Actor(
             "commit retry loop ended on Retry".into(),
@@ -285,11 +285,11 @@ pub async fn delete_staged(storage: Arc<dyn Storage>, m: &ShardManifest) {
 /// Must run after this worker's epoch bump. Returns the number of actions taken.
 pub async fn recover_partition(
     storage: Arc<dyn Storage>,
-    cp: &mut Checkpoints,
+    etcd: &mut Checkpoints,
     source: &str,
     partition: i32,
 ) -> Result<usize> {
-    let manifests = cp.manifests(Some(partition)).await?;
+    let manifests = etcd.manifests(Some(partition)).await?;
     let staging_dir = partition_staging_dir(source, partition);
     let actions = retry("recover partition", || async {
         let staging = storage.list(&staging_dir).await?;

@@ -14,7 +14,7 @@
 //! has finished; a failure there stops the actor with [`StartFailed`], restarted with backoff.
 
 use crate::commit::{
-    commit_staged, delete_staged, recover_partition, stage_shard, Committed, ShardToCommit,
+    commit_staged, delete_staged, recover_partition, stage_shard, ShardOutcome, ShardToCommit,
 };
 use crate::context::WorkerContext;
 use crate::messages::{
@@ -39,7 +39,7 @@ const GATE_WAIT: Duration = Duration::from_secs(5);
 /// A commit task and what settling it needs.
 struct Inflight {
     seq: u64,
-    task: tokio::task::JoinHandle<crate::error::Result<Committed>>,
+    task: tokio::task::JoinHandle<crate::error::Result<ShardOutcome>>,
     started: Instant,
     /// Rejected lines by reason in this shard, for the metrics once it commits.
     rejects: Vec<(sawmill_core::record::RejectReason, u64)>,
@@ -356,11 +356,11 @@ async fn flush(
             }
             Ok(staged) => {
                 delete_staged(ctx.storage.clone(), &staged.manifest).await;
-                Ok(Committed::Skipped)
+                Ok(ShardOutcome::Skipped)
             }
             Err(e) => Err(e),
         };
-        let _ = outcome_tx.send(matches!(outcome, Ok(Committed::Done(_))));
+        let _ = outcome_tx.send(matches!(outcome, Ok(ShardOutcome::Done(_))));
         drop(gate);
         let _ = me.cast(PartitionMsg::Settle(seq));
         outcome
@@ -390,7 +390,7 @@ async fn settle_oldest(
     let ctx = state.args.ctx.clone();
     let p = state.args.partition;
     match result? {
-        Committed::Done(manifest) => {
+        ShardOutcome::Done(manifest) => {
             state.committed = manifest.next_offset();
             tracing::debug!(
                 partition = p,
@@ -407,7 +407,7 @@ async fn settle_oldest(
             });
             Ok(())
         }
-        Committed::Fenced { current_epoch } => {
+        ShardOutcome::Fenced { current_epoch } => {
             ctx.metrics.written(p);
             tracing::warn!(
                 partition = p,
@@ -423,11 +423,11 @@ async fn settle_oldest(
             myself.stop(Some("fenced".into()));
             Ok(())
         }
-        Committed::Stale { stored } => {
+        ShardOutcome::Stale { stored } => {
             ctx.metrics.written(p);
             Err(format!("partition {p}: etcd's next offset is {stored:?}, not where the shard started; restarting from etcd").into())
         }
         // The shard before it failed, and settling that one already stopped or failed the actor.
-        Committed::Skipped => Ok(()),
+        ShardOutcome::Skipped => Ok(()),
     }
 }

@@ -1,8 +1,8 @@
 //! The HDFS storage backend against a real HDFS.
 //!
-//! Runs when `SAWMILL_HDFS=hdfs://host:port` is set (`eval "$(deploy/local/services env)"`);
-//! otherwise the tests that need a NameNode print "skipped" and pass. The tests for bad URLs
-//! and a dead NameNode need no HDFS and always run.
+//! The tests that need a NameNode run with the `services` feature (`scripts/test.sh`) and read
+//! it from `SAWMILL_HDFS`; the tests for bad URLs and a dead NameNode need no HDFS and always
+//! run.
 
 // Test helpers panic on failure: that is how the test using them fails.
 #![allow(clippy::unwrap_used)]
@@ -17,17 +17,11 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The NameNode URL from `SAWMILL_HDFS`, or `None` (after saying so) to skip the test.
-fn namenode(test: &str) -> Option<String> {
-    match std::env::var("SAWMILL_HDFS") {
-        Ok(url) if !url.trim().is_empty() => Some(url.trim().trim_end_matches('/').to_string()),
-        _ => {
-            eprintln!(
-                "{test}: skipped: set SAWMILL_HDFS=hdfs://host:port to run the HDFS storage tests"
-            );
-            None
-        }
-    }
+/// The NameNode URL from `SAWMILL_HDFS`.
+fn namenode() -> String {
+    sawmill_tests::service("SAWMILL_HDFS")
+        .trim_end_matches('/')
+        .to_string()
 }
 
 /// A storage rooted at a fresh `/sawmill-test/<pid>-<nanos>-<test>` directory, removed with
@@ -39,8 +33,8 @@ struct Fixture {
 }
 
 impl Fixture {
-    async fn new(test: &str) -> Option<Fixture> {
-        let namenode = namenode(test)?;
+    async fn new(test: &str) -> Fixture {
+        let namenode = namenode();
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap()
@@ -49,11 +43,11 @@ impl Fixture {
         let storage = storage::open(&format!("{namenode}{base}"))
             .await
             .expect("open HDFS storage");
-        Some(Fixture {
+        Fixture {
             namenode,
             base,
             storage,
-        })
+        }
     }
 
     /// Full URL of a root-relative path, for clients that are not ours.
@@ -105,11 +99,13 @@ fn hadoop_fs(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test]
 async fn file_operations() {
-    let Some(fx) = Fixture::new("file_operations").await else {
-        return;
-    };
+    let fx = Fixture::new("file_operations").await;
     let s = &fx.storage;
     assert_eq!(s.root(), format!("{}{}", fx.namenode, fx.base));
 
@@ -166,11 +162,13 @@ async fn file_operations() {
     assert!(s.exists("a/b/one.txt").await.unwrap());
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test]
 async fn write_atomic_publishes_once() {
-    let Some(fx) = Fixture::new("write_atomic_publishes_once").await else {
-        return;
-    };
+    let fx = Fixture::new("write_atomic_publishes_once").await;
     let s = fx.storage.as_ref();
     assert!(write_atomic(s, "records/dt=1995-07-01/x.parquet", b"one")
         .await
@@ -193,11 +191,13 @@ async fn write_atomic_publishes_once() {
     );
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test]
 async fn parquet_round_trip_readable_by_hadoop() {
-    let Some(fx) = Fixture::new("parquet_round_trip").await else {
-        return;
-    };
+    let fx = Fixture::new("parquet_round_trip").await;
     let s = fx.storage.as_ref();
     let batch = RecordBatch::try_from_iter([
         (
@@ -247,19 +247,19 @@ async fn parquet_round_trip_readable_by_hadoop() {
     );
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[test]
 fn works_from_tasks_and_plain_threads() {
-    let Some(namenode) = namenode("works_from_tasks_and_plain_threads") else {
-        return;
-    };
+    let namenode = namenode();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    let fx = rt
-        .block_on(Fixture::new("works_from_tasks_and_plain_threads"))
-        .unwrap();
+    let fx = rt.block_on(Fixture::new("works_from_tasks_and_plain_threads"));
     // The worker calls storage from tasks on any of its runtime's threads.
     let storage = fx.storage.clone();
     rt.block_on(async move {

@@ -1,16 +1,12 @@
 //! `serve` in-process: binds port 0, reports its addresses, answers gRPC and HTTP, and shuts
-//! down cleanly. Needs etcd (`SAWMILL_ETCD`) and Kafka (`SAWMILL_KAFKA`); skipped without them
-//! (`eval "$(deploy/local/services env)"`), failed with SAWMILL_REQUIRE_SERVICES=1.
+//! down cleanly. Needs etcd (`SAWMILL_ETCD`) and Kafka (`SAWMILL_KAFKA`).
 
 use sawmill_common::etcd::Checkpoints;
 use sawmill_coordinator::{serve, ServeConfig};
 use sawmill_proto::v1::coordinator_client::CoordinatorClient;
 use sawmill_proto::v1::{HeartbeatRequest, JoinRequest, StatusRequest};
+use sawmill_tests::service;
 use std::io::{Read, Write};
-
-fn env(k: &str) -> Option<String> {
-    std::env::var(k).ok().filter(|v| !v.is_empty())
-}
 
 fn get(addr: std::net::SocketAddr, path: &str) -> String {
     let mut s = std::net::TcpStream::connect(addr).expect("the coordinator's HTTP port");
@@ -24,16 +20,13 @@ fn get(addr: std::net::SocketAddr, path: &str) -> String {
     out
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_in_process_on_free_ports() {
-    let (Some(etcd), Some(kafka)) = (env("SAWMILL_ETCD"), env("SAWMILL_KAFKA")) else {
-        assert!(
-            env("SAWMILL_REQUIRE_SERVICES").as_deref() != Some("1"),
-            "SAWMILL_ETCD and SAWMILL_KAFKA must be set"
-        );
-        eprintln!("serves_in_process_on_free_ports: skipped: set SAWMILL_ETCD and SAWMILL_KAFKA");
-        return;
-    };
+    let (etcd, kafka) = (service("SAWMILL_ETCD"), service("SAWMILL_KAFKA"));
     let out = tempfile::tempdir().unwrap();
     let pipeline = format!("it-serve-{}", std::process::id());
     let mut cfg = ServeConfig {

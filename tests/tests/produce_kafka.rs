@@ -1,6 +1,6 @@
-//! `sawmill produce` against a real broker. The broker tests run only when `SAWMILL_KAFKA` names
-//! one (e.g. `127.0.0.1:9092`, see `deploy/local/services env`); the unreachable-broker test
-//! needs no broker and always runs, as does the pure test of line splitting across blocks.
+//! `sawmill produce` against a real broker. The broker tests run with the `services` feature
+//! (`scripts/test.sh`) and read it from `SAWMILL_KAFKA`; the unreachable-broker test needs no
+//! broker and always runs, as does the pure test of line splitting across blocks.
 
 use indicatif::ProgressBar;
 use rdkafka::admin::{AdminClient, AdminOptions};
@@ -13,14 +13,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-fn broker() -> Option<String> {
-    let b = std::env::var("SAWMILL_KAFKA")
-        .ok()
-        .filter(|s| !s.is_empty());
-    if b.is_none() {
-        eprintln!("skipped: set SAWMILL_KAFKA (e.g. 127.0.0.1:9092) to run against a real broker");
-    }
-    b
+fn broker() -> String {
+    sawmill_tests::service("SAWMILL_KAFKA")
 }
 
 fn real_log(name: &str) -> Option<PathBuf> {
@@ -107,9 +101,14 @@ fn delete_topic(broker: &str, topic: &str) {
     }
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[test]
 fn produces_a_real_crlf_log_exactly_once_per_line() {
-    let (Some(broker), Some(file)) = (broker(), real_log("monitorware_2004_access_log.log")) else {
+    let broker = broker();
+    let Some(file) = real_log("monitorware_2004_access_log.log") else {
         return;
     };
     let topic = unique_topic("crlf");
@@ -149,16 +148,18 @@ fn produces_a_real_crlf_log_exactly_once_per_line() {
     delete_topic(&broker, &topic);
 }
 
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
 #[test]
 fn limit_sends_exactly_that_many_lines_via_the_cli() {
-    let (Some(broker), Some(file)) = (
-        broker(),
-        real_log("nasa_jul95_insight_fansite_lordbadri.log"),
-    ) else {
+    let broker = broker();
+    let Some(file) = real_log("nasa_jul95_insight_fansite_lordbadri.log") else {
         return;
     };
     let topic = unique_topic("limit");
-    let out = Command::new(env!("CARGO_BIN_EXE_sawmill"))
+    let out = Command::new(sawmill_tests::bin("sawmill"))
         .args([
             "produce",
             "--bootstrap-servers",
@@ -208,7 +209,7 @@ fn unreachable_broker_fails_fast_with_a_clear_message() {
     )
     .expect("write");
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_sawmill"))
+    let out = Command::new(sawmill_tests::bin("sawmill"))
         .args([
             "produce",
             "--bootstrap-servers",
