@@ -103,13 +103,14 @@ pub fn worker(grpc: &str, id: &str, logs: &Path) -> ChildGuard {
     )
 }
 
-/// The status document over gRPC, or `None` while the coordinator does not answer.
+/// The status document over gRPC (the typed `status`, as the JSON the HTTP API serves), or
+/// `None` while the coordinator does not answer.
 pub async fn status(grpc: &str) -> Option<Value> {
     let mut c = CoordinatorClient::connect(format!("http://{grpc}"))
         .await
         .ok()?;
     let r = c.status(StatusRequest {}).await.ok()?;
-    serde_json::from_str(&r.into_inner().json).ok()
+    serde_json::to_value(r.into_inner().status?).ok()
 }
 
 /// partition → (owner, epoch, state) of the status document.

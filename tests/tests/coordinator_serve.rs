@@ -66,8 +66,13 @@ async fn serves_in_process_on_free_ports() {
     })
     .await
     .unwrap();
-    let doc: serde_json::Value =
-        serde_json::from_str(&c.status(StatusRequest {}).await.unwrap().into_inner().json).unwrap();
+    let response = c.status(StatusRequest {}).await.unwrap().into_inner();
+    let doc = serde_json::to_value(response.status.expect("a typed status")).unwrap();
+    // The deprecated JSON text still says the same, for clients of earlier releases.
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&response.json).unwrap(),
+        doc
+    );
     assert_eq!(doc["workers"][0]["id"], "solo");
     assert_eq!(doc["generation"].as_u64(), Some(j.generation));
 
