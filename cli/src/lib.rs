@@ -64,6 +64,23 @@ pub enum CliError {
     /// A coordinator failure (`sawmill status`); the message says what to check.
     #[error("{0}")]
     Coordinator(String),
+    /// `sawmill produce --oversized fail` met lines larger than the broker accepts (every other
+    /// line was delivered); exits with [`CliError::OVERSIZED_EXIT`].
+    #[error("{0}")]
+    Oversized(String),
+}
+
+impl CliError {
+    /// The exit status of `sawmill produce` when lines were too large (documented in README.md).
+    pub const OVERSIZED_EXIT: u8 = 3;
+
+    /// The process exit status for this error.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Oversized(_) => ExitCode::from(Self::OVERSIZED_EXIT),
+            _ => ExitCode::FAILURE,
+        }
+    }
 }
 
 /// The runtime storage calls run on. Multi-threaded, because plain threads (`sawmill run`'s
@@ -116,7 +133,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
-            ExitCode::FAILURE
+            e.exit_code()
         }
     }
 }

@@ -6,8 +6,14 @@
 //! `linger.ms` by default) and then moves to another, random partition. Batches stay large
 //! (few, big produce requests) and partitions even out over a run; line order is kept only
 //! within a partition, which the cluster does not need (every line carries its own timestamp).
+//!
+//! A line larger than the broker accepts is found before it is sent and handled as
+//! `--oversized` says (see [`oversized`]).
 
+mod oversized;
 mod topic;
+
+pub use oversized::{Oversized, OversizedMode};
 
 use crate::CliError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -59,6 +65,12 @@ pub struct ProduceArgs {
     /// `-X linger.ms=50`.
     #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
     pub kafka_properties: Vec<(String, String)>,
+    /// What to do with a line larger than the broker accepts (librdkafka's message.max.bytes,
+    /// 1,000,000 unless set with -X, and the topic's max.message.bytes, less framing): `skip`
+    /// it, `truncate` it to what fits (both exit 0), or `fail`: deliver every other line, then
+    /// exit with status 3. Either way the first few such lines are named by number and size.
+    #[arg(long, env = "SAWMILL_OVERSIZED", value_enum, default_value_t = OversizedMode::Fail)]
+    pub oversized: OversizedMode,
     /// Print nothing but errors.
     #[arg(long, short, env = "SAWMILL_QUIET")]
     pub quiet: bool,
@@ -82,6 +94,7 @@ impl ProduceArgs {
             partitions: 3,
             replication_factor: 1,
             kafka_properties: Vec::new(),
+            oversized: OversizedMode::Fail,
             quiet: false,
             connect_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(60),
@@ -104,7 +117,8 @@ pub enum TopicSetup {
     Recreated,
 }
 
-/// Outcome of a successful [`produce`]: every line read was sent and acknowledged.
+/// Outcome of a successful [`produce`]: every line read was sent and acknowledged, except
+/// oversized lines skipped by `--oversized skip`.
 #[derive(Debug, Clone)]
 pub struct ProduceReport {
     pub topic: TopicSetup,
@@ -118,6 +132,8 @@ pub struct ProduceReport {
     pub acked: u64,
     /// Payload bytes read (without line ends).
     pub bytes: u64,
+    /// Lines larger than the broker accepts, and what was done with them.
+    pub oversized: Oversized,
     /// From the first send to the end of the flush (topic setup excluded).
     pub elapsed: Duration,
 }
@@ -131,7 +147,11 @@ impl std::fmt::Display for ProduceReport {
             f,
             "read {read} lines, sent {sent}, acknowledged {acked}, failed 0 in {secs:.2} s"
         )?;
-        write!(f, " ({rate:.0} lines/s, {mbps:.1} MB/s)")
+        write!(f, " ({rate:.0} lines/s, {mbps:.1} MB/s)")?;
+        if self.oversized.count > 0 {
+            write!(f, "; {}", self.oversized.describe())?;
+        }
+        Ok(())
     }
 }
 
@@ -150,6 +170,9 @@ pub fn execute(args: ProduceArgs) -> Result<(), CliError> {
     let r = result?;
     if !args.quiet {
         eprintln!("topic {} ({} partitions): {r}", args.topic, r.partitions);
+    } else if r.oversized.count > 0 {
+        // Lines left out or cut are worth a word even when asked to be quiet.
+        eprintln!("warning: {}", r.oversized.describe());
     }
     Ok(())
 }
@@ -188,11 +211,12 @@ impl ProducerContext for Deliveries {
 ///
 /// Returns an error — naming how many lines were read, sent, acknowledged and failed — if the
 /// broker cannot be reached, the topic cannot be set up, any delivery failed, or the flush
-/// timed out.
+/// timed out; and [`CliError::Oversized`] (after delivering every other line) if a line was
+/// larger than the broker accepts under `--oversized fail`.
 pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, CliError> {
     // Open the input first: a typo in --file should not delete a topic.
     let mut input = InputSpec::new(&cfg.file, 0).open()?;
-    let (topic, partitions) = topic::prepare_topic(cfg, bar)?;
+    let prepared = topic::prepare_topic(cfg, bar)?;
     let mut pc = client_config(cfg);
     // acks=all plus idempotence: retries after a lost response cannot duplicate lines.
     pc.set("enable.idempotence", "true")
@@ -209,6 +233,9 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
     for (k, v) in &cfg.kafka_properties {
         pc.set(k, v);
     }
+    let limit_bytes =
+        oversized::payload_limit(pc.get("message.max.bytes"), prepared.max_message_bytes);
+    let mut oversized = Oversized::new(cfg.oversized, limit_bytes);
     let producer: BaseProducer<Deliveries> = pc
         .create_with_context(Deliveries::default())
         .map_err(|e| kafka_error(cfg, "cannot create a producer (check -X properties)", e))?;
@@ -245,7 +272,14 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
             }
             counts.read += 1;
             counts.bytes += line.len() as u64;
-            send(&producer, &cfg.topic, line, &mut counts);
+            let payload = if line.len() > limit_bytes {
+                oversized.handle(counts.read, line)
+            } else {
+                Some(line)
+            };
+            if let Some(payload) = payload {
+                send(&producer, &cfg.topic, payload, &mut counts);
+            }
             // Delivery reports only arrive through poll: serve them now and then, cheaply.
             if counts.read % 1024 == 0 {
                 producer.poll(Duration::ZERO);
@@ -273,7 +307,7 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
             cfg.bootstrap_servers,
         )));
     }
-    if failed > 0 || acked != sent || read != sent {
+    if failed > 0 || acked != sent || read != sent + oversized.unsent() {
         let first = d.first_error.lock().ok().and_then(|e| e.clone());
         return Err(CliError::Kafka(format!(
             "{} of {read} lines were not delivered ({summary}); first error: {}. Re-run with \
@@ -282,15 +316,24 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
             first.as_deref().unwrap_or("none reported"),
         )));
     }
+    if cfg.oversized == OversizedMode::Fail && oversized.count > 0 {
+        return Err(CliError::Oversized(format!(
+            "{} ({summary}); every other line was delivered. Split or shorten those lines, raise \
+             the limits (-X message.max.bytes and the topic's max.message.bytes), or re-run \
+             with --oversized skip or --oversized truncate",
+            oversized.describe()
+        )));
+    }
     let elapsed = start.elapsed();
     let bytes = counts.bytes;
     Ok(ProduceReport {
-        topic,
-        partitions,
+        topic: prepared.setup,
+        partitions: prepared.partitions,
         read,
         sent,
         acked,
         bytes,
+        oversized,
         elapsed,
     })
 }

@@ -269,3 +269,112 @@ fn block_boundaries_give_the_same_lines_as_one_buffer() {
     assert_eq!(complete_prefix(b"x\r\nab"), 3);
     assert_eq!(complete_prefix(b""), 0);
 }
+
+/// Line numbers (1-based) of the 2 MB lines in [`oversized_fixture`].
+const OVERSIZED_AT: [usize; 3] = [4, 11, 19];
+
+/// 20 ordinary lines with three 2 MB lines among them (each of one repeated letter), as the
+/// file's lines.
+fn oversized_fixture() -> Vec<Vec<u8>> {
+    (1..=20)
+        .map(|n| match OVERSIZED_AT.iter().position(|&at| at == n) {
+            Some(i) => vec![b'a' + i as u8; 2_000_000],
+            None => format!(
+                "127.0.0.1 - - [01/Jan/2024:00:00:{n:02} +0000] \"GET /{n} HTTP/1.1\" 200 1"
+            )
+            .into_bytes(),
+        })
+        .collect()
+}
+
+/// Runs `sawmill produce --oversized mode` on [`oversized_fixture`] into a new topic; returns
+/// the exit code, stderr and the topic's values (sorted).
+fn produce_oversized(mode: &str) -> (Option<i32>, String, Vec<Vec<u8>>) {
+    let broker = broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("oversized.log");
+    std::fs::write(&file, oversized_fixture().join(&b'\n')).expect("write");
+    let topic = unique_topic(&format!("oversized-{mode}"));
+    let out = Command::new(sawmill_tests::bin("sawmill"))
+        .args(["produce", "--bootstrap-servers", &broker, "--topic", &topic])
+        .args(["--partitions", "2", "--oversized", mode])
+        .arg("--file")
+        .arg(&file)
+        .output()
+        .expect("run sawmill");
+    let mut values = consume_all(&broker, &topic);
+    values.sort();
+    delete_topic(&broker, &topic);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr, values)
+}
+
+/// The fixture's ordinary lines, sorted.
+fn ordinary_lines() -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = oversized_fixture()
+        .into_iter()
+        .filter(|l| l.len() < 1000)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn assert_names_the_oversized_lines(stderr: &str, done: &str) {
+    let expected = format!(
+        "3 lines were larger than the 999964 bytes the broker accepts and were {done}: \
+         line 4 (2000000 bytes), line 11 (2000000 bytes), line 19 (2000000 bytes)"
+    );
+    assert!(stderr.contains(&expected), "{stderr}");
+}
+
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
+#[test]
+fn oversized_lines_fail_by_default_after_the_rest_is_delivered() {
+    let (code, stderr, values) = produce_oversized("fail");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_names_the_oversized_lines(&stderr, "not sent");
+    assert!(
+        stderr.contains("read 20 lines, sent 17, acknowledged 17, failed 0"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--oversized skip"), "{stderr}");
+    assert_eq!(values, ordinary_lines());
+}
+
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
+#[test]
+fn oversized_lines_are_skipped_with_oversized_skip() {
+    let (code, stderr, values) = produce_oversized("skip");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("read 20 lines, sent 17, acknowledged 17, failed 0"),
+        "{stderr}"
+    );
+    assert_names_the_oversized_lines(&stderr, "skipped");
+    assert_eq!(values, ordinary_lines());
+}
+
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
+#[test]
+fn oversized_lines_are_cut_to_fit_with_oversized_truncate() {
+    let (code, stderr, values) = produce_oversized("truncate");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("read 20 lines, sent 20, acknowledged 20, failed 0"),
+        "{stderr}"
+    );
+    assert_names_the_oversized_lines(&stderr, "truncated to their first bytes and sent");
+    let mut expected = ordinary_lines();
+    expected.extend((0..3).map(|i| vec![b'a' + i; 999_964]));
+    expected.sort();
+    assert!(values == expected, "the topic's values differ");
+}

@@ -1,26 +1,38 @@
-//! Topic set-up for `sawmill produce`: create, or delete and recreate for `--reset`, and wait
-//! until every partition has a leader.
+//! Topic set-up for `sawmill produce`: create, or delete and recreate for `--reset`, wait
+//! until every partition has a leader, and read the topic's message size limit.
 
 use super::{client_config, kafka_error, ProduceArgs, TopicSetup};
 use crate::CliError;
 use indicatif::ProgressBar;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use std::time::{Duration, Instant};
 
 type Admin = AdminClient<DefaultClientContext>;
 
+/// The topic, ready to take messages.
+pub(super) struct PreparedTopic {
+    pub setup: TopicSetup,
+    pub partitions: usize,
+    /// The topic's `max.message.bytes`, if the broker told it.
+    pub max_message_bytes: Option<usize>,
+}
+
 /// Makes sure the topic exists (deleting and recreating it for --reset) and that every partition
-/// has a leader; returns what was done and the partition count.
+/// has a leader; returns what was done, the partition count and the topic's size limit.
 pub(super) fn prepare_topic(
     cfg: &ProduceArgs,
     bar: &ProgressBar,
-) -> Result<(TopicSetup, usize), CliError> {
+) -> Result<PreparedTopic, CliError> {
     let admin: Admin = client_config(cfg)
         .create()
         .map_err(|e| kafka_error(cfg, "cannot create a Kafka client", e))?;
-    let result = setup_topic(&admin, cfg, bar);
+    let result = setup_topic(&admin, cfg, bar).map(|(setup, partitions)| PreparedTopic {
+        setup,
+        partitions,
+        max_message_bytes: max_message_bytes(&admin, cfg),
+    });
     // Dropping an admin client joins its polling thread, which wakes only every 100 ms.
     std::thread::spawn(move || drop(admin));
     result
@@ -80,6 +92,27 @@ fn setup_topic(
     let unready = "was created but has partitions without a leader";
     let ready = wait_until(cfg, admin, unready, |s| s.is_some_and(|(_, ready)| ready))?;
     Ok((setup, ready.map_or(0, |(n, _)| n)))
+}
+
+/// The topic's `max.message.bytes`, best effort: without it the producer's own limit still
+/// applies, and the broker's answer names any line it refuses.
+fn max_message_bytes(admin: &Admin, cfg: &ProduceArgs) -> Option<usize> {
+    let topic = [ResourceSpecifier::Topic(&cfg.topic)];
+    let described =
+        futures::executor::block_on(admin.describe_configs(&topic, &admin_options(cfg)));
+    let value = match described {
+        Ok(mut results) => match results.pop() {
+            Some(Ok(resource)) => resource
+                .get("max.message.bytes")
+                .and_then(|entry| entry.value.as_deref()?.parse().ok()),
+            _ => None,
+        },
+        Err(_) => None,
+    };
+    if value.is_none() {
+        tracing::warn!(topic = %cfg.topic, "cannot read the topic's max.message.bytes; using the producer's limit");
+    }
+    value
 }
 
 /// The topic's partition count and whether every partition has a leader, or `None` if the
