@@ -23,6 +23,10 @@ pub struct RunArgs {
     /// Input chunk size in MiB; each chunk becomes one shard per date it covers.
     #[arg(long, default_value_t = 16)]
     pub chunk_mib: usize,
+    /// Fail (naming the file) when a gzip input decompresses to more than this many bytes;
+    /// off by default. A guard against decompression bombs.
+    #[arg(long, env = "SAWMILL_MAX_DECOMPRESSED_BYTES", value_name = "BYTES")]
+    pub max_decompressed_bytes: Option<u64>,
     /// Rows shown in each top-N table.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -55,7 +59,9 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
         .files
         .iter()
         .enumerate()
-        .map(|(i, p)| InputSpec::new(p, i as i32))
+        .map(|(i, p)| {
+            InputSpec::new(p, i as i32).with_max_decompressed(args.max_decompressed_bytes)
+        })
         .collect();
     let io = crate::io_runtime()?;
     let out = io.block_on(storage::open(&settings.output))?;

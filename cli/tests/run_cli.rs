@@ -230,3 +230,40 @@ fn generate_is_deterministic_for_a_seed() {
     assert_ne!(a, c, "another seed gives another file");
     assert_eq!(a.iter().filter(|&&b| b == b'\n').count(), 1000);
 }
+
+#[test]
+fn gzip_input_past_max_decompressed_bytes_fails_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("nasa_aug95_head.log.gz");
+    let zipped = Command::new("gzip")
+        .arg("-c")
+        .arg(sample())
+        .output()
+        .expect("gzip(1) is installed");
+    assert!(zipped.status.success());
+    std::fs::write(&gz, &zipped.stdout).unwrap();
+    let size = std::fs::metadata(sample()).unwrap().len().to_string();
+    let out = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let run = |cap: &str, n: &str| {
+        let gz = gz.to_str().unwrap();
+        sawmill(&["run", gz, "--out", &out(n), "--max-decompressed-bytes", cap])
+    };
+
+    let capped = run("100000", "capped");
+    assert!(!capped.status.success(), "{}", text(&capped.stdout));
+    let stderr = text(&capped.stderr);
+    assert!(
+        stderr.contains(&format!("cannot read input {}", gz.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--max-decompressed-bytes"), "{stderr}");
+
+    // Up to the cap is fine: the whole sample decompresses to exactly its size.
+    let fits = run(&size, "fits");
+    assert!(fits.status.success(), "{}", text(&fits.stderr));
+    assert!(
+        text(&fits.stdout).contains("processed 1930 lines"),
+        "{}",
+        text(&fits.stdout)
+    );
+}

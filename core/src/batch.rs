@@ -122,6 +122,26 @@ impl ChunkParser {
         self.push_all(buf, first_offset, Some(partial))
     }
 
+    /// Appends `raw` at `offset` as a reject with `reason`, unparsed, and observes it in
+    /// `partial`: for a line the reader had to cut off (`sawmill run`'s bounded line length).
+    /// Returns the next offset.
+    pub fn push_reject(
+        &mut self,
+        raw: &[u8],
+        offset: i64,
+        reason: RejectReason,
+        partial: &mut Partial,
+    ) -> i64 {
+        let pos = Position {
+            partition: self.partition,
+            offset,
+        };
+        partial.observe_reject(reason, raw, pos);
+        self.rejects.append(offset, reason, raw);
+        self.rejected += 1;
+        offset + 1
+    }
+
     /// [`ChunkParser::push_lines`] without analytics: Arrow batches only. Lets a benchmark (or a
     /// caller that aggregates elsewhere) see the cost of parsing apart from aggregating.
     pub fn parse_lines(&mut self, buf: &[u8], first_offset: i64) -> i64 {

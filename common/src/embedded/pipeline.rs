@@ -14,13 +14,14 @@
 //! may block on it; a current-thread runtime would not drive the I/O). For the same reason
 //! [`run`] itself must be called from a plain thread, never from an async task.
 
-use crate::embedded::input::{check_readable, Chunk, Chunker, InputSpec};
+use crate::embedded::input::{check_readable, Chunk, Chunker, InputSpec, MAX_LINE_BYTES};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::summary;
 use sawmill_core::analytics::{AnalyticsConfig, Partial};
 use sawmill_core::batch::ChunkParser;
 use sawmill_core::layout::{self, ShardRange};
+use sawmill_core::record::RejectReason;
 use sawmill_core::shard::{self, ParquetOptions};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +33,9 @@ pub struct RunConfig {
     pub threads: usize,
     /// Target chunk size; one chunk becomes one shard per date it covers.
     pub chunk_bytes: usize,
+    /// Lines longer than this (or than `chunk_bytes`, if larger) are cut off and rejected as
+    /// `truncated`; see [`MAX_LINE_BYTES`].
+    pub max_line_bytes: usize,
     pub parquet: ParquetOptions,
     pub analytics: AnalyticsConfig,
 }
@@ -43,6 +47,7 @@ impl Default for RunConfig {
                 .map(|n| n.get())
                 .unwrap_or(2),
             chunk_bytes: 16 << 20,
+            max_line_bytes: MAX_LINE_BYTES,
             parquet: ParquetOptions::default(),
             analytics: AnalyticsConfig::default(),
         }
@@ -100,7 +105,8 @@ pub fn run(
     let partials = std::thread::scope(|scope| -> Result<Vec<Partial>> {
         let reader = scope.spawn(|| -> Result<()> {
             for spec in inputs {
-                let mut chunker = Chunker::new(spec.clone(), cfg.chunk_bytes)?;
+                let mut chunker =
+                    Chunker::with_max_line(spec.clone(), cfg.chunk_bytes, cfg.max_line_bytes)?;
                 while let Some(chunk) = chunker.next_chunk()? {
                     if stop.load(Ordering::Relaxed) || tx.send(chunk).is_err() {
                         return Ok(());
@@ -179,7 +185,16 @@ fn parse_worker(
     let mut parser = ChunkParser::new("".into(), 0);
     for chunk in rx.iter() {
         parser.set_source(chunk.source.clone(), chunk.partition);
-        let next = parser.push_lines(&chunk.data, chunk.first_line, &mut partial);
+        let next = match &chunk.cut_line {
+            // Cut off by the reader: a reject whatever its first bytes look like.
+            Some(cut) => parser.push_reject(
+                &cut.raw,
+                chunk.first_line,
+                RejectReason::Truncated,
+                &mut partial,
+            ),
+            None => parser.push_lines(&chunk.data, chunk.first_line, &mut partial),
+        };
         debug_assert_eq!(next - chunk.first_line, chunk.lines as i64);
         let parsed = parser.finish()?;
         if chunk.lines > 0 {
@@ -207,4 +222,38 @@ fn parse_worker(
             .fetch_add(parsed.rejected, Ordering::Relaxed);
     }
     Ok(partial)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::LocalFs;
+
+    #[test]
+    fn a_cut_off_line_is_a_truncated_reject_at_its_own_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("long.log");
+        let good = "127.0.0.1 - - [01/Aug/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 10\n";
+        // A valid line with a 20 kB user agent: read whole, it would be a record.
+        let long = format!("{} \"-\" \"{}\"\n", good.trim_end(), "x".repeat(20_000));
+        std::fs::write(&input, format!("{good}{long}{good}")).unwrap();
+        let out = dir.path().join("out");
+        let storage: Arc<dyn Storage> = Arc::new(LocalFs::create(&out).unwrap());
+        let io = tokio::runtime::Runtime::new().unwrap();
+        let cfg = RunConfig {
+            threads: 1,
+            chunk_bytes: 1024,
+            max_line_bytes: 4096,
+            ..RunConfig::default()
+        };
+        let inputs = [InputSpec::new(&input, 0)];
+        let outcome = run(&inputs, storage, io.handle(), &cfg, &Progress::default()).unwrap();
+        assert_eq!(outcome.lines, 3);
+        assert_eq!(outcome.partial.records(), 2);
+        let rejects = outcome.partial.reject_counts();
+        assert!(
+            rejects.contains(&(RejectReason::Truncated, 1)) && outcome.partial.rejects() == 1,
+            "{rejects:?}"
+        );
+    }
 }
