@@ -17,6 +17,7 @@
 //! Dates are wall-clock calendar dates (the zone the line was written in), as in the original.
 
 mod codec;
+mod consistency;
 mod intern;
 mod partial;
 pub mod stats;
