@@ -1,8 +1,8 @@
 //! The partial-aggregate state, its hot-path update and its exact merge.
 
-use super::intern::Interner;
+use super::intern::{bounded, Interner};
 use super::stats::SizeStats;
-use super::{codec, AnalyticsConfig};
+use super::{codec, AnalyticsConfig, MAX_KEY_BYTES, MAX_REJECT_EXAMPLE_BYTES};
 use crate::record::{spark_dayofweek, LogRecord, Position, RejectReason};
 use hashbrown::HashMap;
 use std::collections::BTreeMap;
@@ -229,10 +229,11 @@ impl Partial {
 
     #[inline]
     fn host_id(&mut self, host: &[u8]) -> u32 {
-        if self.last_host != NONE && self.hosts.key(self.last_host) == host {
+        let host = bounded(host, MAX_KEY_BYTES);
+        if self.last_host != NONE && self.hosts.key(self.last_host) == &*host {
             return self.last_host;
         }
-        let id = self.hosts.intern(host);
+        let id = self.hosts.intern(&host);
         self.last_host = id;
         id
     }
@@ -246,7 +247,8 @@ impl Partial {
     }
 
     /// Folds one parsed record in. Allocates only for keys (hosts, endpoints, dates) not seen
-    /// before and for 404 rows.
+    /// before and for 404 rows. Hosts and endpoints longer than [`MAX_KEY_BYTES`] are counted
+    /// under their [`bounded`] prefix.
     #[inline]
     pub fn observe(&mut self, rec: &LogRecord<'_>, pos: Position) {
         self.records += 1;
@@ -264,7 +266,7 @@ impl Partial {
         let d = self.day_slot(date);
         let host = self.host_id(rec.host);
         let endpoint = match rec.endpoint {
-            Some(e) => self.endpoints.intern(e),
+            Some(e) => self.endpoints.intern(&bounded(e, MAX_KEY_BYTES)),
             None => NONE,
         };
 
@@ -306,12 +308,14 @@ impl Partial {
         }
     }
 
-    /// Counts a rejected line and keeps it as an example if its position is among the smallest.
+    /// Counts a rejected line and keeps it as an example if its position is among the smallest
+    /// (at most [`MAX_REJECT_EXAMPLE_BYTES`] of it, see [`bounded`]).
     pub fn observe_reject(&mut self, reason: RejectReason, raw: &[u8], pos: Position) {
         self.rejects += 1;
         let r = &mut self.reject_stats[reason as usize];
         r.count += 1;
-        r.offer(pos, raw, self.cfg.reject_examples);
+        let raw = bounded(raw, MAX_REJECT_EXAMPLE_BYTES);
+        r.offer(pos, &raw, self.cfg.reject_examples);
     }
 
     /// Adds `other` into `self`. Exact, commutative and associative in everything
