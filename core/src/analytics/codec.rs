@@ -6,6 +6,7 @@
 //! therefore encode to equal bytes whatever their merge history, which is also how
 //! `Partial: PartialEq` is defined. Integers are varints; the layout is versioned.
 
+use super::consistency;
 use super::partial::{
     Day, EndpointStats, HostStats, Partial, RejectStats, Row404, NONE, STATUS_SLOTS,
 };
@@ -168,7 +169,7 @@ struct Reader<'a> {
     buf: &'a [u8],
 }
 
-fn corrupt(message: impl Into<String>) -> Error {
+pub(super) fn corrupt(message: impl Into<String>) -> Error {
     Error::Corrupt {
         what: "analytics partial".into(),
         message: message.into(),
@@ -289,9 +290,16 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
         min: r.u64()?,
         max: r.u64()?,
     };
+    let mut previous_status = None;
     for _ in 0..r.len(2)? {
         let st = u16::try_from(r.u64()?).map_err(|_| corrupt("status out of range"))?;
-        p.add_status(st, r.u64()?);
+        let n = r.u64()?;
+        // As written: ascending, each once, never zero (so counts are never added up here).
+        if n == 0 || previous_status.is_some_and(|previous| previous >= st) {
+            return Err(corrupt(format!("status {st} repeated, unordered or zero")));
+        }
+        previous_status = Some(st);
+        p.add_status(st, n);
     }
     for h in 0..24 {
         p.hourly[h] = r.u64()?;
@@ -381,25 +389,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
     if !r.buf.is_empty() {
         return Err(corrupt(format!("{} trailing bytes", r.buf.len())));
     }
-    check_totals(&p)?;
+    consistency::check_totals(&p)?;
     Ok(p)
-}
-
-/// Cheap cross-checks that catch most corruption the structure alone would not.
-fn check_totals(p: &Partial) -> Result<()> {
-    // Wrapping: corrupt counts must give an error, not an overflow panic.
-    let sum = |it: &mut dyn Iterator<Item = u64>| it.fold(0u64, u64::wrapping_add);
-    let day_requests = sum(&mut p.days.iter().map(|d| d.requests));
-    let host_requests = sum(&mut p.hosts.iter().map(|(_, _, v)| v.count));
-    let rejects = sum(&mut p.reject_stats.iter().map(|r| r.count));
-    if day_requests != p.records || host_requests != p.records || rejects != p.rejects {
-        return Err(corrupt(format!(
-            "totals disagree: records {} vs per day {day_requests} vs per host {host_requests}, \
-             rejects {} vs per reason {rejects}",
-            p.records, p.rejects
-        )));
-    }
-    Ok(())
 }
 
 impl Partial {
@@ -413,3 +404,7 @@ impl Partial {
         decode(bytes)
     }
 }
+
+#[cfg(test)]
+#[path = "codec_tests.rs"]
+mod tests;

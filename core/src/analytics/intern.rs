@@ -2,8 +2,31 @@
 //! per-record work on an already-seen key is one hash probe and no allocation, and per-date
 //! distinct-host sets can be plain `Vec<u32>`.
 
+use super::TRUNCATED_MARK;
 use hashbrown::{DefaultHashBuilder, HashTable};
+use std::borrow::Cow;
 use std::hash::BuildHasher;
+
+/// `bytes` itself when at most `max` bytes long; otherwise its first bytes and
+/// [`TRUNCATED_MARK`], at most `max` bytes in all (`max` is meant to be far above the mark's
+/// three bytes). The cut backs off to a UTF-8 character
+/// boundary, so text stays valid text. Applied to every key as it is observed, it keeps merges
+/// exact: equal inputs give equal cut keys whatever the split.
+#[inline]
+pub fn bounded(bytes: &[u8], max: usize) -> Cow<'_, [u8]> {
+    if bytes.len() <= max {
+        return Cow::Borrowed(bytes);
+    }
+    let mark = TRUNCATED_MARK.as_bytes();
+    let mut cut = max.saturating_sub(mark.len());
+    // A continuation byte (0b10xx_xxxx) never starts a character; a character has at most three.
+    for _ in 0..3 {
+        if cut > 0 && bytes[cut] & 0xc0 == 0x80 {
+            cut -= 1;
+        }
+    }
+    Cow::Owned([&bytes[..cut], mark].concat())
+}
 
 /// Insertion-ordered map from byte keys to `V`; ids are indices in insertion order.
 ///
@@ -132,6 +155,20 @@ mod tests {
         assert_eq!(i.insert_unique(Box::from(&b""[..]), 9), Some(2));
         assert_eq!(i.ids_by_key(), vec![2, 0, 1]);
         assert_eq!(i.len(), 3);
+    }
+
+    #[test]
+    fn bounded_cuts_long_keys_at_a_character_boundary() {
+        assert_eq!(&*bounded(b"abcdef", 6), b"abcdef");
+        assert_eq!(&*bounded(b"abcdefg", 6), "abc\u{2026}".as_bytes());
+        // "é" is two bytes: cutting after its first byte would split it.
+        assert_eq!(&*bounded("aéééé".as_bytes(), 5), "a\u{2026}".as_bytes());
+        assert_eq!(&*bounded("aéééé".as_bytes(), 6), "aé\u{2026}".as_bytes());
+        assert_eq!(&*bounded("aéééé".as_bytes(), 7), "aé\u{2026}".as_bytes());
+        assert_eq!(&*bounded(b"\xff\xff\xff\xff\xff", 4), b"\xff\xe2\x80\xa6");
+        let once = bounded(&[b'x'; 5000], 2048).into_owned();
+        assert_eq!(once.len(), 2048);
+        assert_eq!(&*bounded(&once, 2048), &once[..]);
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! Dates are wall-clock calendar dates (the zone the line was written in), as in the original.
 
 mod codec;
+mod consistency;
 mod intern;
 mod partial;
 pub mod stats;
@@ -25,10 +26,21 @@ mod tables;
 mod tests;
 mod views;
 
+pub use intern::bounded;
 pub use partial::Partial;
 pub use stats::ContentStats;
 pub use tables::{schema, TABLE_NAMES};
 pub use views::{DailyCount, DailyRequestsPerHost, EndpointCount, HostCount, Views, WeekdayTop};
+
+/// Longest host or endpoint kept as an analytics key, in bytes: a flood of huge unique URLs must
+/// not hold megabytes per key. Longer ones are cut by [`bounded`].
+pub const MAX_KEY_BYTES: usize = 2 * 1024;
+
+/// Longest raw line kept as a reject example, in bytes, cut the same way.
+pub const MAX_REJECT_EXAMPLE_BYTES: usize = 4 * 1024;
+
+/// The last bytes of a cut key or example, so a cut is visible in every table and report.
+pub const TRUNCATED_MARK: &str = "\u{2026}";
 
 /// How partials aggregate. Partials that are merged should share one configuration; a merge
 /// keeps the receiving partial's.

@@ -1,8 +1,8 @@
 //! The partial-aggregate state, its hot-path update and its exact merge.
 
-use super::intern::Interner;
+use super::intern::{bounded, Interner};
 use super::stats::SizeStats;
-use super::{codec, AnalyticsConfig};
+use super::{codec, AnalyticsConfig, MAX_KEY_BYTES, MAX_REJECT_EXAMPLE_BYTES};
 use crate::record::{spark_dayofweek, LogRecord, Position, RejectReason};
 use hashbrown::HashMap;
 use std::collections::BTreeMap;
@@ -229,10 +229,11 @@ impl Partial {
 
     #[inline]
     fn host_id(&mut self, host: &[u8]) -> u32 {
-        if self.last_host != NONE && self.hosts.key(self.last_host) == host {
+        let host = bounded(host, MAX_KEY_BYTES);
+        if self.last_host != NONE && self.hosts.key(self.last_host) == &*host {
             return self.last_host;
         }
-        let id = self.hosts.intern(host);
+        let id = self.hosts.intern(&host);
         self.last_host = id;
         id
     }
@@ -240,13 +241,14 @@ impl Partial {
     #[inline]
     pub(super) fn add_status(&mut self, status: u16, n: u64) {
         match self.status.get_mut(usize::from(status)) {
-            Some(c) => *c += n,
-            None => *self.status_other.entry(status).or_default() += n,
+            Some(c) => add(c, n),
+            None => add(self.status_other.entry(status).or_default(), n),
         }
     }
 
     /// Folds one parsed record in. Allocates only for keys (hosts, endpoints, dates) not seen
-    /// before and for 404 rows.
+    /// before and for 404 rows. Hosts and endpoints longer than [`MAX_KEY_BYTES`] are counted
+    /// under their [`bounded`] prefix.
     #[inline]
     pub fn observe(&mut self, rec: &LogRecord<'_>, pos: Position) {
         self.records += 1;
@@ -264,7 +266,7 @@ impl Partial {
         let d = self.day_slot(date);
         let host = self.host_id(rec.host);
         let endpoint = match rec.endpoint {
-            Some(e) => self.endpoints.intern(e),
+            Some(e) => self.endpoints.intern(&bounded(e, MAX_KEY_BYTES)),
             None => NONE,
         };
 
@@ -306,36 +308,43 @@ impl Partial {
         }
     }
 
-    /// Counts a rejected line and keeps it as an example if its position is among the smallest.
+    /// Counts a rejected line and keeps it as an example if its position is among the smallest
+    /// (at most [`MAX_REJECT_EXAMPLE_BYTES`] of it, see [`bounded`]).
     pub fn observe_reject(&mut self, reason: RejectReason, raw: &[u8], pos: Position) {
         self.rejects += 1;
         let r = &mut self.reject_stats[reason as usize];
         r.count += 1;
-        r.offer(pos, raw, self.cfg.reject_examples);
+        let raw = bounded(raw, MAX_REJECT_EXAMPLE_BYTES);
+        r.offer(pos, &raw, self.cfg.reject_examples);
     }
 
     /// Adds `other` into `self`. Exact, commutative and associative in everything
     /// [`Partial::tables`], [`Partial::views`] and [`Partial::to_bytes`] expose. `self`'s
     /// configuration is kept.
+    ///
+    /// Counts add saturating at their type's maximum instead of wrapping or panicking. A partial
+    /// that decoded is consistent (its breakdowns sum to its totals without overflow, see
+    /// `codec`), so only a merged total beyond 2^64 lines can saturate: no real input gets
+    /// there, and a partial that did would be refused as corrupt when decoded again.
     pub fn merge(&mut self, other: Partial) {
-        self.records += other.records;
-        self.rejects += other.rejects;
+        add(&mut self.records, other.records);
+        add(&mut self.rejects, other.rejects);
         let (n, o) = (&mut self.nulls, &other.nulls);
-        n.host += o.host;
-        n.method += o.method;
-        n.endpoint += o.endpoint;
-        n.protocol += o.protocol;
-        n.content_size += o.content_size;
+        add(&mut n.host, o.host);
+        add(&mut n.method, o.method);
+        add(&mut n.endpoint, o.endpoint);
+        add(&mut n.protocol, o.protocol);
+        add(&mut n.content_size, o.content_size);
         self.sizes.merge(&other.sizes);
-        for (mine, theirs) in self.status.iter_mut().zip(&other.status) {
-            *mine += theirs;
+        for (mine, &theirs) in self.status.iter_mut().zip(&other.status) {
+            add(mine, theirs);
         }
         for (&s, &c) in &other.status_other {
             self.add_status(s, c);
         }
         for h in 0..24 {
-            self.hourly[h] += other.hourly[h];
-            self.hourly_404[h] += other.hourly_404[h];
+            add(&mut self.hourly[h], other.hourly[h]);
+            add(&mut self.hourly_404[h], other.hourly_404[h]);
         }
 
         let host_map: Vec<u32> = other
@@ -344,8 +353,8 @@ impl Partial {
             .map(|(key, v)| {
                 let id = self.hosts.intern_owned(key);
                 let s = self.hosts.val_mut(id);
-                s.count += v.count;
-                s.c404 += v.c404;
+                add(&mut s.count, v.count);
+                add(&mut s.c404, v.c404);
                 id
             })
             .collect();
@@ -363,9 +372,9 @@ impl Partial {
         for theirs in other.days {
             let d = self.day_slot(theirs.date) as usize;
             let mine = &mut self.days[d];
-            mine.requests += theirs.requests;
-            mine.bytes += theirs.bytes;
-            mine.c404 += theirs.c404;
+            add(&mut mine.requests, theirs.requests);
+            mine.bytes = mine.bytes.saturating_add(theirs.bytes);
+            add(&mut mine.c404, theirs.c404);
             mine.hosts
                 .extend(theirs.hosts.iter().map(|&h| host_map[h as usize]));
             mine.compact();
@@ -383,7 +392,7 @@ impl Partial {
 
         let keep = self.cfg.reject_examples;
         for (mine, theirs) in self.reject_stats.iter_mut().zip(other.reject_stats) {
-            mine.count += theirs.count;
+            add(&mut mine.count, theirs.count);
             mine.examples.extend(theirs.examples);
             mine.examples.sort_unstable();
             mine.examples.truncate(keep);
@@ -424,9 +433,15 @@ impl Partial {
 
 fn add_endpoint(mine: &mut EndpointStats, theirs: &EndpointStats) {
     for (m, t) in mine.weekday.iter_mut().zip(theirs.weekday) {
-        *m += t;
+        add(m, t);
     }
-    mine.c404 += theirs.c404;
+    add(&mut mine.c404, theirs.c404);
+}
+
+/// Saturating: see [`Partial::merge`].
+#[inline]
+fn add(total: &mut u64, n: u64) {
+    *total = total.saturating_add(n);
 }
 
 impl PartialEq for Partial {

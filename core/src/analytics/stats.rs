@@ -152,8 +152,9 @@ impl SizeStats {
         }
         self.min = self.min.min(o.min);
         self.max = self.max.max(o.max);
-        self.count += o.count;
-        self.sum += o.sum;
+        // Saturating like every count of a merge (see `Partial::merge`).
+        self.count = self.count.saturating_add(o.count);
+        self.sum = self.sum.saturating_add(o.sum);
         self.sum_sq = self.sum_sq.wrapping_add(o.sum_sq);
     }
 

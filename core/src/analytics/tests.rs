@@ -433,9 +433,8 @@ fn views_rank_deterministically() {
 fn ipc_round_trips_and_rejects_damage() {
     let mut p = fold(&[
         rec("b", JUL1, 0, Some("/x"), 404, Some(u64::MAX)),
-        rec("a", JUL2, 3, None, 999, Some(12)),
+        rec("a", JUL2, 3, None, 999, Some(12)), // beyond the flat status array
     ]);
-    p.add_status(1234, 2); // beyond the flat status array
     p.observe_reject(RejectReason::BadStatus, b"\xff raw", at(5));
     let bytes = p.to_bytes().unwrap();
     let q = Partial::from_bytes(&bytes).unwrap();
