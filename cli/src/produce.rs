@@ -8,7 +8,7 @@
 //! within a partition, which the cluster does not need (every line carries its own timestamp).
 //!
 //! A line larger than the broker accepts is found before it is sent and handled as
-//! `--oversized` says (see [`oversized`]).
+//! `--oversized` says (see the `oversized` module).
 
 mod oversized;
 mod topic;

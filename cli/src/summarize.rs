@@ -28,8 +28,8 @@ pub fn execute(args: SummarizeArgs) -> Result<(), CliError> {
     let parquet = settings.parquet()?;
     let (out, committed) = crate::io_runtime()?.block_on(async {
         let out = storage::open(&settings.output).await?;
-        let mut cp = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
-        let committed = merge_committed(&mut cp, out.clone(), &settings.analytics()).await?;
+        let mut etcd = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
+        let committed = merge_committed(&mut etcd, out.clone(), &settings.analytics()).await?;
         // Encoding (CPU work) inline is fine: `block_on` polls this future on the calling
         // thread, not on one of the runtime's threads.
         let tables = summary::encode(&committed.partial, &parquet)?;

@@ -33,11 +33,11 @@ pub async fn load_partial(storage: &dyn Storage, m: &ShardManifest) -> Result<Pa
 /// Merges every committed shard of the pipeline. Fails if a partition's chain has a gap or an
 /// overlap, since the merged figures would then not be exact.
 pub async fn merge_committed(
-    cp: &mut Checkpoints,
+    etcd: &mut Checkpoints,
     storage: Arc<dyn Storage>,
     cfg: &AnalyticsConfig,
 ) -> Result<Committed> {
-    let manifests = cp.manifests(None).await?;
+    let manifests = etcd.manifests(None).await?;
     let mut by_partition: BTreeMap<i32, Vec<ShardManifest>> = BTreeMap::new();
     for m in manifests {
         by_partition.entry(m.partition).or_default().push(m);

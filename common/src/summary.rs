@@ -12,7 +12,7 @@ use sawmill_core::shard::{self, meta, ParquetOptions};
 use std::collections::BTreeMap;
 
 /// Encodes every summary table of `partial` as `(path, Parquet bytes)`. CPU work: call it from
-/// a blocking or plain thread, then hand the result to [`write`].
+/// a blocking or plain thread, then hand the result to [`write()`].
 pub fn encode(partial: &Partial, opts: &ParquetOptions) -> Result<Vec<(String, Vec<u8>)>> {
     let mut tables = Vec::new();
     for (name, batch) in partial.tables() {

@@ -234,16 +234,16 @@ pub fn reconcile(
 ) -> Delivery {
     let mut out = Delivery::default();
     for (&p, &e) in reported {
-        let st = states.entry(p).or_insert(Ownership::Unassigned);
-        if *st == Ownership::Unassigned && epochs.get(&p) == Some(&e) {
-            *st = Ownership::Owned {
+        let ownership = states.entry(p).or_insert(Ownership::Unassigned);
+        if *ownership == Ownership::Unassigned && epochs.get(&p) == Some(&e) {
+            *ownership = Ownership::Owned {
                 worker: worker.to_string(),
                 epoch: e,
             };
         }
     }
-    for (&p, st) in states.iter_mut() {
-        match st {
+    for (&p, ownership) in states.iter_mut() {
+        match ownership {
             Ownership::Owned { worker: w, epoch } if w == worker => {
                 if reported.get(&p) != Some(epoch) {
                     out.assign.push((p, *epoch));

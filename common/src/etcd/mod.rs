@@ -146,13 +146,13 @@ impl Checkpoints {
             let Some(p) = self.keys.partition_of(&key) else {
                 continue;
             };
-            let st = out.entry(p).or_default();
+            let stored = out.entry(p).or_default();
             if key.ends_with("/epoch") {
-                st.epoch = Some(parse_num(&key, kv.value())?);
+                stored.epoch = Some(parse_num(&key, kv.value())?);
             } else if key.ends_with("/next_offset") {
-                st.next_offset = Some(parse_num(&key, kv.value())?);
+                stored.next_offset = Some(parse_num(&key, kv.value())?);
             } else if key.ends_with("/owner") {
-                st.owner = Some(String::from_utf8_lossy(kv.value()).to_string());
+                stored.owner = Some(String::from_utf8_lossy(kv.value()).to_string());
             }
         }
         Ok(out)
@@ -213,15 +213,16 @@ impl Checkpoints {
             .txn(txn)
             .await
             .map_err(etcd_err(&self.endpoints, "etcd transaction failed"))?;
-        let st = self.state(partition).await?;
-        if st.epoch != Some(epoch) {
+        let stored = self.state(partition).await?;
+        if stored.epoch != Some(epoch) {
             return Err(Error::Fenced {
                 partition,
                 epoch,
-                current: st.epoch,
+                current: stored.epoch,
             });
         }
-        st.next_offset
+        stored
+            .next_offset
             .ok_or_else(|| Error::Etcd(format!("next offset of partition {partition} vanished")))
     }
 
@@ -251,15 +252,15 @@ impl Checkpoints {
                 tracing::warn!(partition = p, first = m.first, error = %e, "commit answer lost, reading back")
             }
         }
-        let st = self.state(p).await?;
+        let stored = self.state(p).await?;
         let at_first = self.manifest(p, m.first).await?.map(|x| (x.epoch, x.last));
         Ok(classify_failed_commit(
             m.epoch,
             m.first,
             m.last,
             StoredState {
-                epoch: st.epoch,
-                next_offset: st.next_offset,
+                epoch: stored.epoch,
+                next_offset: stored.next_offset,
                 manifest_at_first: at_first,
             },
         ))

@@ -292,14 +292,16 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
     };
     let mut previous_status = None;
     for _ in 0..r.len(2)? {
-        let st = u16::try_from(r.u64()?).map_err(|_| corrupt("status out of range"))?;
+        let status = u16::try_from(r.u64()?).map_err(|_| corrupt("status out of range"))?;
         let n = r.u64()?;
         // As written: ascending, each once, never zero (so counts are never added up here).
-        if n == 0 || previous_status.is_some_and(|previous| previous >= st) {
-            return Err(corrupt(format!("status {st} repeated, unordered or zero")));
+        if n == 0 || previous_status.is_some_and(|previous| previous >= status) {
+            return Err(corrupt(format!(
+                "status {status} repeated, unordered or zero"
+            )));
         }
-        previous_status = Some(st);
-        p.add_status(st, n);
+        previous_status = Some(status);
+        p.add_status(status, n);
     }
     for h in 0..24 {
         p.hourly[h] = r.u64()?;
@@ -394,7 +396,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
 }
 
 impl Partial {
-    /// Serializes the whole state (canonical bytes; see the module docs of `ipc`).
+    /// Serializes the whole state (canonical bytes; see the module docs of `codec`).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         Ok(encode(self))
     }
