@@ -19,7 +19,7 @@ fn check(
     workers: &[WorkerId],
     current: &BTreeMap<Partition, WorkerId>,
     after: &BTreeMap<Partition, WorkerId>,
-) -> Result<(), String> {
+) -> Result<(), TestCaseError> {
     let topic: BTreeSet<Partition> = partitions.iter().copied().collect();
     let live: BTreeSet<&WorkerId> = workers.iter().collect();
     // Total: exactly the topic's partitions, or nothing without workers.
@@ -30,11 +30,15 @@ fn check(
         topic.clone()
     };
     if keys != want {
-        return Err(format!("total: assigned {keys:?}, want {want:?}"));
+        return Err(TestCaseError::fail(format!(
+            "total: assigned {keys:?}, want {want:?}"
+        )));
     }
     // Live only.
     if let Some((p, w)) = after.iter().find(|(_, w)| !live.contains(w)) {
-        return Err(format!("live: partition {p} given to dead worker {w}"));
+        return Err(TestCaseError::fail(format!(
+            "live: partition {p} given to dead worker {w}"
+        )));
     }
     // Per live worker: (topic partitions owned before, partitions after).
     let mut tally: BTreeMap<&WorkerId, (usize, usize)> =
@@ -53,7 +57,7 @@ fn check(
     let counts = tally.values().map(|t| t.1);
     if let (Some(lo), Some(hi)) = (counts.clone().min(), counts.max()) {
         if hi - lo > 1 {
-            return Err(format!("balanced: counts {tally:?}"));
+            return Err(TestCaseError::fail(format!("balanced: counts {tally:?}")));
         }
     }
     // Sticky: a live worker keeps as many of its partitions as its new count
@@ -64,7 +68,9 @@ fn check(
             .filter(|(p, v)| *v == w && after.get(p) == Some(w))
             .count();
         if kept != owned.min(count) {
-            return Err(format!("sticky: {w} kept {kept} of {owned}"));
+            return Err(TestCaseError::fail(format!(
+                "sticky: {w} kept {kept} of {owned}"
+            )));
         }
     }
     // Quota rule: +1 slots go to bigger owners first, then lower ids. Sorted
@@ -75,18 +81,21 @@ fn check(
         .collect();
     by_priority.sort_unstable_by(|a, b| b.cmp(a));
     if by_priority.windows(2).any(|x| x[0].2 < x[1].2) {
-        return Err(format!("quota order: {by_priority:?}"));
+        return Err(TestCaseError::fail(format!("quota order: {by_priority:?}")));
     }
     // Minimal, per the closed form; `moves` replays `current` into `after`.
     let mv = moves(current, after);
     let min = min_moves(partitions, workers, current);
     if mv.len() != min {
-        return Err(format!("minimal: {} moves, min_moves says {min}", mv.len()));
+        return Err(TestCaseError::fail(format!(
+            "minimal: {} moves, min_moves says {min}",
+            mv.len()
+        )));
     }
     let mut replay = current.clone();
     for m in &mv {
         if m.from.as_ref() != current.get(&m.partition) || m.from == m.to {
-            return Err(format!("moves: bad {m:?}"));
+            return Err(TestCaseError::fail(format!("moves: bad {m:?}")));
         }
         match &m.to {
             Some(w) => replay.insert(m.partition, w.clone()),
@@ -94,7 +103,7 @@ fn check(
         };
     }
     if &replay != after {
-        return Err("moves: replay differs from after".into());
+        return Err(TestCaseError::fail("moves: replay differs from after"));
     }
     Ok(())
 }
@@ -334,7 +343,7 @@ proptest! {
     #[test]
     fn prop_properties((partitions, workers, current) in inputs()) {
         let after = assign(&partitions, &workers, &current);
-        check(&partitions, &workers, &current, &after).map_err(TestCaseError::fail)?;
+        check(&partitions, &workers, &current, &after)?;
     }
 
     #[test]
@@ -364,7 +373,7 @@ proptest! {
         let mut joined = workers.clone();
         joined.push(new_id.clone());
         let after = assign(&partitions, &joined, &start);
-        check(&partitions, &joined, &start, &after).map_err(TestCaseError::fail)?;
+        check(&partitions, &joined, &start, &after)?;
         let mv = moves(&start, &after);
         let p = partitions.len();
         let w = joined.len();
@@ -383,7 +392,7 @@ proptest! {
         let leaver = workers[pick.index(workers.len())].clone();
         let rest: Vec<WorkerId> = workers.iter().filter(|w| **w != leaver).cloned().collect();
         let after = assign(&partitions, &rest, &start);
-        check(&partitions, &rest, &start, &after).map_err(TestCaseError::fail)?;
+        check(&partitions, &rest, &start, &after)?;
         let moved: BTreeSet<Partition> = moves(&start, &after).iter().map(|m| m.partition).collect();
         let owned: BTreeSet<Partition> =
             start.iter().filter(|(_, w)| **w == leaver).map(|(p, _)| *p).collect();
