@@ -28,6 +28,11 @@ if [[ "${1:-}" == "--test" ]]; then
     apt-get update -qq
     apt-get install -y -qq chromium >/dev/null
   fi
+  # The dependency audit (scripts/test.sh) reads the RustSec database copy in ../shared/.
+  if ! cargo audit --version >/dev/null 2>&1; then
+    echo "setup: installing cargo-audit with cargo install (a few minutes)" >&2
+    cargo install --locked -q cargo-audit
+  fi
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi

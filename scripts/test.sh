@@ -18,6 +18,16 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked --features sawmill-tests/services -- -D warnings
 
+echo "== cargo audit"
+# Known vulnerabilities and unmaintained or yanked crates in Cargo.lock, from the RustSec
+# advisory database copy beside the repository (no network here); warnings fail too.
+ADVISORY_DB=${SAWMILL_ADVISORY_DB:-../shared/advisory-db}
+[[ -d $ADVISORY_DB/crates ]] || {
+  echo "no RustSec advisory database at $ADVISORY_DB: set SAWMILL_ADVISORY_DB" >&2
+  exit 1
+}
+cargo audit --db "$ADVISORY_DB" --no-fetch --stale --deny warnings
+
 echo "== cargo doc"
 # Broken intra-doc links are bugs in the module maps: fail on them.
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
