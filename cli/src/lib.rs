@@ -84,18 +84,10 @@ impl CliError {
 }
 
 /// The runtime storage calls run on. Multi-threaded, because plain threads (`sawmill run`'s
-/// parsers) block on its handle and only runtime threads drive the I/O; two threads, because it
-/// only waits on I/O.
+/// parsers) block on its handle and only runtime threads drive the I/O.
 fn io_runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| {
-            CliError::Common(sawmill_common::Error::Pipeline(format!(
-                "cannot start a runtime: {e} (is the process out of threads or memory?)"
-            )))
-        })
+    sawmill_common::process::runtime()
+        .map_err(|e| CliError::Common(sawmill_common::Error::Pipeline(e)))
 }
 
 impl From<sawmill_core::Error> for CliError {

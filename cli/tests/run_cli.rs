@@ -43,6 +43,20 @@ fn totals(stdout: &str) -> String {
     format!("{lines} / {rejected}")
 }
 
+/// The sample compressed by gzip(1) rather than Sawmill's own encoder, so the reader meets a
+/// real gzip file.
+fn gzip_sample(dir: &Path) -> PathBuf {
+    let gz = dir.join("nasa_aug95_head.log.gz");
+    let zipped = Command::new("gzip")
+        .arg("-c")
+        .arg(sample())
+        .output()
+        .expect("gzip(1) is installed");
+    assert!(zipped.status.success());
+    std::fs::write(&gz, &zipped.stdout).unwrap();
+    gz
+}
+
 /// Files under `dir`, recursively.
 fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
@@ -161,15 +175,7 @@ fn stdin_and_gzip_give_the_same_totals_as_the_plain_file() {
         "{shards:?}"
     );
 
-    // gzip(1) rather than Sawmill's own encoder, so the reader meets a real gzip file.
-    let gz = dir.path().join("nasa_aug95_head.log.gz");
-    let zipped = Command::new("gzip")
-        .arg("-c")
-        .arg(sample())
-        .output()
-        .expect("gzip(1) is installed");
-    assert!(zipped.status.success());
-    std::fs::write(&gz, &zipped.stdout).unwrap();
+    let gz = gzip_sample(dir.path());
     let g = sawmill(&["run", gz.to_str().unwrap(), "--out", &out("gz")]);
     assert!(g.status.success(), "{}", text(&g.stderr));
     assert_eq!(totals(&text(&g.stdout)), expect);
@@ -234,14 +240,7 @@ fn generate_is_deterministic_for_a_seed() {
 #[test]
 fn gzip_input_past_max_decompressed_bytes_fails_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let gz = dir.path().join("nasa_aug95_head.log.gz");
-    let zipped = Command::new("gzip")
-        .arg("-c")
-        .arg(sample())
-        .output()
-        .expect("gzip(1) is installed");
-    assert!(zipped.status.success());
-    std::fs::write(&gz, &zipped.stdout).unwrap();
+    let gz = gzip_sample(dir.path());
     let size = std::fs::metadata(sample()).unwrap().len().to_string();
     let out = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
     let run = |cap: &str, n: &str| {

@@ -276,7 +276,12 @@ impl ConfigFile {
 impl OutputFlags {
     /// The values given, as a JSON object of setting names.
     pub fn overrides(&self) -> Value {
-        let mut v = serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Map::new()));
+        self.with_negative_flags(serde_json::to_value(self))
+    }
+
+    /// `--skip-missing-sizes` is `missing_size_as_zero = false` under another name.
+    fn with_negative_flags(&self, flags: serde_json::Result<Value>) -> Value {
+        let mut v = flags.unwrap_or_else(|_| Value::Object(Map::new()));
         if self.skip_missing_sizes {
             v["missing_size_as_zero"] = Value::Bool(false);
         }
@@ -285,13 +290,9 @@ impl OutputFlags {
 }
 
 impl PipelineFlags {
-    /// The values given, as a JSON object of setting names.
+    /// The values given, as a JSON object of setting names (the output flags are flattened in).
     pub fn overrides(&self) -> Value {
-        let mut v = serde_json::to_value(self).unwrap_or_else(|_| Value::Object(Map::new()));
-        if let (Value::Object(all), Value::Object(out)) = (&mut v, self.output.overrides()) {
-            all.extend(out);
-        }
-        v
+        self.output.with_negative_flags(serde_json::to_value(self))
     }
 }
 

@@ -37,29 +37,19 @@ pub struct Services {
 pub fn service(var: &str) -> String {
     match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
-        _ => panic!("{}", service_missing(var)),
+        _ => panic!(
+            "{var} is not set: start the services (deploy/local/services up) and eval \"$(deploy/local/services env)\", or run scripts/test.sh"
+        ),
     }
 }
 
-/// The addresses of all three services; `test` names the caller in the failure message.
-pub fn services(test: &str) -> Services {
-    let get = |var: &str| {
-        std::env::var(var)
-            .ok()
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| panic!("{test}: {}", service_missing(var)))
-    };
+/// The addresses of all three services.
+pub fn services() -> Services {
     Services {
-        kafka: get("SAWMILL_KAFKA"),
-        hdfs: get("SAWMILL_HDFS"),
-        etcd: get("SAWMILL_ETCD"),
+        kafka: service("SAWMILL_KAFKA"),
+        hdfs: service("SAWMILL_HDFS"),
+        etcd: service("SAWMILL_ETCD"),
     }
-}
-
-fn service_missing(var: &str) -> String {
-    format!(
-        "{var} is not set: start the services (deploy/local/services up) and eval \"$(deploy/local/services env)\", or run scripts/test.sh"
-    )
 }
 
 /// The workspace root.

@@ -63,7 +63,7 @@ fn start_coordinator(
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_workers_process_real_logs_exactly_once() {
-    let s = services("three_workers_process_real_logs_exactly_once");
+    let s = services();
     let Some(files) = real_logs("three_workers_process_real_logs_exactly_once") else {
         return;
     };
@@ -161,7 +161,7 @@ async fn three_workers_process_real_logs_exactly_once() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_survives_joins_kills_and_a_coordinator_restart() {
-    let s = services("cluster_survives_joins_kills_and_a_coordinator_restart");
+    let s = services();
     let _heavy = HEAVY.lock().await;
     let topic = unique("it-chaos");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
@@ -344,7 +344,7 @@ async fn cluster_survives_joins_kills_and_a_coordinator_restart() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_and_unknown_generations_are_refused() {
-    let s = services("stale_and_unknown_generations_are_refused");
+    let s = services();
     let topic = unique("it-gen");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
     let out = storage::open(&root).await.unwrap();

@@ -158,7 +158,7 @@ fn assert_contiguous(got: &[i64], first: i64, end: i64) {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_out_of_credits_holds_back_only_itself() {
-    let s = services("a_partition_out_of_credits_holds_back_only_itself");
+    let s = services();
     let (topic, ends) = topic_with(&s, "it-credits", 30_000, 2);
     let c: ConsumerHandle = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
     let (free, mut free_rx) = sink().await;
@@ -205,7 +205,7 @@ async fn a_partition_out_of_credits_holds_back_only_itself() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reassignments_seek_and_rapid_revokes_are_safe() {
-    let s = services("reassignments_seek_and_rapid_revokes_are_safe");
+    let s = services();
     let (topic, ends) = topic_with(&s, "it-reassign", 10_000, 2);
     let c = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
 
@@ -252,7 +252,7 @@ async fn reassignments_seek_and_rapid_revokes_are_safe() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_actor_still_starting_keeps_its_partition() {
-    let s = services("an_actor_still_starting_keeps_its_partition");
+    let s = services();
     let (topic, ends) = topic_with(&s, "it-starting", 30_000, 1);
     let c = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();

@@ -44,7 +44,7 @@ fn counter(text: &str, name: &str) -> f64 {
 )]
 #[test]
 fn dashboard_renders_and_metrics_agree_with_the_records() {
-    let s = services("dashboard_renders_and_metrics_agree_with_the_records");
+    let s = services();
     let Some(files) = real_logs("dashboard_renders_and_metrics_agree_with_the_records") else {
         return;
     };

@@ -41,7 +41,7 @@ fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCo
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_current_epoch_commits() {
-    let s = services("only_the_current_epoch_commits");
+    let s = services();
     let topic = unique("it-fence");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
     let out: Arc<dyn Storage> = storage::open(&root).await.unwrap();

@@ -16,7 +16,7 @@ fn status(http: &str) -> serde_json::Value {
 )]
 #[test]
 fn partitions_added_at_run_time_are_consumed_exactly_once() {
-    let s = services("partitions_added_at_run_time_are_consumed_exactly_once");
+    let s = services();
     let Some(files) = real_logs("partitions_added_at_run_time_are_consumed_exactly_once") else {
         return;
     };

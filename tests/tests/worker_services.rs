@@ -49,7 +49,7 @@ async fn committed(
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_logs_land_exactly_once_on_hdfs() {
-    let s = services("real_logs_land_exactly_once_on_hdfs");
+    let s = services();
     let Some(files) = real_logs("real_logs_land_exactly_once_on_hdfs") else {
         return;
     };
@@ -182,7 +182,7 @@ async fn real_logs_land_exactly_once_on_hdfs() {
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_mid_stream_loses_and_duplicates_nothing() {
-    let s = services("kill9_mid_stream_loses_and_duplicates_nothing");
+    let s = services();
     let topic = unique("it-crash");
     let root = format!("{}/sawmill-it/{topic}", s.hdfs);
     let dir = tempfile::tempdir().unwrap();

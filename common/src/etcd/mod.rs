@@ -162,32 +162,42 @@ impl Checkpoints {
     /// this transaction on, their commits fail. Returns the new epoch.
     pub async fn bump_epoch(&mut self, partition: i32, owner: &str) -> Result<u64> {
         let key = self.keys.epoch(partition);
+        let owner_key = self.keys.owner(partition);
+        self.increment(&key, || vec![TxnOp::put(owner_key.as_str(), owner, None)])
+            .await?
+            .ok_or_else(|| {
+                Error::Etcd(format!(
+                    "could not bump the epoch of partition {partition}: too much contention"
+                ))
+            })
+    }
+
+    /// Adds one to the number at `key` (a missing key counts as 0) with a compare-and-swap,
+    /// applying `also()`'s operations in the same transaction. Returns the new value, or `None`
+    /// when 100 attempts all lost a race.
+    async fn increment(&mut self, key: &str, also: impl Fn() -> Vec<TxnOp>) -> Result<Option<u64>> {
         for _ in 0..100 {
-            let current: Option<u64> = match self.get_value(&key).await? {
-                Some(v) => Some(parse_num(&key, &v)?),
-                None => None,
+            let current = self.get_value(key).await?;
+            let next = match &current {
+                Some(v) => parse_num::<u64>(key, v)? + 1,
+                None => 1,
             };
-            let next = current.unwrap_or(0) + 1;
             let guard = match current {
-                Some(e) => Compare::value(key.as_str(), CompareOp::Equal, e.to_string()),
-                None => Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
+                Some(v) => Compare::value(key, CompareOp::Equal, v),
+                None => Compare::create_revision(key, CompareOp::Equal, 0),
             };
-            let txn = Txn::new().when([guard]).and_then([
-                TxnOp::put(key.as_str(), next.to_string(), None),
-                TxnOp::put(self.keys.owner(partition), owner, None),
-            ]);
+            let mut ops = vec![TxnOp::put(key, next.to_string(), None)];
+            ops.extend(also());
             let resp = self
                 .client
-                .txn(txn)
+                .txn(Txn::new().when([guard]).and_then(ops))
                 .await
                 .map_err(etcd_err(&self.endpoints, "etcd transaction failed"))?;
             if resp.succeeded() {
-                return Ok(next);
+                return Ok(Some(next));
             }
         }
-        Err(Error::Etcd(format!(
-            "could not bump the epoch of partition {partition}: too much contention"
-        )))
+        Ok(None)
     }
 
     /// Sets the next offset if none is stored yet (first owner ever), guarded by the epoch.
@@ -314,34 +324,11 @@ impl Checkpoints {
     /// Bumps the coordinator's generation (compare-and-swap) and returns the new value.
     pub async fn next_generation(&mut self) -> Result<u64> {
         let key = self.keys.generation();
-        for _ in 0..100 {
-            let current = self.get_value(&key).await?;
-            let n: u64 = match &current {
-                Some(v) => parse_num(&key, v)?,
-                None => 0,
-            };
-            let guard = match &current {
-                Some(v) => Compare::value(key.as_str(), CompareOp::Equal, v.clone()),
-                None => Compare::create_revision(key.as_str(), CompareOp::Equal, 0),
-            };
-            let next = n + 1;
-            let txn = Txn::new().when([guard]).and_then([TxnOp::put(
-                key.as_str(),
-                next.to_string(),
-                None,
-            )]);
-            let resp = self
-                .client
-                .txn(txn)
-                .await
-                .map_err(etcd_err(&self.endpoints, "etcd transaction failed"))?;
-            if resp.succeeded() {
-                return Ok(next);
-            }
-        }
-        Err(Error::Etcd(format!(
-            "too much contention on {key}: is another coordinator of this pipeline starting?"
-        )))
+        self.increment(&key, Vec::new).await?.ok_or_else(|| {
+            Error::Etcd(format!(
+                "too much contention on {key}: is another coordinator of this pipeline starting?"
+            ))
+        })
     }
 
     /// Deletes every key of the pipeline (tests and `--reset`).
