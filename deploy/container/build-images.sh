@@ -377,33 +377,25 @@ build_etcd() {
   step_end etcd "$ETCD_IMAGE"
 }
 
-build_kafka() {
-  step_begin kafka
+# build_jvm_image NAME IMAGE VERSION_VAR PRODUCT: a JVM service image (kafka, hadoop) from the
+# harness's jars, with NAME.Dockerfile and NAME/{entrypoint,healthcheck}.sh.
+build_jvm_image() {
+  local name=$1 image=$2 version_var=$3 product=$4
+  step_begin "$name"
   local lib ctx version old
-  lib=$(ensure_jars kafka)
-  version=$(services_version KAFKA)
-  ctx=$(stage_context kafka "$HERE/kafka.Dockerfile" "$HERE/kafka/entrypoint.sh" "$HERE/kafka/healthcheck.sh")
-  stage_jars kafka "$lib" "$ctx/lib"
-  old=$(image_id "$KAFKA_IMAGE")
-  pm_build --build-arg DEBIAN_IMAGE="$BASE_IMAGE" --build-arg KAFKA_VERSION="$version" \
-    -f "$ctx/kafka.Dockerfile" -t "$KAFKA_IMAGE" "$ctx"
-  drop_replaced "$KAFKA_IMAGE" "$old"
-  step_end kafka "$KAFKA_IMAGE (Kafka $version, $(find "$ctx/lib" -name '*.jar' | wc -l) jars)"
+  lib=$(ensure_jars "$name")
+  version=$(services_version "$version_var")
+  ctx=$(stage_context "$name" "$HERE/$name.Dockerfile" "$HERE/$name/entrypoint.sh" "$HERE/$name/healthcheck.sh")
+  stage_jars "$name" "$lib" "$ctx/lib"
+  old=$(image_id "$image")
+  pm_build --build-arg DEBIAN_IMAGE="$BASE_IMAGE" --build-arg "${version_var}_VERSION=$version" \
+    -f "$ctx/$name.Dockerfile" -t "$image" "$ctx"
+  drop_replaced "$image" "$old"
+  step_end "$name" "$image ($product $version, $(find "$ctx/lib" -name '*.jar' | wc -l) jars)"
 }
 
-build_hadoop() {
-  step_begin hadoop
-  local lib ctx version old
-  lib=$(ensure_jars hadoop)
-  version=$(services_version HADOOP)
-  ctx=$(stage_context hadoop "$HERE/hadoop.Dockerfile" "$HERE/hadoop/entrypoint.sh" "$HERE/hadoop/healthcheck.sh")
-  stage_jars hadoop "$lib" "$ctx/lib"
-  old=$(image_id "$HADOOP_IMAGE")
-  pm_build --build-arg DEBIAN_IMAGE="$BASE_IMAGE" --build-arg HADOOP_VERSION="$version" \
-    -f "$ctx/hadoop.Dockerfile" -t "$HADOOP_IMAGE" "$ctx"
-  drop_replaced "$HADOOP_IMAGE" "$old"
-  step_end hadoop "$HADOOP_IMAGE (Hadoop $version, $(find "$ctx/lib" -name '*.jar' | wc -l) jars)"
-}
+build_kafka() { build_jvm_image kafka "$KAFKA_IMAGE" KAFKA Kafka; }
+build_hadoop() { build_jvm_image hadoop "$HADOOP_IMAGE" HADOOP Hadoop; }
 
 # ---------------------------------------------------------------- main
 # Everything runs from main, which bash has parsed completely before it starts: editing this
