@@ -194,20 +194,24 @@ pub async fn read(storage: &dyn Storage) -> Result<BTreeMap<String, RecordBatch>
     Ok(out)
 }
 
-/// The table, else its aside copy, else the table again (the swap completed meanwhile and
-/// deleted the aside copy). `None` when none of them exists any more.
+/// The table, else its aside copy, alternating a few times: a swap renames the table aside,
+/// the new one in, and deletes the aside copy, so a read can find either gone meanwhile.
+/// `None` when neither exists any more; a file that exists but cannot be read is an error.
 async fn read_table(storage: &dyn Storage, name: &str) -> Result<Option<Vec<RecordBatch>>> {
     let path = layout::summary_table_path(name);
     let aside = layout::summary_aside_path(name);
-    for p in [&path, &aside, &path] {
+    let mut failed = None;
+    for p in [&path, &aside, &path, &aside, &path] {
         match crate::storage::read_parquet(storage, p).await {
             Ok((batches, _)) => return Ok(Some(batches)),
-            // Gone between the listing and the read: a swap moved it; try where it went.
-            Err(_) if !storage.exists(p).await? => continue,
-            Err(e) => return Err(e),
+            Err(e) => failed = Some(e),
         }
     }
-    Ok(None)
+    let gone = !storage.exists(&path).await? && !storage.exists(&aside).await?;
+    match failed {
+        Some(e) if !gone => Err(e),
+        _ => Ok(None),
+    }
 }
 
 /// Reads the summary tables under an output root (a local path, `file://` or `hdfs://` URL).
