@@ -74,6 +74,10 @@ pub struct MergeState {
     current: MergedSnapshot,
     /// Changed since the summary tables were last written.
     dirty: bool,
+    /// Which summary tables are written as they are now: only changed ones are rewritten.
+    summary: sawmill_common::summary::SummaryWriter,
+    /// Merge and summary failures, each until that kind of attempt works again.
+    health: crate::snapshot::Health,
     tickers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -207,42 +211,43 @@ impl MergeState {
             .map_err(|e| MergeError::WriteSummary(e.into()))?;
         // Encoding is CPU work: a blocking thread; the writes are I/O: here.
         let partial = self.current.partial.clone();
-        let tables =
-            tokio::task::spawn_blocking(move || sawmill_common::summary::encode(&partial, &opts))
-                .await
-                .map_err(|source| MergeError::Task {
-                    what: "summary",
-                    source,
-                })?
-                .map_err(MergeError::WriteSummary)?;
-        sawmill_common::summary::write(self.args.storage.as_ref(), tables)
+        let written = self.summary.written();
+        let tables = tokio::task::spawn_blocking(move || {
+            sawmill_common::summary::encode_changed(&partial, &opts, &written)
+        })
+        .await
+        .map_err(|source| MergeError::Task {
+            what: "summary",
+            source,
+        })?
+        .map_err(MergeError::WriteSummary)?;
+        let written = self
+            .summary
+            .write(self.args.storage.as_ref(), tables)
             .await
             .map_err(MergeError::WriteSummary)?;
         self.dirty = false;
         self.current.summary_writes += 1;
         self.current.last_summary = Some(Instant::now());
         self.args.metrics.summary_writes.inc();
-        Ok(true)
+        // No table changed: nothing reached storage, so nothing is known about it.
+        Ok(written > 0)
     }
 
     /// Keeps the outcome of a merge or summary write in the state and publishes it.
-    fn record(&mut self, what: &str, outcome: Result<(), MergeError>) {
-        match outcome {
-            Ok(()) => {
-                if self.current.last_error.is_some() {
-                    tracing::info!("{what} works again");
-                }
-                self.current.last_error = None;
-            }
-            Err(e) => {
-                let e = e.to_string();
-                if self.current.last_error.as_deref() != Some(e.as_str()) {
-                    tracing::warn!(error = %e, "{what} failed; retrying");
-                }
-                self.args.metrics.error(what);
-                self.current.last_error = Some(e);
-            }
+    /// `Ok(false)`: nothing was attempted (no summary change to write), which proves nothing.
+    fn record(&mut self, what: &'static str, outcome: Result<bool, MergeError>) {
+        use crate::snapshot::Change;
+        let failed = outcome.is_err();
+        match self.health.record(what, outcome.map_err(|e| e.to_string())) {
+            Change::Recovered => tracing::info!("{what} works again"),
+            Change::Failed(e) => tracing::warn!(error = %e, "{what} failed; retrying"),
+            Change::Same => {}
         }
+        if failed {
+            self.args.metrics.error(what);
+        }
+        self.current.last_error = self.health.last_error();
         self.publish();
     }
 }
@@ -270,6 +275,8 @@ impl Actor for MergeActor {
             args,
             current,
             dirty: false,
+            summary: Default::default(),
+            health: Default::default(),
             tickers: vec![poll, write],
         })
     }
@@ -297,20 +304,20 @@ impl Actor for MergeActor {
                 if let Ok(shards @ 1..) = merged {
                     tracing::debug!(shards, "merged committed shards");
                 }
-                state.record("merge", merged.map(|_| ()));
+                state.record("merge", merged.map(|_| true));
             }
             MergeMsg::WriteSummary => {
                 let written = state.write_summary().await;
-                state.record("summary", written.map(|_| ()));
+                state.record("summary", written);
             }
             MergeMsg::Flush(reply) => {
                 let merged = state.poll().await;
-                state.record("merge", merged.map(|_| ()));
+                state.record("merge", merged.map(|_| true));
                 let written = state.write_summary().await;
                 if let Ok(true) = written {
                     tracing::info!("summary tables written");
                 }
-                state.record("summary", written.map(|_| ()));
+                state.record("summary", written);
                 let _ = reply.send(());
             }
         }

@@ -119,6 +119,17 @@ pub fn summary_table_name(path: &str) -> Option<&str> {
         .strip_suffix(".parquet")
 }
 
+/// Where the previous version of summary table `name` stands while a new one is renamed in
+/// (`common::summary`); readers fall back to it. Not `*.parquet`, so globs skip it.
+pub fn summary_aside_path(name: &str) -> String {
+    format!("{SUMMARY_DIR}/{name}.parquet.prev")
+}
+
+/// The table name of an aside path ([`summary_aside_path`]), if it is one.
+pub fn summary_aside_name(path: &str) -> Option<&str> {
+    summary_table_name(path.strip_suffix(".prev")?)
+}
+
 /// A staging path for `final_path`, unique per process and call (summary tables, embedded runs).
 pub fn temp_staging_path(final_path: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -47,6 +47,12 @@ pub struct PipelineSettings {
     pub row_group_rows: usize,
     /// Count a missing size as 0 in content statistics (the original's meaning).
     pub missing_size_as_zero: bool,
+    /// Distinct hosts the merged analytics hold; beyond it they are folded into `(other)`.
+    pub max_distinct_hosts: usize,
+    /// Distinct endpoints the merged analytics hold; beyond it they are folded into `(other)`.
+    pub max_distinct_endpoints: usize,
+    /// 404 rows the merged analytics hold (the earliest); beyond it they are only counted.
+    pub max_404_rows: usize,
 }
 
 impl Default for PipelineSettings {
@@ -64,6 +70,9 @@ impl Default for PipelineSettings {
             compression: "zstd".into(),
             row_group_rows: 128 * 1024,
             missing_size_as_zero: true,
+            max_distinct_hosts: crate::analytics::DEFAULT_CAP,
+            max_distinct_endpoints: crate::analytics::DEFAULT_CAP,
+            max_404_rows: crate::analytics::DEFAULT_CAP,
         }
     }
 }
@@ -91,6 +100,9 @@ impl PipelineSettings {
     pub fn analytics(&self) -> crate::analytics::AnalyticsConfig {
         crate::analytics::AnalyticsConfig {
             missing_size_as_zero: self.missing_size_as_zero,
+            max_distinct_hosts: self.max_distinct_hosts,
+            max_distinct_endpoints: self.max_distinct_endpoints,
+            max_404_rows: self.max_404_rows,
             ..Default::default()
         }
     }
@@ -112,6 +124,14 @@ impl PipelineSettings {
         }
         if self.shard_max_rows == 0 || self.shard_max_bytes == 0 {
             return Err(Error::Config("shard limits must be positive".into()));
+        }
+        if self.max_distinct_hosts == 0
+            || self.max_distinct_endpoints == 0
+            || self.max_404_rows == 0
+        {
+            return Err(Error::Config(
+                "--max-distinct-hosts, --max-distinct-endpoints and --max-404-rows must be positive".into(),
+            ));
         }
         if self.row_group_rows == 0 {
             return Err(Error::Config("--row-group-rows must be positive".into()));
@@ -186,6 +206,18 @@ pub struct PipelineFlags {
     #[arg(long, env = "SAWMILL_SHARD_IDLE_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard_idle_ms: Option<u64>,
+    /// Distinct hosts kept in the merged analytics; more are folded into one (other) row.
+    #[arg(long, env = "SAWMILL_MAX_DISTINCT_HOSTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_distinct_hosts: Option<usize>,
+    /// Distinct endpoints kept in the merged analytics; more are folded into one (other) row.
+    #[arg(long, env = "SAWMILL_MAX_DISTINCT_ENDPOINTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_distinct_endpoints: Option<usize>,
+    /// 404 rows kept in the merged analytics (the earliest); more are only counted.
+    #[arg(long, env = "SAWMILL_MAX_404_ROWS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_404_rows: Option<usize>,
     #[command(flatten)]
     #[serde(flatten)]
     pub output: OutputFlags,
