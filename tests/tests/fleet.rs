@@ -75,7 +75,11 @@ fn the_status_check_refuses_double_or_dead_ownership() {
     assert!(!settled(&good, 2, &["a", "c"]));
     let unbalanced = poll(
         &[("a-7", true, &[0, 1, 2]), ("b-6", true, &[])],
-        &[(0, "a-7", "owned"), (1, "a-7", "owned"), (2, "a-7", "owned")],
+        &[
+            (0, "a-7", "owned"),
+            (1, "a-7", "owned"),
+            (2, "a-7", "owned"),
+        ],
     );
     assert!(!settled(&unbalanced, 3, &["a", "b"]));
 }
@@ -127,7 +131,11 @@ fn fleet_scales_kills_and_rolls_under_load_exactly_once() {
         })
         .collect();
     let lines = sawmill_core::batch::count_lines(&std::fs::read(r.join("lines.log")).unwrap());
-    assert_eq!(end.values().sum::<i64>() as u64, lines, "topic == lines.log");
+    assert_eq!(
+        end.values().sum::<i64>() as u64,
+        lines,
+        "topic == lines.log"
+    );
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (got, want) = rt.block_on(async {
         let out = LocalFs::create(r.join("output")).unwrap();
@@ -161,7 +169,14 @@ fn fleet_scales_kills_and_rolls_under_load_exactly_once() {
         .map(|l| l.split('\t').collect())
         .collect();
     let changes: Vec<&str> = rows.iter().map(|c| c[0]).collect();
-    for change in ["scale up", "scale down", "kill -9", "restart", "roll: stop", "roll: start"] {
+    for change in [
+        "scale up",
+        "scale down",
+        "kill -9",
+        "restart",
+        "roll: stop",
+        "roll: start",
+    ] {
         assert!(
             changes.iter().any(|c| c.starts_with(change)),
             "no figure for {change}: {changes:?}"
