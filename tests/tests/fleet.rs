@@ -33,8 +33,10 @@ fn settled(doc: &serde_json::Value, partitions: usize, prefixes: &[&str]) -> boo
         .stdin(Stdio::piped())
         .spawn()
         .expect("python3");
-    writeln!(child.stdin.take().unwrap(), "1 {doc}").unwrap();
-    child.wait().unwrap().success()
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    writeln!(stdin, "1 {doc}").expect("write the poll");
+    drop(stdin);
+    child.wait().expect("fleet_status.py").success()
 }
 
 fn poll(workers: &[(&str, bool, &[i32])], owners: &[(i32, &str, &str)]) -> serde_json::Value {
