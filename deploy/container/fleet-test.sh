@@ -125,6 +125,8 @@ split -n "l/$CHUNKS" -d -a 3 "$R/lines.log" "$R/chunks/part-"
 compose up -d etcd kafka namenode datanode >"$R/compose-up.log" 2>&1 \
   || { cat "$R/compose-up.log" >&2; die "podman-compose up of the services"; }
 for s in etcd kafka namenode datanode; do wait_healthy "${P}_${s}_1"; done
+[[ $(podman network inspect --format '{{.Internal}}' "$NET") == true ]] \
+  || die "network $NET is not internal: the fleet must reach nothing outside it"
 log "services healthy after $(( $(date +%s) - t0 ))s"
 pm exec "${P}_kafka_1" kafka topics --create --topic "$TOPIC" --partitions "$PARTITIONS" \
   --replication-factor 1 >/dev/null
