@@ -351,10 +351,13 @@ impl LineGen<'_> {
         let path = ep.path.as_bytes();
         let cut = usize::from(status == 302 && path.len() > 1 && path.ends_with(b"/"));
         buf.extend_from_slice(&path[..path.len() - cut]);
-        if let Some(tag) = tag {
+        // Where the tag (with its separator) lies, so a cut never leaves a shorter, wrong tag.
+        let tag_span = tag.map(|tag| {
+            let at = buf.len();
             buf.push(if path.contains(&b'?') { b'&' } else { b'?' });
             tag.write(buf);
-        }
+            at..buf.len()
+        });
         buf.extend_from_slice(pick(rng.random(), &PROTOCOLS, " HTTP/1.0").as_bytes());
         buf.extend_from_slice(b"\" ");
         let status_at = buf.len();
@@ -394,7 +397,14 @@ impl LineGen<'_> {
         }
         if (30..65).contains(&kind) {
             // Cut before the status so the line can never still parse.
-            buf.truncate(rng.random_range(1..status_at));
+            // Drawn as a position in the untagged line (the same draw as without tags), so a
+            // cut falls before or after the tag, never inside it.
+            let tag_len = tag_span.as_ref().map_or(0, |s| s.len());
+            let cut = rng.random_range(1..status_at - tag_len);
+            buf.truncate(match &tag_span {
+                Some(span) if cut > span.start => cut + tag_len,
+                _ => cut,
+            });
             if let Some(tag) = tag.filter(|t| Seq::find(buf) != Some(*t)) {
                 // After the cut, so the line still cannot parse; never in place of the cut part.
                 buf.push(b' ');

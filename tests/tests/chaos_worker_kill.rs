@@ -16,7 +16,6 @@
 use sawmill_tests::checker::*;
 use sawmill_tests::cluster::*;
 use sawmill_tests::*;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -45,22 +44,18 @@ impl Rng {
     }
 }
 
-/// Splits `file` into `parts` files of consecutive lines.
+/// Splits `file` into `parts` files of consecutive lines (bytes: rejected lines need not be
+/// UTF-8).
 fn split(file: &Path, parts: u64) -> Vec<PathBuf> {
-    let lines: Vec<String> = BufReader::new(std::fs::File::open(file).unwrap())
-        .lines()
-        .map(Result::unwrap)
-        .collect();
+    let data = std::fs::read(file).unwrap();
+    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
     let per = (lines.len() as u64).div_ceil(parts) as usize;
     lines
         .chunks(per)
         .enumerate()
         .map(|(i, chunk)| {
             let p = file.with_extension(format!("part{i}"));
-            let mut f = std::io::BufWriter::new(std::fs::File::create(&p).unwrap());
-            for l in chunk {
-                writeln!(f, "{l}").unwrap();
-            }
+            std::fs::write(&p, chunk.concat()).unwrap();
             p
         })
         .collect()
