@@ -68,6 +68,10 @@ pub enum CliError {
     /// line was delivered); exits with [`CliError::OVERSIZED_EXIT`].
     #[error("{0}")]
     Oversized(String),
+    /// A command refused to destroy what something else still needs (`produce --reset` on a
+    /// topic with pipeline state, `run --output` on a cluster's root); the message says how.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CliError {
