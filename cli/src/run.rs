@@ -173,7 +173,7 @@ mod tests {
         let staged = range.staging_path(3, &partial);
         assert!(staged.starts_with(&partition_staging_dir("logs", 2)));
         let embedded_tmp = layout::temp_staging_path("summary/hosts.parquet");
-        assert_eq!(cluster_file(&[embedded_tmp.clone()]), None);
+        assert_eq!(cluster_file(std::slice::from_ref(&embedded_tmp)), None);
         assert_eq!(cluster_file(&[]), None);
         assert_eq!(
             cluster_file(&[embedded_tmp.clone(), partial.clone()]),
