@@ -75,6 +75,10 @@ pub enum CliError {
     /// `sawmill verify` found problems (the report says which) or could not start.
     #[error("{0}")]
     Verify(String),
+    /// A command refused to destroy what something else still needs (`produce --reset` on a
+    /// topic with pipeline state, `run --output` on a cluster's root); the message says how.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CliError {

@@ -42,6 +42,9 @@ pub struct PipelineSettings {
     pub shard_max_age_ms: u64,
     /// ...or has received nothing for this long (a partition gone quiet commits promptly).
     pub shard_idle_ms: u64,
+    /// How long a shard may keep failing to stage, commit or publish (retrying transient
+    /// errors) before its partition gives up, reports the error and is restarted with backoff.
+    pub commit_deadline_ms: u64,
     /// Parquet compression (`zstd`, `snappy`, `lz4`, `none`, `zstd:N`).
     pub compression: String,
     pub row_group_rows: usize,
@@ -67,6 +70,7 @@ impl Default for PipelineSettings {
             shard_max_bytes: 64 << 20,
             shard_max_age_ms: 10_000,
             shard_idle_ms: 1_000,
+            commit_deadline_ms: 180_000,
             compression: "zstd".into(),
             row_group_rows: 128 * 1024,
             missing_size_as_zero: true,
@@ -88,6 +92,10 @@ impl PipelineSettings {
 
     pub fn shard_idle(&self) -> Duration {
         Duration::from_millis(self.shard_idle_ms.clamp(1, self.shard_max_age_ms.max(1)))
+    }
+
+    pub fn commit_deadline(&self) -> Duration {
+        Duration::from_millis(self.commit_deadline_ms.max(1))
     }
 
     pub fn parquet(&self) -> Result<ParquetOptions> {
@@ -218,6 +226,10 @@ pub struct PipelineFlags {
     #[arg(long, env = "SAWMILL_MAX_404_ROWS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_404_rows: Option<usize>,
+    /// Give up on a shard that keeps failing to stage, commit or publish after this long.
+    #[arg(long, env = "SAWMILL_COMMIT_DEADLINE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_deadline_ms: Option<u64>,
     #[command(flatten)]
     #[serde(flatten)]
     pub output: OutputFlags,

@@ -20,8 +20,9 @@ mod feed;
 use crate::error::{Result, WorkerError};
 use crate::kafka::{create_consumer, KafkaConsumer};
 use crate::messages::{PartitionSink, Waker};
+use crate::metrics::PartitionHealth;
 use assignment::{apply, Assignment, ConsumerCmd};
-use feed::{accept, consume_error, offer_full, Handover};
+use feed::{accept, consume_error, offer_full, ConsumeErrors, Handover};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use std::sync::mpsc;
@@ -77,8 +78,13 @@ impl ConsumerHandle {
     }
 }
 
-/// Starts the consumer thread.
-pub fn spawn(bootstrap: &str, topic: &str, group: &str) -> Result<ConsumerHandle> {
+/// Starts the consumer thread; persistent consume errors are reported to `health`.
+pub fn spawn(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    health: Arc<PartitionHealth>,
+) -> Result<ConsumerHandle> {
     let mut consumer = create_consumer(bootstrap, group)?;
     let (tx, rx) = mpsc::channel();
     let (wake_tx, wake_rx) = mpsc::sync_channel(1);
@@ -91,7 +97,7 @@ pub fn spawn(bootstrap: &str, topic: &str, group: &str) -> Result<ConsumerHandle
     let thread_wake = wake.clone();
     std::thread::Builder::new()
         .name("kafka-consumer".into())
-        .spawn(move || run(Arc::new(consumer), topic, rx, wake_rx, thread_wake))
+        .spawn(move || run(Arc::new(consumer), topic, rx, wake_rx, thread_wake, health))
         .map_err(|e| WorkerError::Actor(format!("cannot start the consumer thread: {e}")))?;
     Ok(ConsumerHandle { tx, wake })
 }
@@ -102,9 +108,10 @@ fn run(
     rx: mpsc::Receiver<ConsumerCmd>,
     wake_rx: mpsc::Receiver<()>,
     wake: Waker,
+    health: Arc<PartitionHealth>,
 ) {
     let mut assignment = Assignment::default();
-    let mut errors = 0u32;
+    let mut errors = ConsumeErrors { count: 0, health };
     loop {
         // Commands first, so a revoke is honoured before anything else is sent.
         let Some(changes) = assignment.commands(&rx) else {
@@ -151,8 +158,8 @@ fn run(
         }
         if !moved {
             // Errors back off (capped) instead of spinning on a dead broker.
-            let wait = if errors > 0 {
-                Duration::from_millis(u64::from(errors.min(50)) * 20)
+            let wait = if errors.count > 0 {
+                Duration::from_millis(u64::from(errors.count.min(50)) * 20)
             } else {
                 IDLE_WAIT
             };

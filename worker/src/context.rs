@@ -50,8 +50,13 @@ impl WorkerContext {
                 .await
                 .map_err(|e| WorkerError::Actor(e.to_string()))??;
         }
-        let consumer =
-            crate::consumer::spawn(&settings.bootstrap_servers, &settings.topic, &group)?;
+        let metrics = Metrics::default();
+        let consumer = crate::consumer::spawn(
+            &settings.bootstrap_servers,
+            &settings.topic,
+            &group,
+            metrics.health(),
+        )?;
         tracing::debug!(
             storage_ms = t_storage.as_millis() as u64,
             etcd_ms = (t_etcd - t_storage).as_millis() as u64,
@@ -67,7 +72,7 @@ impl WorkerContext {
             checkpoints,
             consumer,
             meta,
-            metrics: Metrics::default(),
+            metrics,
             commit_gates: Default::default(),
         }))
     }
