@@ -107,13 +107,25 @@ impl ShardRange {
     }
 
     /// The nonce of `staging` if it is a well-formed staging name of `final_path` under `epoch`
-    /// (nonce exactly [`STAGING_NONCE_LEN`] lowercase hex digits), else `None`.
+    /// (nonce exactly [`STAGING_NONCE_LEN`] lowercase hex digits), else `None`. The name
+    /// without a nonce that earlier versions wrote (and may still stand in etcd after an
+    /// upgrade) is accepted as the empty nonce, recomputed exactly.
     pub fn staging_nonce_of<'a>(
         &self,
         epoch: u64,
         final_path: &str,
         staging: &'a str,
     ) -> Option<&'a str> {
+        let legacy = format!(
+            "{}/{:020}-{:020}-e{epoch}.{}",
+            partition_staging_dir(&self.source, self.partition),
+            self.first,
+            self.last,
+            final_path.replace('/', "__")
+        );
+        if staging == legacy {
+            return Some("");
+        }
         let prefix = format!(
             "{}/{:020}-{:020}-e{epoch}-",
             partition_staging_dir(&self.source, self.partition),
