@@ -131,10 +131,13 @@ pub async fn stage_shard(
         .await
         .map_err(|e| WorkerError::Actor(format!("encode task failed: {e}")))??;
 
+    // One nonce per attempt: a retried or concurrent attempt at the same range never writes
+    // over files another attempt may still commit.
+    let nonce = layout::staging_nonce();
     let mut files = Vec::with_capacity(encoded.len());
     let mut to_write = Vec::with_capacity(encoded.len() + 1);
     for f in encoded {
-        let staging = range.staging_path(shard.epoch, &f.path);
+        let staging = range.staging_path(shard.epoch, &nonce, &f.path);
         files.push(ManifestFile {
             staging: staging.clone(),
             path: f.path,
@@ -144,7 +147,7 @@ pub async fn stage_shard(
         to_write.push((staging, f.bytes));
     }
     let partial_path = range.partial_path();
-    let partial_staging = range.staging_path(shard.epoch, &partial_path);
+    let partial_staging = range.staging_path(shard.epoch, &nonce, &partial_path);
     let partial_file = ManifestFile {
         staging: partial_staging.clone(),
         path: partial_path,
