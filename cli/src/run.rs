@@ -170,7 +170,7 @@ mod tests {
             last: 9,
         };
         let partial = range.partial_path();
-        let staged = range.staging_path(3, &partial);
+        let staged = range.staging_path(3, &layout::staging_nonce(), &partial);
         assert!(staged.starts_with(&partition_staging_dir("logs", 2)));
         let embedded_tmp = layout::temp_staging_path("summary/hosts.parquet");
         assert_eq!(cluster_file(std::slice::from_ref(&embedded_tmp)), None);
