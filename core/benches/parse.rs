@@ -49,7 +49,7 @@ fn parse(c: &mut Criterion) {
         g.bench_function("arrow", |b| {
             let mut parser = ChunkParser::new("bench".into(), 0);
             b.iter(|| {
-                parser.parse_lines(black_box(&buf), 0);
+                black_box(parser.parse_lines(black_box(&buf), 0));
                 parser.finish().expect("batches")
             })
         });
@@ -57,7 +57,7 @@ fn parse(c: &mut Criterion) {
             let mut parser = ChunkParser::new("bench".into(), 0);
             b.iter(|| {
                 let mut partial = Partial::new(&AnalyticsConfig::default());
-                parser.push_lines(black_box(&buf), 0, &mut partial);
+                black_box(parser.push_lines(black_box(&buf), 0, &mut partial));
                 (parser.finish().expect("batches"), partial)
             })
         });
