@@ -8,7 +8,7 @@
 use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use sawmill_common::etcd::Checkpoints;
-use sawmill_common::storage::{self, Storage};
+use sawmill_common::storage;
 use sawmill_core::manifest::ShardManifest;
 use sawmill_core::record::{civil_from_days, format_date};
 use sawmill_tests::*;
