@@ -55,6 +55,8 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
     cfg.chunk_bytes = args.chunk_mib.max(1) << 20;
     cfg.parquet = settings.parquet()?;
     cfg.analytics = settings.analytics();
+    cfg.max_line_bytes = settings.max_line_bytes;
+    cfg.shard_max_dates = settings.shard_max_dates;
 
     let inputs: Vec<InputSpec> = args
         .files

@@ -22,7 +22,7 @@ use report::VerifyReport;
 use sawmill_common::etcd::Checkpoints;
 use sawmill_common::{storage, summary};
 use sawmill_core::analytics::Partial;
-use sawmill_core::batch::ChunkParser;
+use sawmill_core::batch::{ChunkParser, Push, ShardCaps};
 use sawmill_core::settings::{ConfigFile, ConfigFlag, PipelineFlags};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -48,16 +48,23 @@ struct Recompute {
     topic: Arc<str>,
     partial: Partial,
     parsers: BTreeMap<i32, ChunkParser>,
+    /// The pipeline's line and shard caps: a long line is a `line_too_long` reject here as in
+    /// the worker.
+    caps: ShardCaps,
 }
 
 impl Recompute {
     fn line(&mut self, partition: i32, offset: i64, line: &[u8]) -> Result<(), CliError> {
-        let topic = &self.topic;
+        let (topic, caps) = (&self.topic, self.caps);
         let parser = self
             .parsers
             .entry(partition)
-            .or_insert_with(|| ChunkParser::new(topic.clone(), partition));
-        parser.push(line, offset, &mut self.partial);
+            .or_insert_with(|| ChunkParser::new(topic.clone(), partition).with_caps(caps));
+        if parser.push(line, offset, &mut self.partial) == Push::Full {
+            // A shard cap: only the partial is wanted, so cut (drop the batches) and push again.
+            parser.finish()?;
+            let _ = parser.push(line, offset, &mut self.partial);
+        }
         if parser.buffered() >= PARSER_ROWS {
             // Only the partial is wanted; the batches go, so memory stays flat.
             parser.finish()?;
@@ -86,6 +93,7 @@ pub fn execute(args: VerifyArgs) -> Result<(), CliError> {
         topic: topic.as_str().into(),
         partial: Partial::new(&settings.analytics()),
         parsers: BTreeMap::new(),
+        caps: settings.shard_caps(),
     };
     let mut failed: Option<CliError> = None;
     let ranges = topic::read(&settings.bootstrap_servers, &topic, |p, r, offset, line| {

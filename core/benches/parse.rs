@@ -49,7 +49,8 @@ fn parse(c: &mut Criterion) {
         g.bench_function("arrow", |b| {
             let mut parser = ChunkParser::new("bench".into(), 0);
             b.iter(|| {
-                parser.parse_lines(black_box(&buf), 0);
+                let pushed = parser.parse_lines(black_box(&buf), 0);
+                assert_eq!(pushed.consumed, buf.len(), "uncapped: the whole buffer");
                 parser.finish().expect("batches")
             })
         });
@@ -57,7 +58,8 @@ fn parse(c: &mut Criterion) {
             let mut parser = ChunkParser::new("bench".into(), 0);
             b.iter(|| {
                 let mut partial = Partial::new(&AnalyticsConfig::default());
-                parser.push_lines(black_box(&buf), 0, &mut partial);
+                let pushed = parser.push_lines(black_box(&buf), 0, &mut partial);
+                assert_eq!(pushed.consumed, buf.len(), "uncapped: the whole buffer");
                 (parser.finish().expect("batches"), partial)
             })
         });

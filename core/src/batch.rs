@@ -2,21 +2,77 @@
 //! the same parsed records to a [`Partial`] so parsing happens once per line.
 //!
 //! This is the hot path of every run: see `common/benches/parse.rs` and `BENCHMARKS.md`.
+//!
+//! A parser is bounded by [`ShardCaps`]: it refuses a line that would pass one, so the caller
+//! cuts the shard at that line instead of after a whole batch or chunk.
+
+mod builders;
 
 use crate::analytics::Partial;
 use crate::parse::parse_line;
-use crate::record::{LogRecord, Position, RejectReason};
-use crate::schema;
-use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, Date32Builder, Int16Builder, Int32Array, Int32Builder,
-    Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
-};
-use arrow::buffer::{Buffer, OffsetBuffer};
+use crate::record::{Position, RejectReason};
 use arrow::record_batch::RecordBatch;
+use builders::{RecordsBuilder, RejectsBuilder, RowSizes, Text};
 use memchr::memchr2;
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// Default longest line, in bytes without its line end: longer ones become `line_too_long`
+/// rejects holding their first this-many bytes.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 64 << 10;
+
+/// Most input bytes one parser takes before it must be finished. Arrow's text columns use `i32`
+/// offsets, so a column past 2 GiB cannot be built; a field holds at most its line's bytes,
+/// three times that when invalid UTF-8 is replaced by U+FFFD (counted so, see
+/// [`ChunkParser::push`]), so 1.5 GiB of input leaves room.
+pub const MAX_SHARD_BYTES: u64 = 3 << 29;
+
+/// Where a [`ChunkParser`] stops taking lines: past any of these the open shard must be cut
+/// (finished) first. A line alone in an empty parser is always taken, so a cut always makes
+/// progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardCaps {
+    /// Lines (records and rejects).
+    pub rows: u64,
+    /// Input bytes, line ends counted as one byte; at most [`MAX_SHARD_BYTES`].
+    pub bytes: u64,
+    /// Distinct wall-clock dates among the records: each is a file and a manifest entry.
+    pub dates: usize,
+    /// Longest line; a longer one is a `line_too_long` reject cut to this length.
+    pub line: usize,
+}
+
+impl Default for ShardCaps {
+    fn default() -> Self {
+        ShardCaps {
+            rows: u64::MAX,
+            bytes: MAX_SHARD_BYTES,
+            dates: usize::MAX,
+            line: DEFAULT_MAX_LINE_BYTES,
+        }
+    }
+}
+
+/// What [`ChunkParser::push`] did with a line.
+#[must_use = "a line refused as Full was not taken: cut the shard and push it again"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Push {
+    Taken,
+    /// The line would pass a cap: nothing was parsed into the parser or observed; finish the
+    /// parser (cut the shard) and push the line again.
+    Full,
+}
+
+/// How far [`ChunkParser::push_lines`] got.
+#[must_use = "the lines after `consumed` were not taken when the parser filled"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pushed {
+    /// Offset of the first line not taken.
+    pub next: i64,
+    /// Bytes of the buffer taken: all of it, unless the parser filled (finish it, then push
+    /// `buf[consumed..]` at `next`).
+    pub consumed: usize,
+}
 
 /// Splits a buffer into lines. A line ends at `\n`, `\r\n` or a bare `\r`; the terminator is not
 /// part of the line. A final line without terminator is still a line; an empty buffer has none.
@@ -75,6 +131,7 @@ pub struct ParsedChunk {
 pub struct ChunkParser {
     source: Arc<str>,
     partition: i32,
+    caps: ShardCaps,
     /// One builder per wall-clock date, in first-seen order. Logs are time ordered, so the
     /// previous line's date (`last`) is nearly always the next line's: a compare, not a lookup.
     dates: Vec<(i32, RecordsBuilder)>,
@@ -82,6 +139,8 @@ pub struct ChunkParser {
     rejects: RejectsBuilder,
     records: u64,
     rejected: u64,
+    /// Input bytes taken since the last finish, as [`ShardCaps::bytes`] counts them.
+    bytes: u64,
     /// Input bytes not yet parsed by the running `push_lines`: sizes a new date's builders.
     bytes_left: usize,
     /// Bytes per record of each text column, learned from the last finished chunk.
@@ -93,14 +152,30 @@ impl ChunkParser {
         ChunkParser {
             source,
             partition,
+            caps: ShardCaps::default(),
             dates: Vec::new(),
             last: 0,
             rejects: RejectsBuilder::default(),
             records: 0,
             rejected: 0,
+            bytes: 0,
             bytes_left: 0,
             sizes: RowSizes::default(),
         }
+    }
+
+    /// The same parser bounded by `caps` (bytes at most [`MAX_SHARD_BYTES`], line at least 1).
+    pub fn with_caps(mut self, caps: ShardCaps) -> Self {
+        self.caps = ShardCaps {
+            bytes: caps.bytes.min(MAX_SHARD_BYTES),
+            line: caps.line.max(1),
+            ..caps
+        };
+        self
+    }
+
+    pub fn caps(&self) -> ShardCaps {
+        self.caps
     }
 
     /// Switches to another source/partition between chunks (nothing may be buffered), keeping
@@ -111,44 +186,50 @@ impl ChunkParser {
         self.partition = partition;
     }
 
-    /// Parses one line at `offset`, appends it to the right batch and observes it in `partial`.
+    /// Parses one line at `offset`, appends it to the right batch and observes it in `partial`,
+    /// unless it would pass a cap ([`Push::Full`]).
     #[inline]
-    pub fn push(&mut self, line: &[u8], offset: i64, partial: &mut Partial) {
-        self.push_observed(line, offset, Some(partial), None);
+    pub fn push(&mut self, line: &[u8], offset: i64, partial: &mut Partial) -> Push {
+        self.push_observed(line, offset, Some(partial), None)
     }
 
-    /// Parses every line of `buf`, the first being at `first_offset`. Returns the next offset.
-    pub fn push_lines(&mut self, buf: &[u8], first_offset: i64, partial: &mut Partial) -> i64 {
+    /// Parses the lines of `buf`, the first being at `first_offset`, until one would pass a cap.
+    pub fn push_lines(&mut self, buf: &[u8], first_offset: i64, partial: &mut Partial) -> Pushed {
         self.push_all(buf, first_offset, Some(partial))
     }
 
-    /// Appends `raw` at `offset` as a reject with `reason`, unparsed, and observes it in
-    /// `partial`: for a line the reader had to cut off (`sawmill run`'s bounded line length).
-    /// Returns the next offset.
-    pub fn push_reject(
+    /// Appends a line the reader had to cut off (`sawmill run` reads no line past a bound) as a
+    /// `line_too_long` reject at `offset`: `raw` is its beginning, `len` its whole length. Cut
+    /// to the line cap like any long line. Refused only by the rows cap.
+    pub fn push_cut_line(
         &mut self,
         raw: &[u8],
+        len: u64,
         offset: i64,
-        reason: RejectReason,
         partial: &mut Partial,
-    ) -> i64 {
-        let pos = Position {
-            partition: self.partition,
+    ) -> Push {
+        let raw = &raw[..raw.len().min(self.caps.line)];
+        if self.full(raw.len() as u64 + 1) {
+            return Push::Full;
+        }
+        self.reject(
             offset,
-        };
-        partial.observe_reject(reason, raw, pos);
-        self.rejects.append(offset, reason, raw);
-        self.rejected += 1;
-        offset + 1
+            RejectReason::LineTooLong,
+            raw,
+            Some(len),
+            Some(partial),
+        );
+        self.bytes += raw.len() as u64 + 1;
+        Push::Taken
     }
 
     /// [`ChunkParser::push_lines`] without analytics: Arrow batches only. Lets a benchmark (or a
     /// caller that aggregates elsewhere) see the cost of parsing apart from aggregating.
-    pub fn parse_lines(&mut self, buf: &[u8], first_offset: i64) -> i64 {
+    pub fn parse_lines(&mut self, buf: &[u8], first_offset: i64) -> Pushed {
         self.push_all(buf, first_offset, None)
     }
 
-    fn push_all(&mut self, buf: &[u8], first: i64, mut partial: Option<&mut Partial>) -> i64 {
+    fn push_all(&mut self, buf: &[u8], first: i64, mut partial: Option<&mut Partial>) -> Pushed {
         let mut offset = first;
         // One UTF-8 check for the whole chunk (nearly always valid) instead of one per line.
         let text = std::str::from_utf8(buf).ok().map(|valid| Text {
@@ -156,13 +237,27 @@ impl ChunkParser {
             valid: Some(valid),
         });
         let mut it = lines(buf);
+        let mut consumed = 0;
         while let Some(line) = it.next() {
             self.bytes_left = it.rest.len() + line.len();
-            self.push_observed(line, offset, partial.as_deref_mut(), text);
+            if self.push_observed(line, offset, partial.as_deref_mut(), text) == Push::Full {
+                break;
+            }
+            consumed = buf.len() - it.rest.len();
             offset += 1;
         }
         self.bytes_left = 0;
-        offset
+        Pushed {
+            next: offset,
+            consumed,
+        }
+    }
+
+    /// Whether a line weighing `bytes` would pass the rows or bytes cap (never when empty).
+    #[inline]
+    fn full(&self, bytes: u64) -> bool {
+        let rows = self.buffered();
+        rows > 0 && (rows >= self.caps.rows || self.bytes + bytes > self.caps.bytes)
     }
 
     /// `text` is the checked text of a buffer holding `line`, when there is one.
@@ -173,38 +268,73 @@ impl ChunkParser {
         offset: i64,
         partial: Option<&mut Partial>,
         text: Option<Text<'_>>,
-    ) {
-        let pos = Position {
-            partition: self.partition,
-            offset,
-        };
+    ) -> Push {
+        let raw = crate::parse::strip_line_end(line);
+        if raw.len() > self.caps.line {
+            let kept = &raw[..self.caps.line];
+            if self.full(kept.len() as u64 + 1) {
+                return Push::Full;
+            }
+            let len = raw.len() as u64;
+            self.reject(offset, RejectReason::LineTooLong, kept, Some(len), partial);
+            self.bytes += kept.len() as u64 + 1;
+            return Push::Taken;
+        }
+        let text = text.unwrap_or_else(|| Text::new(line));
+        // Invalid UTF-8 grows threefold in the text columns (U+FFFD): weigh it so.
+        let weight = (line.len() as u64 + 1) * if text.valid.is_some() { 1 } else { 3 };
+        if self.full(weight) {
+            return Push::Full;
+        }
         match parse_line(line) {
             Ok(rec) => {
+                let date = rec.timestamp.local_date();
+                let Some(builder) = self.builder(date) else {
+                    return Push::Full;
+                };
+                builder.append(text, offset, date, &rec);
                 if let Some(partial) = partial {
+                    let pos = Position {
+                        partition: self.partition,
+                        offset,
+                    };
                     partial.observe(&rec, pos);
                 }
-                let date = rec.timestamp.local_date();
-                let text = text.unwrap_or_else(|| Text::new(line));
-                self.builder(date).append(text, offset, date, &rec);
                 self.records += 1;
             }
-            Err(reason) => {
-                let raw = crate::parse::strip_line_end(line);
-                if let Some(partial) = partial {
-                    partial.observe_reject(reason, raw, pos);
-                }
-                self.rejects.append(offset, reason, raw);
-                self.rejected += 1;
-            }
+            Err(reason) => self.reject(offset, reason, raw, None, partial),
         }
+        self.bytes += weight;
+        Push::Taken
     }
 
-    /// The builder of `date`, created (sized for the rest of the input) when new.
+    fn reject(
+        &mut self,
+        offset: i64,
+        reason: RejectReason,
+        raw: &[u8],
+        len: Option<u64>,
+        partial: Option<&mut Partial>,
+    ) {
+        if let Some(partial) = partial {
+            let pos = Position {
+                partition: self.partition,
+                offset,
+            };
+            partial.observe_reject(reason, raw, pos);
+        }
+        self.rejects.append(offset, reason, raw, len);
+        self.rejected += 1;
+    }
+
+    /// The builder of `date`, created (sized for the rest of the input) when new; `None` when
+    /// the date is new and the dates cap is reached (and something is buffered).
     #[inline]
-    fn builder(&mut self, date: i32) -> &mut RecordsBuilder {
+    fn builder(&mut self, date: i32) -> Option<&mut RecordsBuilder> {
         if self.dates.get(self.last).is_none_or(|(d, _)| *d != date) {
             self.last = match self.dates.iter().position(|(d, _)| *d == date) {
                 Some(i) => i,
+                None if self.dates.len() >= self.caps.dates && self.buffered() > 0 => return None,
                 None => {
                     let rows = self.sizes.rows_in(self.bytes_left);
                     let b = RecordsBuilder::with_capacity(rows, &self.sizes);
@@ -213,12 +343,22 @@ impl ChunkParser {
                 }
             };
         }
-        &mut self.dates[self.last].1
+        Some(&mut self.dates[self.last].1)
     }
 
     /// Rows buffered so far (records and rejects).
     pub fn buffered(&self) -> u64 {
         self.records + self.rejected
+    }
+
+    /// Input bytes buffered so far, as [`ShardCaps::bytes`] counts them.
+    pub fn buffered_bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Distinct dates among the buffered records.
+    pub fn buffered_dates(&self) -> usize {
+        self.dates.len()
     }
 
     /// Finishes the batches and resets the parser for reuse.
@@ -228,6 +368,7 @@ impl ChunkParser {
             rejected: std::mem::take(&mut self.rejected),
             ..ParsedChunk::default()
         };
+        self.bytes = 0;
         self.last = 0;
         for (date, mut b) in std::mem::take(&mut self.dates) {
             let batch = b.finish(&self.source, self.partition)?;
@@ -241,248 +382,5 @@ impl ChunkParser {
     }
 }
 
-/// The text of a line, or of a chunk of lines. Valid UTF-8 (nearly every log) is checked once,
-/// and fields, which the parser cuts next to ASCII bytes and so on character boundaries, are
-/// borrowed from it as `&str` at no cost; otherwise each field is converted with U+FFFD
-/// replacement. (Checking each field separately was a tenth of the parse time.)
-#[derive(Clone, Copy)]
-struct Text<'a> {
-    /// The line, or the whole buffer it is a part of.
-    line: &'a [u8],
-    valid: Option<&'a str>,
-}
-
-impl<'a> Text<'a> {
-    #[inline]
-    fn new(line: &'a [u8]) -> Self {
-        Text {
-            line,
-            valid: std::str::from_utf8(line).ok(),
-        }
-    }
-
-    /// `field`, a sub-slice of the line, as text.
-    #[inline]
-    fn of(self, field: &'a [u8]) -> Cow<'a, str> {
-        if let Some(text) = self.valid {
-            // Where the field starts in the line, from the two addresses (no unsafe needed).
-            let start = (field.as_ptr() as usize).wrapping_sub(self.line.as_ptr() as usize);
-            // `get` re-checks the bounds and boundaries, so a field that is not a sub-slice
-            // falls through to the lossy copy instead of being misread.
-            if let Some(s) = text.get(start..start.wrapping_add(field.len())) {
-                if s.as_ptr() == field.as_ptr() {
-                    return Cow::Borrowed(s);
-                }
-            }
-        }
-        String::from_utf8_lossy(field)
-    }
-}
-
-/// Text columns filled row by row, as indices into the records schema, in the order of
-/// [`RecordsBuilder::text`]: host, ident, user, method, endpoint, protocol, referer,
-/// user_agent, format.
-const TEXT_COLUMNS: [usize; 9] = [3, 4, 5, 9, 10, 11, 14, 15, 16];
-
-/// Bytes per row of the text columns, to size builders before they fill: growing a buffer by
-/// doubling copies it and touches fresh pages each time, which was a fifth of the parse time.
-/// Starts from NASA-like guesses; [`RowSizes::learn`] replaces them with what it saw.
-#[derive(Debug, Clone, Copy)]
-struct RowSizes {
-    /// Input bytes per line.
-    line: usize,
-    text: [usize; TEXT_COLUMNS.len()],
-}
-
-impl Default for RowSizes {
-    fn default() -> Self {
-        RowSizes {
-            line: 100,
-            text: [24, 1, 1, 4, 40, 9, 0, 0, 6],
-        }
-    }
-}
-
-impl RowSizes {
-    /// Rows expected in `bytes` of input; a small batch for line-at-a-time callers (`push`).
-    fn rows_in(&self, bytes: usize) -> usize {
-        (bytes / self.line.max(1)).max(1024)
-    }
-
-    fn learn(&mut self, batch: &RecordBatch) {
-        let rows = batch.num_rows();
-        if rows < 1024 {
-            return; // too few rows to go by: keep the last estimate
-        }
-        let mut text = 0;
-        for (i, &col) in TEXT_COLUMNS.iter().enumerate() {
-            let bytes = batch.column(col).to_data().buffers()[1].len();
-            self.text[i] = bytes.div_ceil(rows);
-            text += bytes;
-        }
-        // Besides its text, a line holds the timestamp, status, size and delimiters.
-        self.line = text / rows + 45;
-    }
-}
-
-/// Column builders of one date's records. `source` and `partition` are the same on every row,
-/// so [`RecordsBuilder::finish`] builds them whole instead of copying them row by row.
-struct RecordsBuilder {
-    offset: Int64Builder,
-    text: [StringBuilder; TEXT_COLUMNS.len()],
-    timestamp: TimestampMicrosecondBuilder,
-    tz: Int16Builder,
-    date: Date32Builder,
-    status: Int32Builder,
-    size: Int64Builder,
-}
-
-impl RecordsBuilder {
-    fn with_capacity(rows: usize, sizes: &RowSizes) -> Self {
-        RecordsBuilder {
-            offset: Int64Builder::with_capacity(rows),
-            text: sizes
-                .text
-                .map(|b| StringBuilder::with_capacity(rows, rows * b)),
-            timestamp: TimestampMicrosecondBuilder::with_capacity(rows),
-            tz: Int16Builder::with_capacity(rows),
-            date: Date32Builder::with_capacity(rows),
-            status: Int32Builder::with_capacity(rows),
-            size: Int64Builder::with_capacity(rows),
-        }
-    }
-
-    #[inline]
-    fn append(&mut self, t: Text<'_>, offset: i64, date: i32, r: &LogRecord<'_>) {
-        self.offset.append_value(offset);
-        let [host, ident, user, method, endpoint, protocol, referer, agent, format] =
-            &mut self.text;
-        host.append_value(t.of(r.host));
-        let opt = |b: &mut StringBuilder, v: Option<&[u8]>| match v {
-            Some(v) => b.append_value(t.of(v)),
-            None => b.append_null(),
-        };
-        opt(ident, r.ident);
-        opt(user, r.user);
-        opt(method, r.method);
-        opt(endpoint, r.endpoint);
-        opt(protocol, r.protocol);
-        opt(referer, r.referer);
-        opt(agent, r.user_agent);
-        format.append_value(r.format.as_str());
-        self.timestamp
-            .append_value(r.timestamp.utc_secs * 1_000_000);
-        self.tz.append_value(r.timestamp.offset_minutes);
-        self.date.append_value(date);
-        self.status.append_value(i32::from(r.status));
-        // Sizes above i64::MAX are rejected by the parser, so this conversion is lossless.
-        self.size.append_option(r.content_size.map(|v| v as i64));
-    }
-
-    fn finish(&mut self, source: &str, partition: i32) -> crate::Result<RecordBatch> {
-        let rows = self.offset.len();
-        let [host, ident, user, method, endpoint, protocol, referer, agent, format] =
-            &mut self.text;
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(repeated(source, rows)),
-            Arc::new(Int32Array::from_value(partition, rows)),
-            Arc::new(self.offset.finish()),
-            Arc::new(host.finish()),
-            Arc::new(ident.finish()),
-            Arc::new(user.finish()),
-            Arc::new(self.timestamp.finish().with_timezone("UTC")),
-            Arc::new(self.tz.finish()),
-            Arc::new(self.date.finish()),
-            Arc::new(method.finish()),
-            Arc::new(endpoint.finish()),
-            Arc::new(protocol.finish()),
-            Arc::new(self.status.finish()),
-            Arc::new(self.size.finish()),
-            Arc::new(referer.finish()),
-            Arc::new(agent.finish()),
-            Arc::new(format.finish()),
-        ];
-        Ok(RecordBatch::try_new(schema::records(), cols)?)
-    }
-}
-
-/// A text column of `rows` copies of `value`, built in one pass.
-fn repeated(value: &str, rows: usize) -> StringArray {
-    let offsets = OffsetBuffer::from_lengths(std::iter::repeat_n(value.len(), rows));
-    StringArray::new(offsets, Buffer::from(value.repeat(rows).into_bytes()), None)
-}
-
-#[derive(Default)]
-struct RejectsBuilder {
-    offset: Int64Builder,
-    reason: StringBuilder,
-    raw: BinaryBuilder,
-}
-
-impl RejectsBuilder {
-    fn append(&mut self, offset: i64, reason: RejectReason, raw: &[u8]) {
-        self.offset.append_value(offset);
-        self.reason.append_value(reason.as_str());
-        self.raw.append_value(raw);
-    }
-
-    fn finish(&mut self, source: &str, partition: i32) -> crate::Result<RecordBatch> {
-        let rows = self.offset.len();
-        let cols: Vec<ArrayRef> = vec![
-            Arc::new(repeated(source, rows)),
-            Arc::new(Int32Array::from_value(partition, rows)),
-            Arc::new(self.offset.finish()),
-            Arc::new(self.reason.finish()),
-            Arc::new(self.raw.finish()),
-        ];
-        Ok(RecordBatch::try_new(schema::rejects(), cols)?)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analytics::{AnalyticsConfig, Partial};
-
-    #[test]
-    fn line_splitting_handles_every_line_end() {
-        let buf = b"a\nb\r\nc\rd";
-        assert_eq!(
-            lines(buf).collect::<Vec<_>>(),
-            vec![&b"a"[..], b"b", b"c", b"d"]
-        );
-        assert_eq!(count_lines(b"a\n\nb\n"), 3);
-        assert_eq!(count_lines(b""), 0);
-        assert_eq!(count_lines(b"\n"), 1);
-    }
-
-    #[test]
-    fn chunk_groups_by_wall_clock_date_and_keeps_rejects() {
-        let buf = b"h - - [01/Jul/1995:23:30:00 -0400] \"GET /a HTTP/1.0\" 200 1\n\
-                    garbage\n\
-                    h - - [02/Jul/1995:00:00:01 -0400] \"GET /b HTTP/1.0\" 404 -\n";
-        let mut partial = Partial::new(&AnalyticsConfig::default());
-        let mut p = ChunkParser::new("t".into(), 3);
-        assert_eq!(p.push_lines(buf, 10, &mut partial), 13);
-        let out = p.finish().unwrap();
-        assert_eq!((out.records, out.rejected), (2, 1));
-        let dates: Vec<String> = out
-            .by_date
-            .keys()
-            .map(|d| crate::record::format_date(*d))
-            .collect();
-        assert_eq!(dates, vec!["1995-07-01", "1995-07-02"]);
-        let rej = out.rejects.unwrap();
-        assert_eq!(rej.num_rows(), 1);
-        let offsets = rej
-            .column(2)
-            .as_any()
-            .downcast_ref::<arrow::array::Int64Array>()
-            .unwrap();
-        assert_eq!(offsets.value(0), 11);
-        assert_eq!(partial.records(), 2);
-        assert_eq!(partial.rejects(), 1);
-        // The parser is reusable after finish.
-        assert_eq!(p.buffered(), 0);
-    }
-}
+mod tests;

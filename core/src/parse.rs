@@ -97,13 +97,15 @@ pub fn parse_line(line: &[u8]) -> Result<LogRecord<'_>, RejectReason> {
     };
 
     // optional "referer" "user agent"; anything after them (a forwarded-for field, a port) is
-    // tolerated and ignored.
+    // tolerated and ignored. A line that ends inside either quoted field (a logger that cut a
+    // long agent off) keeps what it has: the request before it is whole.
     let rest = skip_spaces(rest);
+    let mut truncated_field = false;
     let (format, referer, user_agent) = if rest.first() == Some(&b'"') {
-        let (referer, rest) = quoted(&rest[1..]).ok_or(RejectReason::Truncated)?;
+        let (referer, rest) = quoted_or_cut(&rest[1..], &mut truncated_field);
         let rest = skip_spaces(rest);
         let user_agent = if rest.first() == Some(&b'"') {
-            Some(quoted(&rest[1..]).ok_or(RejectReason::Truncated)?.0)
+            Some(quoted_or_cut(&rest[1..], &mut truncated_field).0)
         } else {
             None
         };
@@ -132,6 +134,7 @@ pub fn parse_line(line: &[u8]) -> Result<LogRecord<'_>, RejectReason> {
         content_size,
         referer,
         user_agent,
+        truncated_field,
     })
 }
 
@@ -473,6 +476,14 @@ fn quoted(s: &[u8]) -> Option<(&[u8], &[u8])> {
         from = i + 1;
     }
     None
+}
+
+/// [`quoted`], or, when the line ends inside the quotes, everything up to the end (and `cut` set).
+fn quoted_or_cut<'a>(s: &'a [u8], cut: &mut bool) -> (&'a [u8], &'a [u8]) {
+    quoted(s).unwrap_or_else(|| {
+        *cut = true;
+        (s, &[])
+    })
 }
 
 #[cfg(test)]

@@ -118,6 +118,10 @@ pub struct LogRecord<'a> {
     pub content_size: Option<u64>,
     pub referer: Option<&'a [u8]>,
     pub user_agent: Option<&'a [u8]>,
+    /// The line ended inside the referer or user agent quotes: that field (and the agent, if
+    /// it was the referer) is kept as far as it goes. Such lines are otherwise whole requests
+    /// (the elastic log cuts long agents off), so they count in every table like the others.
+    pub truncated_field: bool,
 }
 
 /// Why a line was rejected. Every rejected line keeps its raw bytes in the rejects output.
@@ -139,10 +143,15 @@ pub enum RejectReason {
     BadContentSize,
     /// No host before the first space.
     NoHost,
+    /// Longer than `max_line_bytes`: rejected unparsed, its raw bytes cut to the limit and its
+    /// original length kept. Last, so partials written before it existed keep their slots.
+    LineTooLong,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 8] = [
+    /// In slot order: a reason's position here is its slot in partials, so reasons are only
+    /// ever appended.
+    pub const ALL: [RejectReason; 9] = [
         RejectReason::Empty,
         RejectReason::Truncated,
         RejectReason::NoTimestamp,
@@ -151,6 +160,7 @@ impl RejectReason {
         RejectReason::BadStatus,
         RejectReason::BadContentSize,
         RejectReason::NoHost,
+        RejectReason::LineTooLong,
     ];
 
     /// Stable snake_case name used in Parquet, metrics and reports.
@@ -164,6 +174,7 @@ impl RejectReason {
             RejectReason::BadStatus => "bad_status",
             RejectReason::BadContentSize => "bad_content_size",
             RejectReason::NoHost => "no_host",
+            RejectReason::LineTooLong => "line_too_long",
         }
     }
 

@@ -30,10 +30,14 @@ pub mod col {
     pub const FORMAT: &str = "format";
     pub const REASON: &str = "reason";
     pub const RAW: &str = "raw";
+    pub const TRUNCATED_FIELD: &str = "truncated_field";
+    pub const LENGTH: &str = "length";
 }
 
 /// Parsed rows. `timestamp` is the UTC instant; `tz_offset_minutes` the zone it was written in;
-/// `date` the wall-clock calendar date (also the `dt=` partition).
+/// `date` the wall-clock calendar date (also the `dt=` partition). `truncated_field` is true when
+/// the line ended inside its referer or user agent quotes (kept as far as they go); appended
+/// last and nullable so shards written before it existed read as one dataset with the new ones.
 pub fn records() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
@@ -59,12 +63,15 @@ pub fn records() -> SchemaRef {
             Field::new(col::REFERER, DataType::Utf8, true),
             Field::new(col::USER_AGENT, DataType::Utf8, true),
             Field::new(col::FORMAT, DataType::Utf8, false),
+            Field::new(col::TRUNCATED_FIELD, DataType::Boolean, true),
         ]))
     })
     .clone()
 }
 
-/// Rejected lines, raw bytes kept exactly as read (line end stripped).
+/// Rejected lines, raw bytes kept exactly as read (line end stripped), except a line longer than
+/// `max_line_bytes`: its `raw` is cut to that many bytes and `length` holds its whole length in
+/// bytes. `length` is null when `raw` is the whole line.
 pub fn rejects() -> SchemaRef {
     static S: OnceLock<SchemaRef> = OnceLock::new();
     S.get_or_init(|| {
@@ -74,6 +81,7 @@ pub fn rejects() -> SchemaRef {
             Field::new(col::OFFSET, DataType::Int64, false),
             Field::new(col::REASON, DataType::Utf8, false),
             Field::new(col::RAW, DataType::Binary, false),
+            Field::new(col::LENGTH, DataType::Int64, true),
         ]))
     })
     .clone()

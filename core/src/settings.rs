@@ -56,6 +56,12 @@ pub struct PipelineSettings {
     pub max_distinct_endpoints: usize,
     /// 404 rows the merged analytics hold (the earliest); beyond it they are only counted.
     pub max_404_rows: usize,
+    /// A longer line (in bytes, without its line end) is a `line_too_long` reject cut to this
+    /// length, so one runaway message cannot stall or swell a shard.
+    pub max_line_bytes: usize,
+    /// A shard is cut before a line whose date would make it span more dates than this: each
+    /// date is a file and a manifest entry (etcd refuses requests past ~1.5 MiB).
+    pub shard_max_dates: usize,
 }
 
 impl Default for PipelineSettings {
@@ -77,6 +83,8 @@ impl Default for PipelineSettings {
             max_distinct_hosts: crate::analytics::DEFAULT_CAP,
             max_distinct_endpoints: crate::analytics::DEFAULT_CAP,
             max_404_rows: crate::analytics::DEFAULT_CAP,
+            max_line_bytes: crate::batch::DEFAULT_MAX_LINE_BYTES,
+            shard_max_dates: 64,
         }
     }
 }
@@ -115,6 +123,16 @@ impl PipelineSettings {
         }
     }
 
+    /// Where a partition's (or a chunk's) parser cuts the open shard.
+    pub fn shard_caps(&self) -> crate::batch::ShardCaps {
+        crate::batch::ShardCaps {
+            rows: self.shard_max_rows,
+            bytes: self.shard_max_bytes,
+            dates: self.shard_max_dates,
+            line: self.max_line_bytes,
+        }
+    }
+
     /// Rejects settings that can never work, with what to change.
     pub fn validate(&self) -> Result<()> {
         if self.topic.trim().is_empty() {
@@ -141,6 +159,25 @@ impl PipelineSettings {
                 "--max-distinct-hosts, --max-distinct-endpoints and --max-404-rows must be positive".into(),
             ));
         }
+        let max_bytes = crate::batch::MAX_SHARD_BYTES;
+        if self.shard_max_bytes > max_bytes {
+            return Err(Error::Config(format!(
+                "--shard-max-bytes {} is above {max_bytes} (1.5 GiB): a shard's text columns \
+                 could pass Arrow's 2 GiB limit; lower it",
+                self.shard_max_bytes
+            )));
+        }
+        if self.max_line_bytes == 0 || self.max_line_bytes as u64 > self.shard_max_bytes {
+            return Err(Error::Config(format!(
+                "--max-line-bytes {} must be between 1 and --shard-max-bytes ({})",
+                self.max_line_bytes, self.shard_max_bytes
+            )));
+        }
+        if self.shard_max_dates == 0 {
+            return Err(Error::Config(
+                "--shard-max-dates must be positive (64 is the default)".into(),
+            ));
+        }
         if self.row_group_rows == 0 {
             return Err(Error::Config("--row-group-rows must be positive".into()));
         }
@@ -149,7 +186,8 @@ impl PipelineSettings {
     }
 }
 
-/// What every command that writes an output root takes: where, and how Parquet is encoded.
+/// What every command that writes an output root takes: where, how Parquet is encoded, and the
+/// bounds on lines and shards that hold for the embedded run as for the workers.
 /// Flattened into [`PipelineFlags`] and into `sawmill run`.
 #[derive(Debug, Clone, Default, Serialize, clap::Args)]
 #[command(next_help_heading = PIPELINE_HEADING)]
@@ -175,6 +213,14 @@ pub struct OutputFlags {
     #[arg(long, conflicts_with = "missing_size_as_zero")]
     #[serde(skip)]
     pub skip_missing_sizes: bool,
+    /// Reject longer lines as line_too_long, keeping this many of their bytes.
+    #[arg(long, env = "SAWMILL_MAX_LINE_BYTES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_line_bytes: Option<usize>,
+    /// Cut a shard before a line that would make it span more dates (files) than this.
+    #[arg(long, env = "SAWMILL_SHARD_MAX_DATES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shard_max_dates: Option<usize>,
 }
 
 /// The pipeline settings as flags; each also reads `SAWMILL_<NAME>` from the environment.

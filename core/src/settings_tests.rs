@@ -136,3 +136,44 @@ fn analytics_caps_are_settings() {
         .to_string();
     assert!(err.contains("must be positive"), "{err}");
 }
+
+#[test]
+fn line_and_date_caps_layer_and_are_checked() {
+    let cli = parse(&["--max-line-bytes", "100", "--shard-max-dates", "3"]);
+    let s = ConfigFile::default().pipeline(&cli.pipeline).unwrap();
+    assert_eq!((s.max_line_bytes, s.shard_max_dates), (100, 3));
+    let caps = s.shard_caps();
+    assert_eq!(
+        (caps.line, caps.dates, caps.rows),
+        (100, 3, s.shard_max_rows)
+    );
+    let d = PipelineSettings::default();
+    assert_eq!((d.max_line_bytes, d.shard_max_dates), (64 << 10, 64));
+    // The example documents both at their defaults.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/sawmill.example.toml");
+    let example = ConfigFile::load(Some(&path)).unwrap();
+    let example = example.table("pipeline").unwrap();
+    assert_eq!(example["max_line_bytes"], d.max_line_bytes);
+    assert_eq!(example["shard_max_dates"], d.shard_max_dates);
+
+    let invalid = |file: &str| {
+        ConfigFile::parse(file, false)
+            .unwrap()
+            .pipeline(&PipelineFlags::default())
+            .unwrap_err()
+            .to_string()
+    };
+    // A shard past 1.5 GiB could build a text column past Arrow's 2 GiB.
+    let err = invalid("[pipeline]\nshard_max_bytes = 2147483648\n");
+    assert!(err.contains("--shard-max-bytes"), "{err}");
+    let err = invalid("[pipeline]\nmax_line_bytes = 0\n");
+    assert!(err.contains("--max-line-bytes"), "{err}");
+    let err = invalid("[pipeline]\nshard_max_bytes = 1000\nmax_line_bytes = 1001\n");
+    assert!(err.contains("--max-line-bytes"), "{err}");
+    let err = invalid("[pipeline]\nshard_max_dates = 0\n");
+    assert!(err.contains("--shard-max-dates"), "{err}");
+    let at_limit = ConfigFile::parse("[pipeline]\nshard_max_bytes = 1610612736\n", false)
+        .unwrap()
+        .pipeline(&PipelineFlags::default());
+    assert!(at_limit.is_ok(), "{at_limit:?}");
+}

@@ -107,6 +107,7 @@ fn observe(p: &mut Partial, item: &Item, pos: Position) {
                 content_size: *size,
                 referer: None,
                 user_agent: None,
+                truncated_field: false,
             };
             p.observe(&rec, pos);
         }

@@ -18,7 +18,7 @@ use arrow::record_batch::RecordBatch;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use sawmill_core::analytics::{AnalyticsConfig, Partial};
-use sawmill_core::batch::{count_lines, lines, ChunkParser};
+use sawmill_core::batch::{count_lines, lines, ChunkParser, Push};
 use sawmill_core::Error;
 
 /// `default` cases, or `PROPTEST_CASES` when set (for long sessions by hand).
@@ -97,7 +97,10 @@ fn check_parse(buf: &[u8]) -> Result<(), TestCaseError> {
 
     let mut partial = Partial::new(&cfg);
     let mut parser = ChunkParser::new("fuzz".into(), 2);
-    let next = parser.push_lines(buf, first, &mut partial);
+    let pushed = parser.push_lines(buf, first, &mut partial);
+    // Uncapped but for the line length: every line is taken.
+    prop_assert_eq!(pushed.consumed, buf.len());
+    let next = pushed.next;
     prop_assert_eq!(next - first, lines_in as i64);
     let out = parser.finish().unwrap();
     prop_assert_eq!(out.records + out.rejected, lines_in);
@@ -113,7 +116,10 @@ fn check_parse(buf: &[u8]) -> Result<(), TestCaseError> {
     let mut one_by_one = Partial::new(&cfg);
     let mut parser = ChunkParser::new("fuzz".into(), 2);
     for (i, line) in lines(buf).enumerate() {
-        parser.push(line, first + i as i64, &mut one_by_one);
+        prop_assert_eq!(
+            parser.push(line, first + i as i64, &mut one_by_one),
+            Push::Taken
+        );
     }
     let again = parser.finish().unwrap();
     prop_assert_eq!((again.records, again.rejected), (out.records, out.rejected));
@@ -181,7 +187,9 @@ fn encoded(lines: &[Vec<u8>], reject_examples: usize) -> Vec<u8> {
         ..AnalyticsConfig::default()
     };
     let mut partial = Partial::new(&cfg);
-    ChunkParser::new("seed".into(), 0).push_lines(&lines.join(&b'\n'), 0, &mut partial);
+    let buf = lines.join(&b'\n');
+    let pushed = ChunkParser::new("seed".into(), 0).push_lines(&buf, 0, &mut partial);
+    assert_eq!(pushed.consumed, buf.len());
     partial.to_bytes().unwrap()
 }
 

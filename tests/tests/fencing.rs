@@ -7,7 +7,7 @@
 use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::{self, Storage};
 use sawmill_core::analytics::{AnalyticsConfig, Partial};
-use sawmill_core::batch::ChunkParser;
+use sawmill_core::batch::{ChunkParser, Push};
 use sawmill_core::shard::ParquetOptions;
 use sawmill_tests::*;
 use sawmill_worker::commit::{commit_shard, recover_partition, ShardOutcome, ShardToCommit};
@@ -22,7 +22,7 @@ fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCo
             "h{o} - - [01/Jul/1995:00:00:{:02} -0400] \"GET /x HTTP/1.0\" 200 {o}",
             o % 60
         );
-        parser.push(line.as_bytes(), o, &mut partial);
+        assert_eq!(parser.push(line.as_bytes(), o, &mut partial), Push::Taken);
     }
     ShardToCommit {
         source: topic.into(),

@@ -130,6 +130,8 @@ fn run(
             }
         }
         // The main queue: client errors, and lines fetched before a partition's queue was split.
+        // Those are taken even by a partition out of credits (the main queue cannot hold one
+        // partition's lines back), which is why line ends are `usize`; they are few.
         while let Some(polled) = consumer.poll(Duration::ZERO) {
             match polled {
                 Ok(message) => {

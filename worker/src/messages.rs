@@ -14,12 +14,19 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Batches in flight per partition (the credits).
 pub const CREDITS: usize = 4;
 
+/// Messages per batch handed to a partition actor...
+pub const BATCH_MESSAGES: usize = 4096;
+/// ...or bytes: 4,096 messages of 1 MiB each would hold 4 GiB in one batch and one mailbox.
+pub const BATCH_BYTES: usize = 4 << 20;
+
 /// Consecutive messages of one partition, copied into one buffer.
 #[derive(Debug, Default)]
 pub struct MessageBatch {
     pub partition: i32,
     pub offsets: Vec<i64>,
-    ends: Vec<u32>,
+    /// Where each message ends in `data`. `usize`, not `u32`: a batch past 4 GiB (possible
+    /// only from the main queue, see `consumer`) must not wrap around.
+    ends: Vec<usize>,
     data: Vec<u8>,
 }
 
@@ -34,7 +41,12 @@ impl MessageBatch {
     pub fn push(&mut self, offset: i64, payload: &[u8]) {
         self.offsets.push(offset);
         self.data.extend_from_slice(payload);
-        self.ends.push(self.data.len() as u32);
+        self.ends.push(self.data.len());
+    }
+
+    /// Full by messages or by bytes: hand it over before taking more.
+    pub fn is_full(&self) -> bool {
+        self.len() >= BATCH_MESSAGES || self.bytes() >= BATCH_BYTES
     }
 
     pub fn len(&self) -> usize {
@@ -55,7 +67,7 @@ impl MessageBatch {
         self.offsets
             .iter()
             .zip(starts.zip(self.ends.iter().copied()))
-            .map(|(&offset, (start, end))| (offset, &self.data[start as usize..end as usize]))
+            .map(|(&offset, (start, end))| (offset, &self.data[start..end]))
     }
 }
 
@@ -195,6 +207,44 @@ mod tests {
             vec![(10, &b"a"[..]), (12, &b""[..]), (13, &b"ccc"[..])]
         );
         assert_eq!((batch.len(), batch.bytes()), (3, 4));
+    }
+
+    #[test]
+    fn a_batch_is_full_by_messages_or_by_bytes() {
+        let mut batch = MessageBatch::new(0);
+        let mib = vec![b'x'; 1 << 20];
+        for i in 0..3 {
+            batch.push(i, &mib);
+            assert!(!batch.is_full(), "{} MiB", i + 1);
+        }
+        batch.push(3, &mib);
+        assert!(batch.is_full(), "4 MiB in 4 messages");
+        let ends: Vec<usize> = batch.iter().map(|(_, line)| line.len()).collect();
+        assert_eq!(ends, vec![1 << 20; 4]);
+
+        let mut small = MessageBatch::new(0);
+        for i in 0..BATCH_MESSAGES as i64 {
+            assert!(!small.is_full());
+            small.push(i, b"l");
+        }
+        assert!(small.is_full(), "4,096 one-byte messages");
+    }
+
+    /// A batch whose data crosses 4 GiB: with `u32` ends the last message's end wrapped to a
+    /// few bytes and slicing it panicked. The first 4 GiB are zeroed pages never touched
+    /// (calloc), so the test costs little memory.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn line_ends_past_4_gib_do_not_wrap() {
+        let mut batch = MessageBatch::new(0);
+        let before = (1usize << 32) - 3;
+        batch.data = vec![0u8; before];
+        batch.offsets.push(0);
+        batch.ends.push(before);
+        batch.push(1, b"abcdef");
+        let (offset, line) = batch.iter().last().expect("two messages");
+        assert_eq!((offset, line), (1, &b"abcdef"[..]));
+        assert_eq!(batch.bytes(), (1 << 32) + 3);
     }
 
     #[test]

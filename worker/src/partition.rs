@@ -24,7 +24,7 @@ use crate::retry::RetryPolicy;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sawmill_common::etcd::Checkpoints;
 use sawmill_core::analytics::Partial;
-use sawmill_core::batch::ChunkParser;
+use sawmill_core::batch::{ChunkParser, Push};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,7 +106,8 @@ impl Actor for PartitionActor {
         myself.cast(PartitionMsg::Start)?;
         let ctx = &args.ctx;
         Ok(PartitionState {
-            parser: ChunkParser::new(ctx.settings.topic.as_str().into(), args.partition),
+            parser: ChunkParser::new(ctx.settings.topic.as_str().into(), args.partition)
+                .with_caps(ctx.settings.shard_caps()),
             partial: Partial::new(&ctx.analytics),
             checkpoints: ctx.checkpoints.clone(),
             // Set by `start`, before any line arrives.
@@ -159,7 +160,7 @@ impl Actor for PartitionActor {
                 })?;
             }
             PartitionMsg::Batch(batch, credit) => {
-                on_batch(state, &batch);
+                on_batch(&myself, state, &batch).await?;
                 drop(credit);
                 let settings = &state.args.ctx.settings;
                 // Once only: lines produced after the target go by the usual limits.
@@ -266,7 +267,14 @@ async fn start(
     Ok(())
 }
 
-fn on_batch(state: &mut PartitionState, batch: &MessageBatch) {
+/// Parses a batch into the open shard. A line that would take the shard past a cap (rows, bytes,
+/// dates: the parser's [`ShardCaps`](sawmill_core::batch::ShardCaps)) cuts it first, so a shard
+/// stays within the caps whatever the batch size, and the rest of the batch opens the next one.
+async fn on_batch(
+    myself: &ActorRef<PartitionMsg>,
+    state: &mut PartitionState,
+    batch: &MessageBatch,
+) -> Result<(), ActorProcessingErr> {
     state.last_data = Instant::now();
     for (offset, line) in batch.iter() {
         // The consumer never sends an offset twice, but a restart may overlap: the committed
@@ -286,19 +294,33 @@ fn on_batch(state: &mut PartitionState, batch: &MessageBatch) {
                 );
             }
         }
+        if state.parser.push(line, offset, &mut state.partial) == Push::Full {
+            flush(myself, state).await?;
+            if state.last.is_some() {
+                // Not cut: fenced or stopping, so nothing more is parsed here.
+                break;
+            }
+            if state.parser.push(line, offset, &mut state.partial) == Push::Full {
+                return Err(format!(
+                    "partition {}: an empty shard refused offset {offset}; this is a bug",
+                    state.args.partition
+                )
+                .into());
+            }
+        }
         if state.rows == 0 {
             state.opened = Instant::now();
         }
-        state.parser.push(line, offset, &mut state.partial);
         state.last = Some(offset);
         state.rows += 1;
-        state.bytes += line.len() as u64 + 1;
+        state.bytes = state.parser.buffered_bytes();
     }
     state.args.ctx.metrics.consumed(
         state.args.partition,
         batch.len() as u64,
         batch.bytes() as u64,
     );
+    Ok(())
 }
 
 /// Cuts the open shard and starts its commit, once fewer than [`MAX_INFLIGHT`] are running.

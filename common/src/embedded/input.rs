@@ -2,9 +2,10 @@
 //! first line number, so chunks can be parsed in parallel and still name their shards
 //! deterministically.
 //!
-//! Memory stays bounded whatever the input: a line longer than [`MAX_LINE_BYTES`] (or the chunk
-//! size, if larger) is cut off and becomes a `truncated` reject holding its first
-//! [`CUT_LINE_KEPT`] bytes, and gzip input may be capped in decompressed size
+//! Memory stays bounded whatever the input: a line longer than the line bound (`max_line_bytes`,
+//! or the chunk size if larger) is never read whole: it is cut off, its first `max_line_bytes`
+//! kept, and becomes a `line_too_long` reject like a shorter long line the parser finds (see
+//! [`sawmill_core::batch::ShardCaps::line`]). Gzip input may be capped in decompressed size
 //! ([`InputSpec::max_decompressed`]).
 
 use crate::error::{Error, Result};
@@ -13,12 +14,6 @@ use sawmill_core::batch::count_lines;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// Lines longer than this (or than the chunk size, if larger) are cut off: reading on for their
-/// end would let one line without a line end grow a chunk without limit.
-pub const MAX_LINE_BYTES: usize = 64 << 20;
-/// Bytes of a cut-off line kept in its reject row.
-pub const CUT_LINE_KEPT: usize = 64 << 10;
 
 /// One input as given on the command line.
 #[derive(Debug, Clone)]
@@ -140,7 +135,7 @@ pub struct Chunk {
     pub cut_line: Option<CutLine>,
 }
 
-/// A line longer than the line bound: its first [`CUT_LINE_KEPT`] bytes and its length.
+/// A line longer than the line bound: its first `max_line_bytes` bytes and its length.
 #[derive(Debug)]
 pub struct CutLine {
     pub raw: Vec<u8>,
@@ -153,8 +148,11 @@ pub struct Chunker {
     spec: InputSpec,
     reader: Box<dyn Read + Send>,
     target: usize,
-    /// Longer lines are cut off (see [`MAX_LINE_BYTES`]).
+    /// Longer lines are cut off instead of read whole: `max_line_bytes` or `target`, if larger
+    /// (shorter long lines come whole in a chunk, and the parser rejects them).
     max_line: usize,
+    /// Bytes of a cut-off line kept: `max_line_bytes`.
+    keep: usize,
     carry: Vec<u8>,
     next_line: i64,
     eof: bool,
@@ -162,10 +160,11 @@ pub struct Chunker {
 
 impl Chunker {
     pub fn new(spec: InputSpec, target: usize) -> Result<Self> {
-        Chunker::with_max_line(spec, target, MAX_LINE_BYTES)
+        Chunker::with_max_line(spec, target, sawmill_core::batch::DEFAULT_MAX_LINE_BYTES)
     }
 
-    /// A chunker that cuts off lines longer than `max_line` bytes (or `target`, if larger).
+    /// A chunker that cuts off lines longer than `max_line` bytes (or `target`, if larger),
+    /// keeping their first `max_line` bytes.
     pub fn with_max_line(spec: InputSpec, target: usize, max_line: usize) -> Result<Self> {
         let reader = spec.open()?;
         let target = target.max(1024);
@@ -174,6 +173,7 @@ impl Chunker {
             reader,
             target,
             max_line: max_line.max(target),
+            keep: max_line.max(1),
             carry: Vec::new(),
             next_line: 0,
             eof: false,
@@ -256,7 +256,7 @@ impl Chunker {
     fn cut_off_line(&mut self, mut data: Vec<u8>) -> Result<Chunk> {
         let mut end = data.last().copied().filter(|&b| b == b'\n' || b == b'\r');
         let mut len = (data.len() - usize::from(end.is_some())) as u64;
-        data.truncate(CUT_LINE_KEPT.min(self.max_line));
+        data.truncate(self.keep);
         // No more than a chunk: what follows the line end is carried into the next chunk.
         let mut scratch = vec![0u8; self.target];
         while end.is_none() {
@@ -292,7 +292,7 @@ impl Chunker {
             line = self.next_line + 1,
             bytes = len,
             max_line_bytes = self.max_line,
-            "line too long: cut off and rejected as truncated"
+            "line too long: cut off and rejected as line_too_long"
         );
         let cut = CutLine { raw: data, len };
         Ok(self.chunk(Vec::new(), Some(cut)))
@@ -361,7 +361,7 @@ mod tests {
     fn chunks_of(content: &[u8], gz: bool, target: usize) -> Vec<Chunk> {
         let dir = tempfile::tempdir().unwrap();
         let path = write_input(dir.path(), content, gz);
-        chunks_with(InputSpec::new(&path, 0), target, MAX_LINE_BYTES).unwrap()
+        chunks_with(InputSpec::new(&path, 0), target, 64 << 20).unwrap()
     }
 
     #[test]

@@ -14,14 +14,13 @@
 //! may block on it; a current-thread runtime would not drive the I/O). For the same reason
 //! [`run`] itself must be called from a plain thread, never from an async task.
 
-use crate::embedded::input::{check_readable, Chunk, Chunker, InputSpec, MAX_LINE_BYTES};
+use crate::embedded::input::{check_readable, Chunk, Chunker, InputSpec};
 use crate::error::{Error, Result};
 use crate::storage::Storage;
 use crate::summary;
 use sawmill_core::analytics::{AnalyticsConfig, Partial};
-use sawmill_core::batch::ChunkParser;
+use sawmill_core::batch::{ChunkParser, Push, ShardCaps, DEFAULT_MAX_LINE_BYTES};
 use sawmill_core::layout::{self, ShardRange};
-use sawmill_core::record::RejectReason;
 use sawmill_core::shard::{self, ParquetOptions};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,11 +30,15 @@ use std::time::{Duration, Instant};
 pub struct RunConfig {
     /// Parser threads; defaults to the number of cores.
     pub threads: usize,
-    /// Target chunk size; one chunk becomes one shard per date it covers.
+    /// Target chunk size; one chunk becomes one shard (one file per date it covers), or
+    /// several when it passes `shard_max_dates` or the parser's byte bound.
     pub chunk_bytes: usize,
-    /// Lines longer than this (or than `chunk_bytes`, if larger) are cut off and rejected as
-    /// `truncated`; see [`MAX_LINE_BYTES`].
+    /// Longer lines are rejected as `line_too_long`, keeping this many bytes; lines longer
+    /// than `chunk_bytes` as well are cut off by the reader, never read whole.
     pub max_line_bytes: usize,
+    /// A chunk's shard is cut before a line whose date would make it span more dates: bounds
+    /// the files (and open builders) one chunk fans out into.
+    pub shard_max_dates: usize,
     pub parquet: ParquetOptions,
     pub analytics: AnalyticsConfig,
 }
@@ -47,7 +50,8 @@ impl Default for RunConfig {
                 .map(|n| n.get())
                 .unwrap_or(2),
             chunk_bytes: 16 << 20,
-            max_line_bytes: MAX_LINE_BYTES,
+            max_line_bytes: DEFAULT_MAX_LINE_BYTES,
+            shard_max_dates: 64,
             parquet: ParquetOptions::default(),
             analytics: AnalyticsConfig::default(),
         }
@@ -182,78 +186,210 @@ fn parse_worker(
 ) -> Result<Partial> {
     let mut partial = Partial::new(&cfg.analytics);
     // One parser per thread, not per chunk: it sizes its builders from the chunks it has seen.
-    let mut parser = ChunkParser::new("".into(), 0);
+    let caps = ShardCaps {
+        dates: cfg.shard_max_dates,
+        line: cfg.max_line_bytes,
+        ..ShardCaps::default()
+    };
+    let mut parser = ChunkParser::new("".into(), 0).with_caps(caps);
+    let out = Out {
+        storage,
+        io,
+        cfg,
+        progress,
+    };
     for chunk in rx.iter() {
         parser.set_source(chunk.source.clone(), chunk.partition);
-        let next = match &chunk.cut_line {
+        let mut first = chunk.first_line;
+        let mut rejected = 0;
+        match &chunk.cut_line {
             // Cut off by the reader: a reject whatever its first bytes look like.
-            Some(cut) => parser.push_reject(
-                &cut.raw,
-                chunk.first_line,
-                RejectReason::Truncated,
-                &mut partial,
-            ),
-            None => parser.push_lines(&chunk.data, chunk.first_line, &mut partial),
-        };
-        debug_assert_eq!(next - chunk.first_line, chunk.lines as i64);
-        let parsed = parser.finish()?;
-        if chunk.lines > 0 {
-            let range = ShardRange {
-                source: chunk.source.to_string(),
-                partition: chunk.partition,
-                first: chunk.first_line,
-                last: chunk.first_line + chunk.lines as i64 - 1,
-            };
-            let mut paths = Vec::new();
-            for f in shard::encode_chunk(&parsed, &range, &cfg.parquet)? {
-                io.block_on(crate::storage::write_atomic(storage, &f.path, &f.bytes))?;
-                paths.push(f.path);
+            Some(cut) => {
+                let taken = parser.push_cut_line(&cut.raw, cut.len, first, &mut partial);
+                debug_assert_eq!(taken, Push::Taken, "an empty parser takes any line");
+                rejected += out.write_shard(&mut parser, &chunk, first, first + 1)?;
+                first += 1;
             }
-            progress
-                .files
-                .fetch_add(paths.len() as u64, Ordering::Relaxed);
+            // A chunk that passes a cap (dates, bytes) becomes several shards, cut at a line.
+            None => {
+                let mut data = &chunk.data[..];
+                loop {
+                    let pushed = parser.push_lines(data, first, &mut partial);
+                    rejected += out.write_shard(&mut parser, &chunk, first, pushed.next)?;
+                    first = pushed.next;
+                    data = &data[pushed.consumed..];
+                    if data.is_empty() {
+                        break;
+                    }
+                }
+            }
         }
+        debug_assert_eq!(first - chunk.first_line, chunk.lines as i64);
         progress.lines.fetch_add(chunk.lines, Ordering::Relaxed);
         progress
             .bytes
             .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
-        progress
-            .rejects
-            .fetch_add(parsed.rejected, Ordering::Relaxed);
+        progress.rejects.fetch_add(rejected, Ordering::Relaxed);
     }
     Ok(partial)
+}
+
+/// Where a parser thread's shards go.
+struct Out<'a> {
+    storage: &'a dyn Storage,
+    io: &'a tokio::runtime::Handle,
+    cfg: &'a RunConfig,
+    progress: &'a Progress,
+}
+
+impl Out<'_> {
+    /// Finishes the parser into the shard of lines `first..next` of `chunk` and writes its
+    /// files. Returns the lines rejected.
+    fn write_shard(
+        &self,
+        parser: &mut ChunkParser,
+        chunk: &Chunk,
+        first: i64,
+        next: i64,
+    ) -> Result<u64> {
+        let parsed = parser.finish()?;
+        if next > first {
+            let range = ShardRange {
+                source: chunk.source.to_string(),
+                partition: chunk.partition,
+                first,
+                last: next - 1,
+            };
+            let mut written = 0;
+            for f in shard::encode_chunk(&parsed, &range, &self.cfg.parquet)? {
+                let write = crate::storage::write_atomic(self.storage, &f.path, &f.bytes);
+                self.io.block_on(write)?;
+                written += 1;
+            }
+            self.progress.files.fetch_add(written, Ordering::Relaxed);
+        }
+        Ok(parsed.rejected)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::storage::LocalFs;
+    use arrow::array::AsArray;
+    use arrow::datatypes::Int64Type;
+    use sawmill_core::record::RejectReason;
 
-    #[test]
-    fn a_cut_off_line_is_a_truncated_reject_at_its_own_line() {
+    fn run_one(content: &[u8], cfg: &RunConfig) -> (RunOutcome, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let input = dir.path().join("long.log");
-        let good = "127.0.0.1 - - [01/Aug/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 10\n";
-        // A valid line with a 20 kB user agent: read whole, it would be a record.
-        let long = format!("{} \"-\" \"{}\"\n", good.trim_end(), "x".repeat(20_000));
-        std::fs::write(&input, format!("{good}{long}{good}")).unwrap();
+        let input = dir.path().join("in.log");
+        std::fs::write(&input, content).unwrap();
         let out = dir.path().join("out");
         let storage: Arc<dyn Storage> = Arc::new(LocalFs::create(&out).unwrap());
         let io = tokio::runtime::Runtime::new().unwrap();
+        let inputs = [InputSpec::new(&input, 0)];
+        let outcome = run(&inputs, storage, io.handle(), cfg, &Progress::default()).unwrap();
+        (outcome, dir)
+    }
+
+    /// Every Parquet file under `dir`, relative to it.
+    fn files_under(dir: &std::path::Path) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let path = e.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|x| x == "parquet") {
+                    out.push(path.strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn long_lines_are_line_too_long_rejects_with_their_length() {
+        let good = "127.0.0.1 - - [01/Aug/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 10\n";
+        // Valid lines with a 20 kB and a 3 kB user agent: read whole, they would be records.
+        let long = format!("{} \"-\" \"{}\"\n", good.trim_end(), "x".repeat(20_000));
+        let mid = format!("{} \"-\" \"{}\"\n", good.trim_end(), "y".repeat(3_000));
         let cfg = RunConfig {
             threads: 1,
             chunk_bytes: 1024,
-            max_line_bytes: 4096,
+            max_line_bytes: 2048,
             ..RunConfig::default()
         };
-        let inputs = [InputSpec::new(&input, 0)];
-        let outcome = run(&inputs, storage, io.handle(), &cfg, &Progress::default()).unwrap();
-        assert_eq!(outcome.lines, 3);
+        // The 20 kB line passes the chunk size (the reader cuts it off), the 3 kB one does not
+        // (the parser rejects it): both end the same way.
+        let (outcome, dir) = run_one(format!("{good}{long}{good}{mid}").as_bytes(), &cfg);
+        assert_eq!(outcome.lines, 4);
         assert_eq!(outcome.partial.records(), 2);
-        let rejects = outcome.partial.reject_counts();
+        assert_eq!(
+            outcome.partial.reject_counts(),
+            vec![(RejectReason::LineTooLong, 2)]
+        );
+        let mut rejects = Vec::new();
+        for f in files_under(&dir.path().join("out")) {
+            if f.starts_with("rejects/") {
+                let bytes = std::fs::read(dir.path().join("out").join(&f)).unwrap();
+                rejects.extend(shard::decode(bytes, &f).unwrap().0);
+            }
+        }
+        let mut seen = Vec::new();
+        for b in &rejects {
+            let col = |name| b.column_by_name(name).unwrap();
+            let offset = col("offset").as_primitive::<Int64Type>();
+            let raw = col("raw").as_binary::<i32>();
+            let length = col("length").as_primitive::<Int64Type>();
+            let reason = col("reason").as_string::<i32>();
+            for i in 0..b.num_rows() {
+                assert_eq!(reason.value(i), "line_too_long");
+                assert_eq!(raw.value(i).len(), 2048);
+                seen.push((offset.value(i), length.value(i)));
+            }
+        }
+        seen.sort_unstable();
+        assert_eq!(
+            seen,
+            [(1, long.len() as i64 - 1), (3, mid.len() as i64 - 1)]
+        );
+    }
+
+    #[test]
+    fn a_chunk_over_many_dates_is_cut_into_shards_of_few_dates() {
+        // 5,000 lines, each on its own day, in chunks big enough to hold them all.
+        let mut content = String::new();
+        for i in 0..5000 {
+            let (y, m, d) = sawmill_core::record::civil_from_days(9000 + i);
+            let month = [
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+            ][usize::from(m) - 1];
+            content.push_str(&format!(
+                "h - - [{d:02}/{month}/{y}:00:00:01 +0000] \"GET / HTTP/1.0\" 200 1\n"
+            ));
+        }
+        let cfg = RunConfig {
+            threads: 1,
+            shard_max_dates: 64,
+            ..RunConfig::default()
+        };
+        let (outcome, dir) = run_one(content.as_bytes(), &cfg);
+        assert_eq!(outcome.partial.records(), 5000);
+        let files = files_under(&dir.path().join("out").join("records"));
+        assert_eq!(files.len(), 5000, "one file per date");
+        // Files of one shard share its range in their name.
+        let mut per_shard = std::collections::BTreeMap::<String, usize>::new();
+        for f in &files {
+            let name = f.rsplit('/').next().unwrap().to_string();
+            *per_shard.entry(name).or_default() += 1;
+        }
+        assert!(per_shard.len() >= 5000 / 64, "{} shards", per_shard.len());
         assert!(
-            rejects.contains(&(RejectReason::Truncated, 1)) && outcome.partial.rejects() == 1,
-            "{rejects:?}"
+            per_shard.values().all(|&n| n <= 64),
+            "a shard over {:?} dates",
+            per_shard.values().max()
         );
     }
 }

@@ -16,7 +16,11 @@ use crate::error::{Error, Result};
 use crate::record::{Position, RejectReason};
 
 const MAGIC: &[u8; 8] = b"SAWPART\0";
-const VERSION: u32 = 1;
+/// 2 added the `line_too_long` reject reason (one more reject slot at the end); version 1,
+/// otherwise the same, is still read, so partials stored before it merge with new ones.
+const VERSION: u32 = 2;
+/// Reject slots a version-1 partial holds (the reasons before `line_too_long`).
+const V1_REJECT_SLOTS: usize = 8;
 
 struct Writer(Vec<u8>);
 
@@ -257,11 +261,15 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
             .try_into()
             .expect("take(4) returns exactly four bytes"),
     );
-    if version != VERSION {
-        return Err(corrupt(format!(
-            "format version {version}, this build reads {VERSION}"
-        )));
-    }
+    let reject_slots = match version {
+        1 => V1_REJECT_SLOTS,
+        VERSION => RejectReason::ALL.len(),
+        _ => {
+            return Err(corrupt(format!(
+                "format version {version}, this build reads 1 to {VERSION}"
+            )))
+        }
+    };
     let cfg = AnalyticsConfig {
         missing_size_as_zero: r.u8()? != 0,
         reject_examples: usize::try_from(r.u64()?)
@@ -379,7 +387,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
         });
     }
 
-    for slot in 0..RejectReason::ALL.len() {
+    for slot in 0..reject_slots {
         let mut stats = RejectStats {
             count: r.u64()?,
             examples: Vec::new(),

@@ -206,3 +206,46 @@ fn merging_near_max_counts_saturates_instead_of_panicking() {
     // The documented choice: a saturated partial is no longer consistent and does not decode.
     assert_corrupt(&encode(&merged), "saturated merge");
 }
+
+/// `p`'s encoding as version 1 wrote it: the same layout without the `line_too_long` slot.
+fn as_version_1(p: &Partial) -> Vec<u8> {
+    assert_eq!(p.reject_stats[RejectReason::LineTooLong as usize].count, 0);
+    let mut bytes = encode(p);
+    bytes[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&1u32.to_le_bytes());
+    // The last slot of an unused reason is two zero varints: its count and its examples.
+    assert_eq!(bytes[bytes.len() - 2..], [0, 0]);
+    bytes.truncate(bytes.len() - 2);
+    bytes
+}
+
+#[test]
+fn version_1_partials_still_decode_and_merge_with_version_2() {
+    let mut old = observed(&[LINE_A, LINE_B]);
+    old.observe_reject(RejectReason::NoHost, b"[x", at(2));
+    let v1 = as_version_1(&old);
+    assert_eq!(Partial::from_bytes(&v1).unwrap(), old);
+
+    let mut new = Partial::new(&AnalyticsConfig::default());
+    new.observe_reject(RejectReason::LineTooLong, b"xxxx", at(3));
+    let v2 = new.to_bytes().unwrap();
+    assert_eq!(v2[MAGIC.len()..MAGIC.len() + 4], 2u32.to_le_bytes());
+    let mut merged = Partial::from_bytes(&v1).unwrap();
+    merged.merge(Partial::from_bytes(&v2).unwrap());
+    assert_eq!(
+        merged.reject_counts(),
+        vec![(RejectReason::NoHost, 1), (RejectReason::LineTooLong, 1)]
+    );
+    // Re-encoded, it is version 2 and round-trips.
+    assert_eq!(
+        Partial::from_bytes(&merged.to_bytes().unwrap()).unwrap(),
+        merged
+    );
+
+    // A version-1 partial with a ninth slot has trailing bytes; version 3 is unknown.
+    let mut long_v1 = encode(&old);
+    long_v1[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&1u32.to_le_bytes());
+    assert_corrupt(&long_v1, "version 1 with nine reject slots");
+    let mut v3 = v2.clone();
+    v3[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&3u32.to_le_bytes());
+    assert_corrupt(&v3, "version 3");
+}

@@ -35,6 +35,7 @@ fn rec<'a>(
         content_size: size,
         referer: None,
         user_agent: None,
+        truncated_field: false,
     }
 }
 

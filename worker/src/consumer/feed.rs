@@ -1,8 +1,13 @@
 //! Feeding one partition: what the consumer thread holds for it, and how its lines become
 //! batches handed to the partition actor as long as credits last.
+//!
+//! A partition takes lines from its queue into its pending batch only while it has a free
+//! credit: once out of credits it is not polled at all, so what it has not taken waits in
+//! librdkafka's queue (bounded by `queued.max.messages.kbytes`), and its pending batch stays
+//! at most one batch (by messages or bytes, [`MessageBatch::is_full`]).
 
 use crate::kafka::KafkaContext;
-use crate::messages::{Credit, MessageBatch, PartitionMsg, PartitionSink, Waker};
+use crate::messages::{Credit, MessageBatch, PartitionMsg, PartitionSink, Waker, BATCH_MESSAGES};
 use crate::metrics::PartitionHealth;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::error::KafkaError;
@@ -10,8 +15,6 @@ use rdkafka::message::{BorrowedMessage, Message};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Messages per batch handed to a partition actor.
-const BATCH_MESSAGES: usize = 4096;
 /// Most messages taken from one partition's queue before the others get their turn.
 const ROUND_MESSAGES: usize = 4 * BATCH_MESSAGES;
 
@@ -72,7 +75,7 @@ pub(super) fn offer_full(
     sink: &PartitionSink,
     wake: &Waker,
 ) -> Handover {
-    if pending.len() >= BATCH_MESSAGES {
+    if pending.is_full() {
         hand_over(pending, sink, wake)
     } else {
         Handover::Sent
@@ -118,6 +121,12 @@ pub(super) fn accept(next: &mut i64, pending: &mut MessageBatch, message: &Borro
     }
 }
 
+/// Whether the partition may take another line from its queue: only with a credit free (to
+/// hand the batch over with) and room in the pending batch. Otherwise it is not polled.
+pub(super) fn may_take(pending: &MessageBatch, credits_free: usize) -> bool {
+    credits_free > 0 && !pending.is_full()
+}
+
 impl Assigned {
     /// Moves what the partition's queue holds into batches for the actor, as long as credits
     /// last. Returns whether anything moved and how the last hand-over went.
@@ -137,6 +146,16 @@ impl Assigned {
         };
         let mut moved = false;
         for _ in 0..ROUND_MESSAGES {
+            if !may_take(pending, sink.credits.available_permits()) {
+                // Out of credits: hand over what there is if a credit came back meanwhile, and
+                // leave the rest in librdkafka's queue until a credit frees (which wakes us).
+                let handover = if pending.is_empty() {
+                    Handover::Full
+                } else {
+                    hand_over(pending, sink, wake)
+                };
+                return (moved, handover);
+            }
             match queue.poll(Duration::ZERO) {
                 Some(Ok(message)) => {
                     moved = true;
@@ -197,5 +216,26 @@ mod tests {
             "sawmill_worker_consume_errors_total{{partition=\"5\"}} {PERSISTENT_ERRORS}"
         )));
         assert!(text.contains("sawmill_worker_consume_errors_total{partition=\"client\"} 1"));
+    }
+
+    #[test]
+    fn a_partition_without_credits_takes_nothing() {
+        let mut pending = MessageBatch::new(0);
+        assert!(may_take(&pending, 1));
+        assert!(
+            !may_take(&pending, 0),
+            "no credit: not even into an empty batch"
+        );
+        pending.push(0, b"a line");
+        assert!(may_take(&pending, 2));
+        assert!(!may_take(&pending, 0));
+        // A full batch waits for its hand-over whatever the credits.
+        pending.push(1, &vec![b'x'; crate::messages::BATCH_BYTES]);
+        assert!(!may_take(&pending, 4));
+        let mut by_count = MessageBatch::new(0);
+        for i in 0..BATCH_MESSAGES as i64 {
+            by_count.push(i, b"");
+        }
+        assert!(!may_take(&by_count, 4));
     }
 }
