@@ -210,7 +210,7 @@ pub struct ConfigFile {
 }
 
 /// The tables a config file may have; anything else is a typo.
-const TABLES: [&str; 2] = ["pipeline", "coordinator"];
+const TABLES: [&str; 3] = ["pipeline", "coordinator", "connection"];
 
 impl ConfigFile {
     /// Reads `path` if given (an absent flag is an empty file).
@@ -239,7 +239,10 @@ impl ConfigFile {
             serde_json::to_value(table).map_err(|e| e.to_string())?
         };
         let Value::Object(tables) = value else {
-            return Err("the file must be a table of tables ([pipeline], [coordinator])".into());
+            return Err(
+                "the file must be a table of tables ([pipeline], [coordinator], [connection])"
+                    .into(),
+            );
         };
         for (name, table) in &tables {
             if !TABLES.contains(&name.as_str()) {
@@ -258,6 +261,22 @@ impl ConfigFile {
     /// One table, if present.
     pub fn table(&self, name: &str) -> Option<&Value> {
         self.tables.get(name)
+    }
+
+    /// This process's connection security: defaults → `[connection]` → environment and
+    /// flags, validated (see [`crate::connection`]).
+    pub fn connection(
+        &self,
+        flags: &crate::connection::ConnectionFlags,
+    ) -> Result<crate::connection::ConnectionSettings> {
+        let settings: crate::connection::ConnectionSettings = layer(
+            "connection",
+            &Default::default(),
+            self.table("connection"),
+            &flags.overrides()?,
+        )?;
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// The pipeline settings: defaults → `[pipeline]` → environment and flags, validated.
