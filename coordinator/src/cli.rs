@@ -5,6 +5,7 @@
 use crate::config::{CoordinatorFlags, ServeConfig, COORDINATOR_HEADING};
 use crate::error::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use sawmill_core::connection::ConnectionFlags;
 use sawmill_core::settings::{self, ConfigFile, ConfigFlag, PipelineFlags, PipelineSettings};
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,13 +35,17 @@ pub struct ServeArgs {
     pub coordinator: CoordinatorFlags,
     #[command(flatten)]
     pub pipeline: PipelineFlags,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
 }
 
 impl ServeArgs {
     /// Defaults → file → (environment and flags, as clap resolved them).
     pub fn config(&self) -> Result<ServeConfig> {
         let file = ConfigFile::load(self.config.config.as_deref())?;
-        ServeConfig::layered(&file, &self.coordinator, &self.pipeline)
+        let mut cfg = ServeConfig::layered(&file, &self.coordinator, &self.pipeline)?;
+        cfg.pipeline.connection = file.connection(&self.connection)?;
+        Ok(cfg)
     }
 }
 

@@ -36,6 +36,16 @@ pub struct ConnectionSettings {
     /// etcd user (RBAC); its password is read from `etcd_password_file`.
     pub etcd_user: Option<String>,
     pub etcd_password_file: Option<PathBuf>,
+    /// Kerberos principal for HDFS (`sawmill@REALM`); with `hdfs_keytab` the client logs in
+    /// from the keytab and renews by itself, without it a ticket cache is used (`kinit`). The
+    /// KDC comes from the usual `KRB5_CONFIG` (default /etc/krb5.conf).
+    pub hdfs_principal: Option<String>,
+    pub hdfs_keytab: Option<PathBuf>,
+    /// Kerberos ticket cache (default: `KRB5CCNAME`, then the system default).
+    pub hdfs_ticket_cache: Option<String>,
+    /// Hadoop configuration directory (`core-site.xml`, `hdfs-site.xml`: name services, data
+    /// transfer protection); default `HADOOP_CONF_DIR`.
+    pub hadoop_conf_dir: Option<PathBuf>,
 }
 
 /// Property names whose values are secrets: never accepted as a flag or plain setting value.
@@ -120,6 +130,11 @@ impl ConnectionSettings {
                 "--etcd-cert and --etcd-key go together: give both or neither".into(),
             ));
         }
+        if self.hdfs_keytab.is_some() && self.hdfs_principal.is_none() {
+            return Err(Error::Config(
+                "--hdfs-keytab needs --hdfs-principal (the principal to log in as)".into(),
+            ));
+        }
         if self.etcd_user.is_some() != self.etcd_password_file.is_some() {
             return Err(Error::Config(
                 "--etcd-user needs --etcd-password-file (and the other way round)".into(),
@@ -196,7 +211,7 @@ impl ConnectionSettings {
 pub struct ConnectionFlags {
     /// A librdkafka property for every Kafka client, KEY=VALUE (repeatable; secrets are
     /// refused here: use --kafka-secret).
-    #[arg(long = "kafka-property", value_name = "KEY=VALUE", env = "SAWMILL_KAFKA_PROPERTY", value_delimiter = ',')]
+    #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", env = "SAWMILL_KAFKA_PROPERTY", value_delimiter = ',')]
     pub kafka_property: Vec<String>,
     /// A librdkafka property whose value is read from a file, KEY=PATH (repeatable), e.g.
     /// sasl.password=/run/secrets/kafka-password.
@@ -220,6 +235,18 @@ pub struct ConnectionFlags {
     /// File holding the etcd user's password.
     #[arg(long, value_name = "PATH", env = "SAWMILL_ETCD_PASSWORD_FILE")]
     pub etcd_password_file: Option<PathBuf>,
+    /// Kerberos principal for HDFS (e.g. sawmill@EXAMPLE.COM).
+    #[arg(long, env = "SAWMILL_HDFS_PRINCIPAL")]
+    pub hdfs_principal: Option<String>,
+    /// Keytab of --hdfs-principal (without it: the ticket cache from kinit).
+    #[arg(long, value_name = "PATH", env = "SAWMILL_HDFS_KEYTAB")]
+    pub hdfs_keytab: Option<PathBuf>,
+    /// Kerberos ticket cache for HDFS (default: KRB5CCNAME).
+    #[arg(long, env = "SAWMILL_HDFS_TICKET_CACHE")]
+    pub hdfs_ticket_cache: Option<String>,
+    /// Hadoop configuration directory (default: HADOOP_CONF_DIR).
+    #[arg(long, value_name = "PATH", env = "SAWMILL_HADOOP_CONF_DIR")]
+    pub hadoop_conf_dir: Option<PathBuf>,
 }
 
 fn key_value(flag: &str, s: &str) -> Result<(String, String)> {
@@ -257,14 +284,23 @@ impl ConnectionFlags {
             ("etcd_cert", &self.etcd_cert),
             ("etcd_key", &self.etcd_key),
             ("etcd_password_file", &self.etcd_password_file),
+            ("hdfs_keytab", &self.hdfs_keytab),
+            ("hadoop_conf_dir", &self.hadoop_conf_dir),
         ];
         for (name, path) in paths {
             if let Some(p) = path {
                 v.insert(name.into(), Value::String(p.display().to_string()));
             }
         }
-        if let Some(u) = &self.etcd_user {
-            v.insert("etcd_user".into(), Value::String(u.clone()));
+        let names = [
+            ("etcd_user", &self.etcd_user),
+            ("hdfs_principal", &self.hdfs_principal),
+            ("hdfs_ticket_cache", &self.hdfs_ticket_cache),
+        ];
+        for (name, value) in names {
+            if let Some(x) = value {
+                v.insert(name.into(), Value::String(x.clone()));
+            }
         }
         Ok(Value::Object(v))
     }

@@ -47,6 +47,11 @@ pub struct PipelineSettings {
     pub row_group_rows: usize,
     /// Count a missing size as 0 in content statistics (the original's meaning).
     pub missing_size_as_zero: bool,
+    /// How *this process* reaches Kafka, etcd and HDFS through their security: set by each
+    /// process from its own `[connection]` settings and flags, never serialized, so never part
+    /// of the settings the coordinator sends to workers.
+    #[serde(skip)]
+    pub connection: crate::connection::ConnectionSettings,
 }
 
 impl Default for PipelineSettings {
@@ -64,6 +69,7 @@ impl Default for PipelineSettings {
             compression: "zstd".into(),
             row_group_rows: 128 * 1024,
             missing_size_as_zero: true,
+            connection: Default::default(),
         }
     }
 }

@@ -181,7 +181,8 @@ ssl.ca.location=$SECRETS_DIR/ca.pem
 EOF
 }
 
-# secure_env: the exports `services env` adds in the secure profile (paths, never secrets).
+# secure_env: the exports `services env` adds in the secure profile (paths, never secrets):
+# with them, `sawmill`, `coordinator` and `worker` reach all three services as user sawmill.
 secure_env() {
   (( SECURE )) || return 0
   printf 'export SAWMILL_SECURE_DIR=%q\n' "$SECRETS_DIR"
@@ -190,8 +191,10 @@ secure_env() {
   printf 'export SAWMILL_ETCD_KEY=%q\n' "$SECRETS_DIR/sawmill.key"
   printf 'export SAWMILL_ETCD_USER=sawmill\n'
   printf 'export SAWMILL_ETCD_PASSWORD_FILE=%q\n' "$SECRETS_DIR/etcd-sawmill.password"
-  printf 'export SAWMILL_KAFKA_SECURITY=%q\n' "$CONF_DIR/kafka/sawmill-client.properties"
+  printf 'export SAWMILL_KAFKA_PROPERTIES_FILE=%q\n' "$CONF_DIR/kafka/sawmill-client.properties"
+  printf 'export SAWMILL_KAFKA_SECRET=%q\n' "sasl.password=$SECRETS_DIR/kafka-sawmill.password"
   printf 'export SAWMILL_KAFKA_PASSWORD_FILE=%q\n' "$SECRETS_DIR/kafka-sawmill.password"
+  printf 'export KRB5_CONFIG=%q\n' "$KRB_DIR/krb5.conf"
   printf 'export SAWMILL_KRB5_CONFIG=%q\n' "$KRB_DIR/krb5.conf"
   printf 'export SAWMILL_HDFS_PRINCIPAL=%q\n' "sawmill@$REALM"
   printf 'export SAWMILL_HDFS_KEYTAB=%q\n' "$SECRETS_DIR/sawmill.keytab"

@@ -4,6 +4,7 @@
 
 use crate::standalone::{self, StandaloneOptions};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use sawmill_core::connection::ConnectionFlags;
 use sawmill_core::settings::{self, ConfigFile, ConfigFlag, PipelineFlags, PipelineSettings};
 use std::process::ExitCode;
 
@@ -52,6 +53,11 @@ pub struct JoinArgs {
     /// The version reported at Join (tests of the version check only).
     #[arg(long, hide = true)]
     pub report_version: Option<String>,
+    /// `[connection]` table of this file (the pipeline settings come from the coordinator).
+    #[command(flatten)]
+    pub config: ConfigFlag,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +66,8 @@ pub struct RunArgs {
     pub config: ConfigFlag,
     #[command(flatten)]
     pub pipeline: PipelineFlags,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
     /// Partitions to own, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub partitions: Vec<i32>,
@@ -96,7 +104,9 @@ impl Cli {
 impl RunArgs {
     pub fn settings(&self) -> crate::Result<PipelineSettings> {
         let file = ConfigFile::load(self.config.config.as_deref())?;
-        Ok(file.pipeline(&self.pipeline)?)
+        let mut settings = file.pipeline(&self.pipeline)?;
+        settings.connection = file.connection(&self.connection)?;
+        Ok(settings)
     }
 }
 
@@ -125,6 +135,8 @@ pub fn main() -> ExitCode {
                 Ok(())
             }
             Command::Join(args) => {
+                let file = ConfigFile::load(args.config.config.as_deref())?;
+                let connection = file.connection(&args.connection)?;
                 let opts = crate::session::JoinOptions {
                     coordinator: args.coordinator,
                     worker_id: args.worker_id.unwrap_or_else(default_worker_id),
@@ -132,6 +144,7 @@ pub fn main() -> ExitCode {
                         bootstrap_servers: args.bootstrap_servers,
                         output: args.output,
                         etcd: args.etcd,
+                        connection,
                     },
                     metrics_listen: args.metrics_listen,
                     version: args

@@ -38,6 +38,8 @@ pub struct SettingsOverrides {
     pub bootstrap_servers: Option<String>,
     pub output: Option<String>,
     pub etcd: Option<String>,
+    /// This worker's own way through the services' security (never from the coordinator).
+    pub connection: sawmill_core::connection::ConnectionSettings,
 }
 
 impl SettingsOverrides {
@@ -51,6 +53,7 @@ impl SettingsOverrides {
         if let Some(v) = &self.etcd {
             s.etcd = v.clone();
         }
+        s.connection = self.connection.clone();
     }
 }
 

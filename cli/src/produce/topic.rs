@@ -25,7 +25,7 @@ pub(super) fn prepare_topic(
     cfg: &ProduceArgs,
     bar: &ProgressBar,
 ) -> Result<PreparedTopic, CliError> {
-    let admin: Admin = client_config(cfg)
+    let admin: Admin = client_config(cfg)?
         .create()
         .map_err(|e| kafka_error(cfg, "cannot create a Kafka client", e))?;
     let result = setup_topic(&admin, cfg, bar).map(|(setup, partitions)| PreparedTopic {

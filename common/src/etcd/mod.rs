@@ -47,9 +47,18 @@ fn etcd_err(endpoints: &str, what: &str) -> impl FnOnce(etcd_client::Error) -> E
     let endpoints = endpoints.to_string();
     let what = what.to_string();
     move |e| {
-        Error::Etcd(format!(
-            "{what} at {endpoints}: {e} (is etcd running? check --etcd)"
-        ))
+        let text = e.to_string();
+        let lower = text.to_ascii_lowercase();
+        let hint = if lower.contains("permission denied") || lower.contains("authentication") {
+            "check --etcd-user/--etcd-password-file and that the user's role may read and write \
+             this pipeline's prefix"
+        } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+        {
+            "check --etcd-ca, --etcd-cert and --etcd-key"
+        } else {
+            "is etcd running? check --etcd, and its TLS and user settings"
+        };
+        Error::Etcd(format!("{what} at {endpoints}: {text} ({hint})"))
     }
 }
 
@@ -122,14 +131,19 @@ impl Checkpoints {
         let mut client = Client::connect(&eps, Some(opts))
             .await
             .map_err(etcd_err(endpoints, "cannot connect to etcd"))?;
-        // connect() is lazy; one read proves the endpoint answers.
+        // connect() is lazy; one read proves the endpoint answers (and, with RBAC, that this
+        // user may read the pipeline's own prefix, the only one it needs).
+        let keys = Keys::new(pipeline);
         client
-            .get("/sawmill/", Some(GetOptions::new().with_count_only()))
+            .get(
+                format!("{}/", keys.prefix()),
+                Some(GetOptions::new().with_count_only()),
+            )
             .await
             .map_err(etcd_err(endpoints, "etcd does not answer"))?;
         Ok(Checkpoints {
             client,
-            keys: Keys::new(pipeline),
+            keys,
             endpoints: endpoints.to_string(),
         })
     }
