@@ -207,7 +207,12 @@ impl Sessions {
 
     /// A new session for `worker_id`, refused while another identity's session for the same
     /// id is live. Returns the session secret.
-    pub fn join(&self, worker_id: &str, identity: &Identity, now: Instant) -> Result<String, Status> {
+    pub fn join(
+        &self,
+        worker_id: &str,
+        identity: &Identity,
+        now: Instant,
+    ) -> Result<String, Status> {
         let mut entries = self.lock();
         if let Some(e) = entries.get(worker_id) {
             let live = now.saturating_duration_since(e.last_seen) < self.expiry;
@@ -241,11 +246,13 @@ impl Sessions {
             // Unknown here (a restarted coordinator): the worker must join again, as for an
             // unknown generation.
             None => Err(Status::not_found(format!(
-                "no session for worker {worker_id}: join again"
+                "unknown worker {worker_id}: join first"
             ))),
-            Some(_) => Err(Status::permission_denied(format!(
-                "wrong session secret for worker {worker_id}: only the process that joined may \
-                 heartbeat or leave"
+            // A superseded session (the id joined again) or a forged call: either way what
+            // the caller holds is stale, and a real worker rejoins.
+            Some(_) => Err(Status::failed_precondition(format!(
+                "stale generation (the session secret of worker {worker_id} is not the current \
+                 one): rejoin"
             ))),
         }
     }
@@ -297,7 +304,12 @@ mod tests {
     fn token_mode_refuses_missing_and_wrong_tokens_without_echoing_them() {
         let p = AccessPolicy::new(Some("s3cret".into()), vec![], false);
         assert!(p.decide(None, Some("Bearer s3cret"), true).is_ok());
-        for given in [None, Some("Bearer nope"), Some("s3cret"), Some("Bearer s3cre")] {
+        for given in [
+            None,
+            Some("Bearer nope"),
+            Some("s3cret"),
+            Some("Bearer s3cre"),
+        ] {
             let e = p.decide(None, given, false).unwrap_err();
             assert_eq!(e.code(), tonic::Code::Unauthenticated);
             assert!(!e.message().contains("s3cret"), "{}", e.message());
@@ -307,7 +319,10 @@ mod tests {
     #[test]
     fn mtls_requires_a_certificate() {
         let p = AccessPolicy::new(None, vec!["worker-*".into()], true);
-        assert_eq!(p.decide(None, None, true).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(
+            p.decide(None, None, true).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
         assert!(AccessPolicy::default().decide(None, None, true).is_ok());
         assert!(AccessPolicy::default().is_open());
     }
@@ -329,11 +344,14 @@ mod tests {
         // The same identity may join again (a restarted worker), getting a new secret.
         let again = s.join("w1", &a, t0 + Duration::from_secs(2)).unwrap();
         assert_ne!(again, secret);
-        assert!(s.check("w1", &secret, t0).is_err(), "the old secret is void");
+        assert!(
+            s.check("w1", &secret, t0).is_err(),
+            "the old secret is void"
+        );
         assert!(s.check("w1", &again, t0 + Duration::from_secs(3)).is_ok());
         assert_eq!(
             s.check("w1", "guess", t0).unwrap_err().code(),
-            tonic::Code::PermissionDenied
+            tonic::Code::FailedPrecondition
         );
         assert_eq!(
             s.check("w2", &again, t0).unwrap_err().code(),

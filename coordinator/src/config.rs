@@ -102,7 +102,12 @@ pub struct CoordinatorFlags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_client_ca: Option<PathBuf>,
     /// Worker certificate name patterns allowed to join (repeatable, `*` wildcards).
-    #[arg(long = "allow-worker", value_name = "PATTERN", env = "SAWMILL_ALLOWED_WORKERS", value_delimiter = ',')]
+    #[arg(
+        long = "allow-worker",
+        value_name = "PATTERN",
+        env = "SAWMILL_ALLOWED_WORKERS",
+        value_delimiter = ','
+    )]
     #[serde(rename = "allowed_workers", skip_serializing_if = "Vec::is_empty")]
     pub allowed_workers: Vec<String>,
     /// File holding the shared token every call must carry (never the token itself).

@@ -32,8 +32,8 @@
 //!
 //! [`serve`] runs all of it in-process (tests start a coordinator on port 0 this way).
 
-pub mod auth;
 pub mod assign;
+pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -49,8 +49,8 @@ pub mod snapshot;
 pub mod state;
 pub mod status;
 pub mod throughput;
-pub mod transport;
 pub mod topic;
+pub mod transport;
 
 pub use config::ServeConfig;
 pub use error::{CoordinatorError, Result};
@@ -109,13 +109,12 @@ pub async fn serve(
     let cfg = Arc::new(cfg);
     let metrics = Metrics::default();
     let started = Instant::now();
-    let checkpoints =
-        Checkpoints::connect_with(
-            &cfg.pipeline.etcd,
-            cfg.pipeline.pipeline_name(),
-            &cfg.pipeline.connection.etcd_auth()?,
-        )
-        .await?;
+    let checkpoints = Checkpoints::connect_with(
+        &cfg.pipeline.etcd,
+        cfg.pipeline.pipeline_name(),
+        &cfg.pipeline.connection.etcd_auth()?,
+    )
+    .await?;
     let storage =
         sawmill_common::storage::open_with(&cfg.pipeline.output, &cfg.pipeline.connection).await?;
     let grpc_listener = bind(&cfg.listen).await?;

@@ -2,17 +2,17 @@
 //! membership and assignment state, so calls are serialized without locks. The actor replies
 //! with [`ClusterError`]s; [`to_status`] is the one place that turns them into status codes.
 
+use crate::auth::{AccessPolicy, Sessions};
 use crate::cluster::{ClusterMsg, Reply};
 use crate::error::ClusterError;
 use crate::state::ApiState;
 use ractor::rpc::CallResult;
 use sawmill_proto::v1::coordinator_server::Coordinator;
+use sawmill_proto::v1::OwnedPartition;
 use sawmill_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse,
     StatusRequest, StatusResponse,
 };
-use crate::auth::{AccessPolicy, Sessions};
-use sawmill_proto::v1::OwnedPartition;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
@@ -109,7 +109,9 @@ impl Coordinator for CoordinatorService {
         check_field("metrics address", &req.metrics_address)?;
         check_partitions(&req.owned)?;
         // Before the cluster replaces any registration: a live id stays with its identity.
-        let secret = self.sessions.join(&req.worker_id, &identity, Instant::now())?;
+        let secret = self
+            .sessions
+            .join(&req.worker_id, &identity, Instant::now())?;
         let mut resp = self
             .call("join", |reply| ClusterMsg::Join(req, reply))
             .await?;

@@ -164,13 +164,14 @@ fn rustls_server(cert: &[u8], key: &[u8]) -> Result<rustls::ServerConfig> {
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| bad("certificate", &e))?;
     let key = PrivateKeyDer::from_pem_slice(key).map_err(|e| bad("key", &e))?;
-    let mut config =
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| bad("configuration", &e))?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .map_err(|e| bad("certificate and key", &e))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad("configuration", &e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| bad("certificate and key", &e))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -192,12 +193,16 @@ impl HttpGuard {
         let limit = self.max_concurrency;
         app.layer(axum::middleware::from_fn_with_state(self, authorize))
             .layer(tower::limit::GlobalConcurrencyLimitLayer::new(limit))
-            .layer(axum::middleware::from_fn(move |req: Request, next: Next| async move {
-                match tokio::time::timeout(timeout, next.run(req)).await {
-                    Ok(r) => r,
-                    Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "request timed out\n").into_response(),
-                }
-            }))
+            .layer(axum::middleware::from_fn(
+                move |req: Request, next: Next| async move {
+                    match tokio::time::timeout(timeout, next.run(req)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            (StatusCode::SERVICE_UNAVAILABLE, "request timed out\n").into_response()
+                        }
+                    }
+                },
+            ))
     }
 
     /// Whether `path` may be served to a caller with `authorization` (pure, for tests).
@@ -264,8 +269,14 @@ mod tests {
     fn a_public_http_address_needs_tls_and_a_token() {
         let public: SocketAddr = "0.0.0.0:7001".parse().unwrap();
         let lo: SocketAddr = "127.0.0.1:7001".parse().unwrap();
-        let e = Transport::load(&cfg(), lo, public).err().unwrap().to_string();
-        assert!(e.contains("--tls-cert") && e.contains("--http-insecure"), "{e}");
+        let e = Transport::load(&cfg(), lo, public)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("--tls-cert") && e.contains("--http-insecure"),
+            "{e}"
+        );
         assert!(Transport::load(&cfg(), lo, lo).is_ok());
         let insecure = ServeConfig {
             http_insecure: true,

@@ -177,9 +177,8 @@ impl ConnectionSettings {
     /// The etcd credentials, read from their files.
     pub fn etcd_auth(&self) -> Result<EtcdAuth> {
         let read = |what: &str, p: &Path| {
-            std::fs::read(p).map_err(|e| {
-                Error::Config(format!("cannot read the {what} {}: {e}", p.display()))
-            })
+            std::fs::read(p)
+                .map_err(|e| Error::Config(format!("cannot read the {what} {}: {e}", p.display())))
         };
         let ca_pem = match &self.etcd_ca {
             Some(p) => Some(read("etcd CA certificate", p)?),
@@ -211,11 +210,22 @@ impl ConnectionSettings {
 pub struct ConnectionFlags {
     /// A librdkafka property for every Kafka client, KEY=VALUE (repeatable; secrets are
     /// refused here: use --kafka-secret).
-    #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", env = "SAWMILL_KAFKA_PROPERTY", value_delimiter = ',')]
+    #[arg(
+        short = 'X',
+        long = "kafka-property",
+        value_name = "KEY=VALUE",
+        env = "SAWMILL_KAFKA_PROPERTY",
+        value_delimiter = ','
+    )]
     pub kafka_property: Vec<String>,
     /// A librdkafka property whose value is read from a file, KEY=PATH (repeatable), e.g.
     /// sasl.password=/run/secrets/kafka-password.
-    #[arg(long = "kafka-secret", value_name = "KEY=PATH", env = "SAWMILL_KAFKA_SECRET", value_delimiter = ',')]
+    #[arg(
+        long = "kafka-secret",
+        value_name = "KEY=PATH",
+        env = "SAWMILL_KAFKA_SECRET",
+        value_delimiter = ','
+    )]
     pub kafka_secret: Vec<String>,
     /// A properties file of librdkafka properties (KEY=VALUE lines).
     #[arg(long, value_name = "PATH", env = "SAWMILL_KAFKA_PROPERTIES_FILE")]
@@ -306,6 +316,48 @@ impl ConnectionFlags {
     }
 }
 
+/// How a worker or `sawmill status` reaches a secured coordinator (gRPC): TLS with the
+/// coordinator's CA, this process's client certificate (mutual TLS), and the shared token.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Coordinator access")]
+pub struct CoordinatorAccess {
+    /// PEM CA certificate of the coordinator's TLS certificate (turns TLS on).
+    #[arg(long, value_name = "PATH", env = "SAWMILL_COORDINATOR_CA")]
+    pub coordinator_ca: Option<PathBuf>,
+    /// PEM client certificate of this process, for a coordinator requiring mutual TLS.
+    #[arg(long, value_name = "PATH", env = "SAWMILL_CLIENT_CERT")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, value_name = "PATH", env = "SAWMILL_CLIENT_KEY")]
+    pub client_key: Option<PathBuf>,
+    /// File holding the coordinator's shared token.
+    #[arg(long, value_name = "PATH", env = "SAWMILL_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+impl CoordinatorAccess {
+    pub fn tls(&self) -> bool {
+        self.coordinator_ca.is_some() || self.client_cert.is_some()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.client_cert.is_some() != self.client_key.is_some() {
+            return Err(Error::Config(
+                "--client-cert and --client-key go together: give both or neither".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The token, read from its file.
+    pub fn token(&self) -> Result<Option<String>> {
+        match &self.token_file {
+            Some(p) => Ok(Some(read_secret("coordinator token", p)?)),
+            None => Ok(None),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,7 +369,10 @@ mod tests {
             .insert("sasl.password".into(), "hunter2".into());
         let e = s.validate().unwrap_err().to_string();
         assert!(e.contains("--kafka-secret sasl.password=FILE"), "{e}");
-        assert!(!e.contains("hunter2"), "the error must not echo the secret: {e}");
+        assert!(
+            !e.contains("hunter2"),
+            "the error must not echo the secret: {e}"
+        );
         s.kafka_properties.clear();
         s.kafka_properties
             .insert("security.protocol".into(), "SASL_SSL".into());
@@ -328,7 +383,11 @@ mod tests {
     fn secrets_come_from_files_and_layer_after_the_properties_file() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("client.properties");
-        std::fs::write(&file, "# comment\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanisms: PLAIN\n").unwrap();
+        std::fs::write(
+            &file,
+            "# comment\nsecurity.protocol=SASL_PLAINTEXT\nsasl.mechanisms: PLAIN\n",
+        )
+        .unwrap();
         let pw = dir.path().join("pw");
         std::fs::write(&pw, "s3cret\n").unwrap();
         let mut s = ConnectionSettings {
@@ -349,7 +408,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::write(&empty, "\n").unwrap();
-        let e = read_secret("etcd password", &empty).unwrap_err().to_string();
+        let e = read_secret("etcd password", &empty)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("is empty"), "{e}");
         let e = read_secret("etcd password", &dir.path().join("nope"))
             .unwrap_err()
@@ -370,7 +431,10 @@ mod tests {
             ..Default::default()
         };
         let shown = format!("{auth:?}");
-        assert!(shown.contains("sawmill") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("sawmill") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

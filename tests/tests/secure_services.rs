@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 fn secure_env() -> BTreeMap<String, String> {
     let script = workspace().join("deploy/local/services-secure");
     let out = Command::new(&script).arg("env").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let env: BTreeMap<String, String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -36,7 +40,7 @@ fn secure_env() -> BTreeMap<String, String> {
 }
 
 /// A command with every variable of the secure profile set.
-fn secure(cmd: &mut Command, env: &BTreeMap<String, String>) -> &mut Command {
+fn secure<'a>(cmd: &'a mut Command, env: &BTreeMap<String, String>) -> &'a mut Command {
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -65,7 +69,15 @@ fn lines_of(p: &Path) -> u64 {
 
 fn produce(env: &BTreeMap<String, String>, topic: &str, file: &Path) -> Output {
     run(secure(&mut Command::new(bin("sawmill")), env)
-        .args(["produce", "--topic", topic, "--partitions", "2", "--reset", "-q"])
+        .args([
+            "produce",
+            "--topic",
+            topic,
+            "--partitions",
+            "2",
+            "--reset",
+            "-q",
+        ])
         .args(["--bootstrap-servers", &env["SAWMILL_KAFKA"]])
         .arg("--file")
         .arg(file))
@@ -92,13 +104,20 @@ fn summarize(env: &BTreeMap<String, String>, topic: &str, output: &str) -> (u64,
 }
 
 #[test]
-#[cfg_attr(not(feature = "services"), ignore = "needs the secure services: run scripts/test.sh")]
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs the secure services: run scripts/test.sh"
+)]
 fn a_whole_pipeline_runs_through_secured_kafka_etcd_and_hdfs() {
     let env = secure_env();
     let topic = unique("secure");
     let file = sample();
     let out = produce(&env, &topic, &file);
-    assert!(out.status.success(), "produce over SASL_SSL: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "produce over SASL_SSL: {}",
+        text(&out)
+    );
     let lines = lines_of(&file);
     let root = format!("{}/sawmill/{topic}", env["SAWMILL_HDFS"]);
 
@@ -118,7 +137,13 @@ fn a_whole_pipeline_runs_through_secured_kafka_etcd_and_hdfs() {
     let log = std::fs::File::create(logs.path().join("w.log")).unwrap();
     let _worker = ChildGuard::spawn(
         secure(&mut Command::new(bin("worker")), &env)
-            .args(["join", "--coordinator", &coord.grpc, "--worker-id", "secure-w1"])
+            .args([
+                "join",
+                "--coordinator",
+                &coord.grpc,
+                "--worker-id",
+                "secure-w1",
+            ])
             .stdout(Stdio::null())
             .stderr(log),
     );
@@ -147,7 +172,10 @@ fn a_whole_pipeline_runs_through_secured_kafka_etcd_and_hdfs() {
 }
 
 #[test]
-#[cfg_attr(not(feature = "services"), ignore = "needs the secure services: run scripts/test.sh")]
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs the secure services: run scripts/test.sh"
+)]
 fn a_wrong_kafka_password_fails_fast_with_a_clear_error() {
     let mut env = secure_env();
     let dir = tempfile::tempdir().unwrap();
@@ -163,21 +191,38 @@ fn a_wrong_kafka_password_fails_fast_with_a_clear_error() {
     assert!(!out.status.success(), "a wrong password must fail: {t}");
     assert!(t.to_lowercase().contains("authentication"), "{t}");
     assert!(!t.contains("not-the-password"), "the secret leaked: {t}");
-    assert!(t0.elapsed() < Duration::from_secs(30), "took {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t0.elapsed()
+    );
 }
 
 /// `worker run` for a new topic's pipeline with the given environment.
 fn worker_run(env: &BTreeMap<String, String>, topic: &str, pipeline: &str) -> Output {
     run(secure(&mut Command::new(bin("worker")), env)
-        .args(["run", "--until-caught-up", "--topic", topic, "--pipeline", pipeline])
+        .args([
+            "run",
+            "--until-caught-up",
+            "--topic",
+            topic,
+            "--pipeline",
+            pipeline,
+        ])
         .args(["--bootstrap-servers", &env["SAWMILL_KAFKA"]])
         .args(["--etcd", &env["SAWMILL_ETCD"]])
-        .args(["--output", &format!("{}/sawmill/{pipeline}", env["SAWMILL_HDFS"])])
+        .args([
+            "--output",
+            &format!("{}/sawmill/{pipeline}", env["SAWMILL_HDFS"]),
+        ])
         .env("SAWMILL_LOG", "warn"))
 }
 
 #[test]
-#[cfg_attr(not(feature = "services"), ignore = "needs the secure services: run scripts/test.sh")]
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs the secure services: run scripts/test.sh"
+)]
 fn etcd_refuses_a_worker_without_a_trusted_certificate() {
     let env = secure_env();
     let topic = unique("secure-etcd");
@@ -190,10 +235,21 @@ fn etcd_refuses_a_worker_without_a_trusted_certificate() {
         .env_remove("SAWMILL_ETCD_CERT")
         .env_remove("SAWMILL_ETCD_KEY")
         .args(["run", "--until-caught-up", "--topic", &topic])
-        .args(["--bootstrap-servers", &env["SAWMILL_KAFKA"], "--etcd", &env["SAWMILL_ETCD"]])
-        .args(["--output", &format!("{}/sawmill/{topic}", env["SAWMILL_HDFS"])]));
+        .args([
+            "--bootstrap-servers",
+            &env["SAWMILL_KAFKA"],
+            "--etcd",
+            &env["SAWMILL_ETCD"],
+        ])
+        .args([
+            "--output",
+            &format!("{}/sawmill/{topic}", env["SAWMILL_HDFS"]),
+        ]));
     let t = text(&out);
-    assert!(!out.status.success(), "no client certificate must be refused: {t}");
+    assert!(
+        !out.status.success(),
+        "no client certificate must be refused: {t}"
+    );
     assert!(t.contains("etcd"), "{t}");
     // A certificate from a CA etcd does not trust is refused too.
     let mut outsider = env.clone();
@@ -201,11 +257,18 @@ fn etcd_refuses_a_worker_without_a_trusted_certificate() {
     outsider.insert("SAWMILL_ETCD_CERT".into(), format!("{dir}/outsider.pem"));
     outsider.insert("SAWMILL_ETCD_KEY".into(), format!("{dir}/outsider.key"));
     let out = worker_run(&outsider, &topic, &topic);
-    assert!(!out.status.success(), "an untrusted certificate must be refused: {}", text(&out));
+    assert!(
+        !out.status.success(),
+        "an untrusted certificate must be refused: {}",
+        text(&out)
+    );
 }
 
 #[test]
-#[cfg_attr(not(feature = "services"), ignore = "needs the secure services: run scripts/test.sh")]
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs the secure services: run scripts/test.sh"
+)]
 fn an_etcd_role_limited_to_the_pipeline_prefix_is_enough_and_confines_the_worker() {
     let env = secure_env();
     let topic = unique("secure-rbac");
@@ -216,15 +279,29 @@ fn an_etcd_role_limited_to_the_pipeline_prefix_is_enough_and_confines_the_worker
     let pw = dir.path().join("pw");
     std::fs::write(&pw, format!("pw-{topic}\n")).unwrap();
     let etcdctl = |args: &[&str]| {
-        let out = run(Command::new(workspace().join("deploy/local/services-secure"))
-            .arg("etcdctl")
-            .args(args));
+        let out = run(
+            Command::new(workspace().join("deploy/local/services-secure"))
+                .arg("etcdctl")
+                .args(args),
+        );
         assert!(out.status.success(), "etcdctl {args:?}: {}", text(&out));
     };
     etcdctl(&["role", "add", &user]);
     let prefix = format!("/sawmill/{topic}/");
-    etcdctl(&["role", "grant-permission", &user, "--prefix=true", "readwrite", &prefix]);
-    etcdctl(&["user", "add", &user, &format!("--new-user-password=pw-{topic}")]);
+    etcdctl(&[
+        "role",
+        "grant-permission",
+        &user,
+        "--prefix=true",
+        "readwrite",
+        &prefix,
+    ]);
+    etcdctl(&[
+        "user",
+        "add",
+        &user,
+        &format!("--new-user-password=pw-{topic}"),
+    ]);
     etcdctl(&["user", "grant-role", &user, &user]);
     let mut confined = env.clone();
     let certs = &env["SAWMILL_SECURE_DIR"];
@@ -232,17 +309,26 @@ fn an_etcd_role_limited_to_the_pipeline_prefix_is_enough_and_confines_the_worker
     confined.insert("SAWMILL_ETCD_CERT".into(), format!("{certs}/worker-a.pem"));
     confined.insert("SAWMILL_ETCD_KEY".into(), format!("{certs}/worker-a.key"));
     confined.insert("SAWMILL_ETCD_USER".into(), user.clone());
-    confined.insert("SAWMILL_ETCD_PASSWORD_FILE".into(), pw.display().to_string());
+    confined.insert(
+        "SAWMILL_ETCD_PASSWORD_FILE".into(),
+        pw.display().to_string(),
+    );
     let out = worker_run(&confined, &topic, &topic);
     assert!(out.status.success(), "its own prefix: {}", text(&out));
     let out = worker_run(&confined, &topic, &format!("{topic}-elsewhere"));
     let t = text(&out);
-    assert!(!out.status.success(), "another pipeline's prefix must be refused: {t}");
+    assert!(
+        !out.status.success(),
+        "another pipeline's prefix must be refused: {t}"
+    );
     assert!(t.contains("permission denied"), "{t}");
 }
 
 #[test]
-#[cfg_attr(not(feature = "services"), ignore = "needs the secure services: run scripts/test.sh")]
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs the secure services: run scripts/test.sh"
+)]
 fn kerberized_hdfs_takes_a_keytab_and_refuses_a_client_without_a_ticket() {
     let env = secure_env();
     let name = unique("secure-run");
@@ -250,7 +336,11 @@ fn kerberized_hdfs_takes_a_keytab_and_refuses_a_client_without_a_ticket() {
     let out = run(secure(&mut Command::new(bin("sawmill")), &env)
         .args(["run", "-q", "--output", &root])
         .arg(sample()));
-    assert!(out.status.success(), "sawmill run with a keytab: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "sawmill run with a keytab: {}",
+        text(&out)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let mut no_ticket = env.clone();

@@ -4,7 +4,7 @@
 
 use crate::standalone::{self, StandaloneOptions};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use sawmill_core::connection::ConnectionFlags;
+use sawmill_core::connection::{ConnectionFlags, CoordinatorAccess};
 use sawmill_core::settings::{self, ConfigFile, ConfigFlag, PipelineFlags, PipelineSettings};
 use std::process::ExitCode;
 
@@ -58,6 +58,8 @@ pub struct JoinArgs {
     pub config: ConfigFlag,
     #[command(flatten)]
     pub connection: ConnectionFlags,
+    #[command(flatten)]
+    pub access: CoordinatorAccess,
 }
 
 #[derive(Debug, clap::Args)]
@@ -147,6 +149,7 @@ pub fn main() -> ExitCode {
                         connection,
                     },
                     metrics_listen: args.metrics_listen,
+                    access: args.access,
                     version: args
                         .report_version
                         .unwrap_or_else(|| sawmill_core::VERSION.to_string()),

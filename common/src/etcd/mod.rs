@@ -52,7 +52,9 @@ fn etcd_err(endpoints: &str, what: &str) -> impl FnOnce(etcd_client::Error) -> E
         let hint = if lower.contains("permission denied") || lower.contains("authentication") {
             "check --etcd-user/--etcd-password-file and that the user's role may read and write \
              this pipeline's prefix"
-        } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+        } else if lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
         {
             "check --etcd-ca, --etcd-cert and --etcd-key"
         } else {
@@ -97,7 +99,10 @@ impl Checkpoints {
         let eps: Vec<String> = endpoints
             .split(',')
             .map(|e| {
-                let host = e.trim().trim_start_matches("http://").trim_start_matches("https://");
+                let host = e
+                    .trim()
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://");
                 if tls && !host.is_empty() {
                     format!("https://{host}")
                 } else {

@@ -7,10 +7,10 @@
 
 pub mod hdfs;
 
-use sawmill_core::connection::ConnectionSettings;
 use crate::error::{Error, Result};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use sawmill_core::connection::ConnectionSettings;
 use sawmill_core::layout::temp_staging_path;
 use sawmill_core::shard::{self, KeyValues};
 use std::fmt::Debug;
