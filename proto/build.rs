@@ -1,11 +1,12 @@
 //! Compiles the gRPC contract in `proto/` (needs `protoc`, installed by scripts/setup.sh).
 
 /// The status document's messages, which also serialize to the JSON of `GET /api/v1/status`.
-const STATUS_MESSAGES: [&str; 4] = [
+const STATUS_MESSAGES: [&str; 5] = [
     ".sawmill.v1.ClusterStatus",
     ".sawmill.v1.WorkerStatus",
     ".sawmill.v1.PartitionStatus",
     ".sawmill.v1.MergedStatus",
+    ".sawmill.v1.PartitionError",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

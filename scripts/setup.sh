@@ -23,6 +23,13 @@ fi
 
 if [[ "${1:-}" == "--test" ]]; then
   # pyarrow and duckdb read our Parquet in the tests: real clients that are not ours.
+  # podman-compose runs the fleet test's compose file (podman itself comes with
+  # deploy/container/build-images.sh, which scripts/test.sh runs).
+  if ! command -v podman-compose >/dev/null; then
+    echo "setup: installing podman-compose with pip" >&2
+    python3 -m pip install -q podman-compose
+    if command -v pyenv >/dev/null; then pyenv rehash; fi
+  fi
   if ! python3 -c 'import pyarrow, duckdb, yaml' 2>/dev/null; then
     echo "setup: installing pyarrow and duckdb with pip" >&2
     python3 -m pip install -q pyarrow duckdb pyyaml

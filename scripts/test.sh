@@ -38,6 +38,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "== cargo test"
 # Binaries first: the cross-crate tests start `sawmill`, `worker` and `coordinator` processes.
 cargo build --workspace --bins --locked
+# The fleet test runs these binaries in containers: (re)build the images from them (a base made
+# with debootstrap and the service images the first time, a few minutes; then only the Sawmill
+# layer changes).
+SAWMILL_BINARIES_DIR="${CARGO_TARGET_DIR:-target}/debug" deploy/container/build-images.sh all
 # The `services` feature runs the tests that need Kafka, HDFS and etcd (without it they show
 # as ignored); a missing service then fails them.
 cargo test --workspace --locked --no-fail-fast --features sawmill-tests/services \

@@ -1,7 +1,7 @@
 //! `sawmill generate`: realistic synthetic access logs, deterministic for a seed.
 
 use crate::CliError;
-use sawmill_core::generate::{generate, GenerateConfig};
+use sawmill_core::generate::{generate, seq::SeqConfig, GenerateConfig};
 use std::path::PathBuf;
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +21,14 @@ pub struct GenerateArgs {
     /// Fraction of malformed lines.
     #[arg(long)]
     pub malformed_fraction: Option<f64>,
+    /// Tag every line with `sawmill-seq=<RUN>.<key>.<n>` (in the endpoint's query string, or in
+    /// a malformed line's raw bytes) for `sawmill verify` and the chaos tests.
+    #[arg(long, value_name = "RUN")]
+    pub seq_run: Option<u64>,
+    /// Keys the tagged lines are spread over (line i gets key i % KEYS): each key numbers its
+    /// lines 0, 1, 2... without a gap.
+    #[arg(long, default_value_t = 1, value_name = "KEYS", requires = "seq_run")]
+    pub seq_keys: u32,
 }
 
 pub fn execute(args: GenerateArgs) -> Result<(), CliError> {
@@ -30,6 +38,10 @@ pub fn execute(args: GenerateArgs) -> Result<(), CliError> {
         ..GenerateConfig::default()
     };
     cfg.combined_fraction = args.combined_fraction;
+    cfg.seq = args.seq_run.map(|run| SeqConfig {
+        run,
+        keys: args.seq_keys.max(1),
+    });
     if let Some(f) = args.malformed_fraction {
         cfg.malformed_fraction = f;
     }

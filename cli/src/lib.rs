@@ -7,6 +7,7 @@
 //! - [`show`]: renders the headline analytics as terminal tables.
 //! - [`status`]: a coordinator's workers, partitions, lag and throughput.
 //! - [`report`]: the EDA report (tables and charts) from an output root's summary tables.
+//! - [`verify`]: checks a pipeline's output against its topic: every line exactly once, summary exact.
 
 pub mod generate;
 pub mod produce;
@@ -15,6 +16,7 @@ pub mod run;
 pub mod show;
 pub mod status;
 pub mod summarize;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -44,6 +46,8 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Show a cluster's workers, partitions, lag and throughput (asks the coordinator).
     Status(status::StatusArgs),
+    /// Check a pipeline's output against its topic: every line in exactly one row, summary exact.
+    Verify(verify::VerifyArgs),
 }
 
 /// Errors of the `sawmill` command.
@@ -68,6 +72,13 @@ pub enum CliError {
     /// line was delivered); exits with [`CliError::OVERSIZED_EXIT`].
     #[error("{0}")]
     Oversized(String),
+    /// `sawmill verify` found problems (the report says which) or could not start.
+    #[error("{0}")]
+    Verify(String),
+    /// A command refused to destroy what something else still needs (`produce --reset` on a
+    /// topic with pipeline state, `run --output` on a cluster's root); the message says how.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl CliError {
@@ -120,6 +131,7 @@ pub fn main() -> ExitCode {
         Command::Summarize(args) => summarize::execute(args),
         Command::Report(args) => report::execute(args),
         Command::Status(args) => status::execute(args),
+        Command::Verify(args) => verify::execute(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@
 //! `--oversized` says (see the `oversized` module).
 
 mod oversized;
+mod pipeline_state;
 mod topic;
 
 pub use oversized::{Oversized, OversizedMode};
@@ -57,6 +58,18 @@ pub struct ProduceArgs {
     /// Delete the topic first (waiting until it is gone), then recreate it with --partitions.
     #[arg(long, env = "SAWMILL_RESET")]
     pub reset: bool,
+    /// With --reset: also delete the etcd state (offsets, epochs, manifests) of the pipeline
+    /// reading the topic; without it, a reset of a topic that a pipeline has state for is
+    /// refused. Stop the pipeline first.
+    #[arg(long, requires = "reset")]
+    pub reset_pipeline_state: bool,
+    /// etcd endpoints checked by --reset for pipeline state (default http://localhost:2379,
+    /// skipped with a notice if nothing answers there).
+    #[arg(long, env = "SAWMILL_ETCD")]
+    pub etcd: Option<String>,
+    /// The pipeline (etcd subtree) reading the topic, checked by --reset (default: the topic).
+    #[arg(long, env = "SAWMILL_PIPELINE")]
+    pub pipeline: Option<String>,
     /// Partitions of a topic this command creates (an existing topic keeps its own).
     #[arg(long, env = "SAWMILL_PARTITIONS", default_value_t = 3)]
     pub partitions: i32,
@@ -93,6 +106,9 @@ impl ProduceArgs {
             file: file.into(),
             limit: -1,
             reset: false,
+            reset_pipeline_state: false,
+            etcd: None,
+            pipeline: None,
             partitions: 3,
             replication_factor: 1,
             connection: ConnectionFlags::default(),
@@ -211,6 +227,11 @@ impl ProducerContext for Deliveries {
 pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, CliError> {
     // Open the input first: a typo in --file should not delete a topic.
     let mut input = InputSpec::new(&cfg.file, 0).open()?;
+    pipeline_state::check_before_reset(cfg, |msg| {
+        if !cfg.quiet {
+            bar.suspend(|| eprintln!("{msg}"));
+        }
+    })?;
     let prepared = topic::prepare_topic(cfg, bar)?;
     let mut pc = client_config(cfg)?;
     // acks=all plus idempotence: retries after a lost response cannot duplicate lines.

@@ -7,6 +7,7 @@ use sawmill_common::embedded::input::InputSpec;
 use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
 use sawmill_common::storage;
 use sawmill_core::connection::ConnectionFlags;
+use sawmill_core::layout;
 use sawmill_core::settings::{ConfigFile, ConfigFlag, OutputFlags, PipelineFlags};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -71,6 +72,19 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
         .collect();
     let io = crate::io_runtime()?;
     let out = io.block_on(storage::open_with(&settings.output, &conn))?;
+    let cluster_files = io.block_on(async {
+        let mut files = out.list(layout::PARTIALS_DIR).await?;
+        files.extend(out.list(layout::STAGING_DIR).await?);
+        Ok::<_, sawmill_common::Error>(files)
+    })?;
+    if let Some(file) = cluster_file(&cluster_files) {
+        return Err(CliError::Refused(format!(
+            "{} holds a cluster's shards ({file}): `sawmill run` would replace its records/, \
+             rejects/ and summary/ and leave the cluster's etcd state naming deleted files. \
+             Choose another --output; to reuse this root, stop its cluster and delete the root first",
+            out.root()
+        )));
+    }
     let removed = io.block_on(pipeline::clear_output(out.as_ref()))?;
     if removed > 0 && !args.quiet {
         eprintln!(
@@ -103,6 +117,22 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
     Ok(())
 }
 
+/// The first of `paths` that only a cluster's workers write: a shard's partial under
+/// `_partials/`, or a file staged for a partition (`_staging/<source>/p<partition>/...`). The
+/// embedded run writes neither (its temporary files sit directly in `_staging/`).
+fn cluster_file(paths: &[String]) -> Option<&String> {
+    paths.iter().find(|path| {
+        let parts: Vec<&str> = path.split('/').collect();
+        match parts.as_slice() {
+            [dir, _, ..] if *dir == layout::PARTIALS_DIR => true,
+            [dir, _source, partition, _, ..] if *dir == layout::STAGING_DIR => partition
+                .strip_prefix('p')
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+            _ => false,
+        }
+    })
+}
+
 /// A progress bar on stderr fed by the pipeline's counters; hidden when stderr is no terminal.
 fn progress_bar(quiet: bool, progress: Arc<Progress>) -> ProgressBar {
     if quiet {
@@ -130,4 +160,70 @@ fn progress_bar(quiet: bool, progress: Arc<Progress>) -> ProgressBar {
         }
     });
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sawmill_core::layout::{partition_staging_dir, ShardRange};
+
+    #[test]
+    fn a_cluster_root_is_recognised_by_its_partials_or_partition_staging() {
+        let range = ShardRange {
+            source: "logs".into(),
+            partition: 2,
+            first: 0,
+            last: 9,
+        };
+        let partial = range.partial_path();
+        let staged = range.staging_path(3, &layout::staging_nonce(), &partial);
+        assert!(staged.starts_with(&partition_staging_dir("logs", 2)));
+        let embedded_tmp = layout::temp_staging_path("summary/hosts.parquet");
+        assert_eq!(cluster_file(std::slice::from_ref(&embedded_tmp)), None);
+        assert_eq!(cluster_file(&[]), None);
+        assert_eq!(
+            cluster_file(&[embedded_tmp.clone(), partial.clone()]),
+            Some(&partial)
+        );
+        assert_eq!(cluster_file(&[embedded_tmp, staged.clone()]), Some(&staged));
+    }
+
+    #[test]
+    fn run_refuses_an_output_root_holding_a_cluster_s_shards() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path().join("out");
+        let range = ShardRange {
+            source: "logs".into(),
+            partition: 0,
+            first: 0,
+            last: 0,
+        };
+        let partial = root.join(range.partial_path());
+        std::fs::create_dir_all(partial.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(&partial, b"x").expect("write partial");
+        let input = dir.path().join("in.log");
+        std::fs::write(
+            &input,
+            b"1.2.3.4 - - [01/Jul/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 1\n",
+        )
+        .expect("write input");
+        let args = RunArgs {
+            files: vec![input],
+            threads: Some(1),
+            chunk_mib: 1,
+            max_decompressed_bytes: None,
+            top: 1,
+            quiet: true,
+            config: ConfigFlag::default(),
+            output: OutputFlags {
+                output: Some(root.display().to_string()),
+                ..OutputFlags::default()
+            },
+            connection: ConnectionFlags::default(),
+        };
+        let err = execute(args).expect_err("a cluster's root is refused");
+        assert!(matches!(err, CliError::Refused(_)), "{err}");
+        assert!(err.to_string().contains("another --output"), "{err}");
+        assert!(partial.exists(), "nothing of the cluster's was deleted");
+    }
 }

@@ -72,6 +72,15 @@ fn text<T: Display>(value: Option<T>) -> String {
     value.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
+/// A duration in milliseconds, as people read it: `850 ms`, `12 s`, `3 min 5 s`.
+fn age(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1_000..=59_999 => format!("{} s", ms / 1_000),
+        _ => format!("{} min {} s", ms / 60_000, ms / 1_000 % 60),
+    }
+}
+
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -136,6 +145,19 @@ pub fn render(status: &ClusterStatus) -> String {
         ]);
     }
     out.push_str(&format!("{partitions}\n"));
+    for partition in &status.partitions {
+        if let Some(e) = &partition.last_error {
+            out.push_str(&format!(
+                "partition {} FAILING for {} ({} attempts, last {} ago): {}: {}\n",
+                partition.partition,
+                age(e.failing_for_ms),
+                e.attempts,
+                age(e.last_error_ms_ago),
+                e.what,
+                e.message,
+            ));
+        }
+    }
     let merged = status.merged.clone().unwrap_or_default();
     out.push_str(&format!(
         "merged: {} shards, {} records, {} rejects; summary written {} times{}\n",
@@ -154,7 +176,7 @@ pub fn render(status: &ClusterStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sawmill_proto::v1::{MergedStatus, PartitionStatus, WorkerStatus};
+    use sawmill_proto::v1::{MergedStatus, PartitionError, PartitionStatus, WorkerStatus};
 
     #[test]
     fn renders_workers_and_partitions() {
@@ -183,6 +205,7 @@ mod tests {
                 committed_offset: Some(10),
                 end_offset: Some(15),
                 lag: Some(5),
+                last_error: None,
             }],
             merged: Some(MergedStatus {
                 shards: 3,
@@ -205,6 +228,32 @@ mod tests {
         ] {
             assert!(s.contains(want), "{want} missing from\n{s}");
         }
+    }
+
+    #[test]
+    fn a_failing_partition_is_printed_with_its_error_and_age() {
+        let status = ClusterStatus {
+            partitions: vec![PartitionStatus {
+                partition: 3,
+                state: "owned".into(),
+                last_error: Some(PartitionError {
+                    what: "stage shard".into(),
+                    message: "Permission denied".into(),
+                    attempts: 7,
+                    failing_for_ms: 65_000,
+                    last_error_ms_ago: 400,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let s = render(&status);
+        assert!(
+            s.contains("partition 3 FAILING for 1 min 5 s (7 attempts, last 400 ms ago): stage shard: Permission denied"),
+            "{s}"
+        );
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["partitions"][0]["last_error"]["attempts"], 7);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use crate::assign::{assign, WorkerId};
 use crate::config::ServeConfig;
 use crate::error::ClusterError;
-use crate::membership::{compatible, owned, reported, Member};
+use crate::membership::{compatible, failing, owned, reported, Member};
 use crate::metrics::Metrics;
 use crate::ownership::{self, Ownership, Step};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -258,6 +258,7 @@ impl ClusterState {
                 last_seen: now,
                 alive: true,
                 owned: owned(&req.owned),
+                failing: failing(&req.owned),
                 records: 0,
                 samples: VecDeque::new(),
             },
@@ -290,6 +291,7 @@ impl ClusterState {
         let member = self.member(&req.worker_id, req.generation)?;
         member.last_seen = now;
         member.owned = owned(&req.owned);
+        member.failing = failing(&req.owned);
         member.records = req.records_consumed;
         member.samples.push_back((now, req.records_consumed));
         while member.samples.len() > 2
@@ -330,6 +332,7 @@ impl ClusterState {
         if let Some(m) = self.members.get_mut(&req.worker_id) {
             m.alive = false;
             m.owned.clear();
+            m.failing.clear();
         }
         self.expire(Instant::now());
         self.assign_pass().await;
@@ -385,12 +388,18 @@ impl ClusterState {
             .into_iter()
             .map(|p| {
                 let state = self.ownership.get(&p).unwrap_or(&Ownership::Unassigned);
-                state.status(
+                let mut status = state.status(
                     p,
                     self.epochs.get(&p).copied(),
                     self.committed.get(&p).copied(),
                     self.ends.get(&p).copied(),
-                )
+                );
+                status.last_error = status
+                    .owner
+                    .as_ref()
+                    .and_then(|owner| self.members.get(owner))
+                    .and_then(|member| member.last_error(p, now));
+                status
             })
             .collect();
         ClusterSnapshot {

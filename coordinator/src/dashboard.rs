@@ -8,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use sawmill_report::Tables;
+use std::sync::Arc;
 
 pub async fn page() -> Response {
     (
@@ -25,17 +26,30 @@ pub async fn document(State(state): State<ApiState>) -> Response {
     let merged = state.merged.load_full();
     let series = state.throughput.series();
     let built = tokio::task::spawn_blocking(move || {
-        let tables: Tables = if merged.lines() == 0 {
-            Tables::new()
-        } else {
-            merged
-                .partial
-                .tables()
-                .into_iter()
-                .map(|(name, batch)| (name.to_string(), batch))
-                .collect()
+        // Charts change only with a merge: drawn once per merge generation, not per poll.
+        let drawn = merged
+            .renders
+            .dashboard
+            .get_or_render(&merged.partial, 0, || {
+                let tables: Tables = if merged.lines() == 0 {
+                    Tables::new()
+                } else {
+                    merged
+                        .partial
+                        .tables()
+                        .into_iter()
+                        .map(|(name, batch)| (name.to_string(), batch))
+                        .collect()
+                };
+                Ok::<_, std::convert::Infallible>(Arc::new(sawmill_report::dashboard::analytics(
+                    &tables,
+                )))
+            });
+        let drawn = match drawn {
+            Ok(d) => d,
+            Err(never) => match never {},
         };
-        sawmill_report::dashboard::document(&tables, &status, &series)
+        sawmill_report::dashboard::document_with(&drawn, &status, &series)
     })
     .await;
     match built {

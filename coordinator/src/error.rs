@@ -100,6 +100,20 @@ pub enum MergeError {
     LoadPartial(i32),
     #[error("cannot write the summary tables: {0}")]
     WriteSummary(sawmill_common::Error),
+    #[error("cannot read the manifest segment of partition {partition}: {source}")]
+    Segment {
+        partition: i32,
+        source: sawmill_common::Error,
+    },
+    #[error("cannot fold the manifests of partition {partition}: {source}; retried after the next summary write")]
+    Fold {
+        partition: i32,
+        source: sawmill_common::Error,
+    },
+    #[error("cannot compact etcd's history: {0}; retried after the next fold")]
+    Compact(sawmill_common::Error),
+    #[error("cannot sweep stale staging files: {0}; retried at the next sweep")]
+    Sweep(sawmill_common::Error),
     #[error("{what} task failed: {source}")]
     Task {
         what: &'static str,

@@ -1,10 +1,12 @@
 //! The HTTP API (axum): cluster status, merged analytics, Prometheus metrics, health.
 //! Paths and JSON fields are documented in docs/http-api.md.
 
+use crate::snapshot::MergedSnapshot;
 use crate::state::ApiState;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type, UInt64Type};
 use arrow::record_batch::RecordBatch;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -47,27 +49,37 @@ pub struct AnalyticsQuery {
 async fn analytics(State(state): State<ApiState>, Query(q): Query<AnalyticsQuery>) -> Response {
     let top = q.top.unwrap_or(10).min(10_000);
     let merged = state.merged.load_full();
-    let built = tokio::task::spawn_blocking(move || -> serde_json::Result<Value> {
-        let views = serde_json::to_value(merged.partial.views(top))?;
-        let mut tables = Map::new();
-        for (name, batch) in merged.partial.tables() {
-            tables.insert(name.to_string(), Value::Array(rows(&batch)));
-        }
-        Ok(json!({
-            "records": merged.partial.records(),
-            "rejects": merged.partial.rejects(),
-            "shards": merged.shards,
-            "next_offsets": merged.next,
-            "views": views,
-            "tables": tables,
-        }))
-    })
-    .await;
+    let built = tokio::task::spawn_blocking(move || analytics_body(&merged, top)).await;
     match built {
-        Ok(Ok(doc)) => Json(doc).into_response(),
+        Ok(Ok(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Ok(Err(e)) => unavailable(e),
         Err(e) => unavailable(format!("analytics task failed: {e}")),
     }
+}
+
+/// The `/api/v1/analytics` body for `top`, rendered once per merge generation (see
+/// [`crate::snapshot::Renders`]): building every table and view of a large merged state costs
+/// far more than serving bytes, and dashboards poll it every few seconds. CPU work.
+pub fn analytics_body(merged: &MergedSnapshot, top: usize) -> serde_json::Result<Bytes> {
+    merged
+        .renders
+        .analytics
+        .get_or_render(&merged.partial, top as u64, || {
+            let views = serde_json::to_value(merged.partial.views(top))?;
+            let mut tables = Map::new();
+            for (name, batch) in merged.partial.tables() {
+                tables.insert(name.to_string(), Value::Array(rows(&batch)));
+            }
+            let doc = json!({
+                "records": merged.partial.records(),
+                "rejects": merged.partial.rejects(),
+                "shards": merged.shards,
+                "next_offsets": merged.next,
+                "views": views,
+                "tables": tables,
+            });
+            serde_json::to_vec(&doc).map(Bytes::from)
+        })
 }
 
 async fn metrics(State(state): State<ApiState>) -> Response {
@@ -118,6 +130,46 @@ mod tests {
     use arrow::array::{Date32Array, Int64Array, StringArray};
     use arrow::datatypes::{Field, Schema};
     use std::sync::Arc;
+
+    #[test]
+    fn analytics_between_merges_are_rendered_once() {
+        use sawmill_core::analytics::Partial;
+        let mut partial = Partial::new(&Default::default());
+        let line = br#"a - - [01/Jul/1995:00:00:01 -0400] "GET /x HTTP/1.0" 404 7"#;
+        let rec = sawmill_core::parse::parse_line(line).unwrap();
+        partial.observe(
+            &rec,
+            sawmill_core::record::Position {
+                partition: 0,
+                offset: 0,
+            },
+        );
+        let mut merged = MergedSnapshot::new(partial);
+        let first = analytics_body(&merged, 10).unwrap();
+        let second = analytics_body(&merged, 10).unwrap();
+        assert_eq!(first, second);
+        assert_eq!(
+            merged.renders.analytics.renders(),
+            1,
+            "two requests, one render"
+        );
+        let doc: Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!(doc["records"], 1);
+        assert_eq!(doc["tables"]["host_count"][0]["host"], "a");
+        // A merge (a new partial) is a new generation: rendered again, with the new data.
+        let mut next = Partial::clone(&merged.partial);
+        next.observe(
+            &rec,
+            sawmill_core::record::Position {
+                partition: 0,
+                offset: 1,
+            },
+        );
+        merged.partial = Arc::new(next);
+        let third: Value = serde_json::from_slice(&analytics_body(&merged, 10).unwrap()).unwrap();
+        assert_eq!(third["records"], 2);
+        assert_eq!(merged.renders.analytics.renders(), 2);
+    }
 
     #[test]
     fn batches_become_json_rows() {

@@ -17,6 +17,8 @@
 //!   receives the topic's facts as messages and polls nothing.
 //! - [`topic`]: above the cluster actor: polls Kafka (partitions, end offsets) and etcd (epochs,
 //!   committed offsets) and sends the actor what it read.
+//! - [`compact`]: bounded state: folds merged manifests out of etcd into manifest segments,
+//!   compacts etcd's history, sweeps stale staging files.
 //! - [`snapshot`]: the merged state as immutable snapshots (`ArcSwap`), loaded by readers.
 //! - [`merge`]: the merge actor: committed partials → merged analytics → `summary/` tables; it
 //!   owns the merged state and publishes snapshots.
@@ -36,6 +38,7 @@ pub mod assign;
 pub mod auth;
 pub mod cli;
 pub mod cluster;
+pub mod compact;
 pub mod config;
 pub mod dashboard;
 pub mod error;

@@ -1,7 +1,7 @@
 //! Membership helpers of the cluster actor: a worker's registration, the version check, and its
 //! line in the status document. (The generation counter is persisted by `sawmill_common::etcd`.)
 
-use sawmill_proto::v1::{OwnedPartition, WorkerStatus};
+use sawmill_proto::v1::{OwnedPartition, PartitionError, WorkerStatus};
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
@@ -13,6 +13,8 @@ pub struct Member {
     pub alive: bool,
     /// What it reported last: partition → (epoch, committed next offset if known).
     pub owned: BTreeMap<i32, (u64, Option<i64>)>,
+    /// Partitions it reported failing last, with their ages as of `last_seen`.
+    pub failing: BTreeMap<i32, PartitionError>,
     pub records: u64,
     /// `(when, records_consumed)` over the last few seconds, for throughput.
     pub samples: VecDeque<(Instant, u64)>,
@@ -50,6 +52,25 @@ pub fn owned(reported: &[OwnedPartition]) -> BTreeMap<i32, (u64, Option<i64>)> {
         .iter()
         .map(|o| (o.partition, (o.epoch, o.committed_offset)))
         .collect()
+}
+
+/// What a worker reports failing: partition → its last error.
+pub fn failing(reported: &[OwnedPartition]) -> BTreeMap<i32, PartitionError> {
+    reported
+        .iter()
+        .filter_map(|o| Some((o.partition, o.last_error.clone()?)))
+        .collect()
+}
+
+impl Member {
+    /// The partition's last error as of `now`: the reported ages plus the time since the report.
+    pub fn last_error(&self, partition: i32, now: Instant) -> Option<PartitionError> {
+        let mut error = self.failing.get(&partition)?.clone();
+        let since = now.saturating_duration_since(self.last_seen).as_millis() as u64;
+        error.failing_for_ms = error.failing_for_ms.saturating_add(since);
+        error.last_error_ms_ago = error.last_error_ms_ago.saturating_add(since);
+        Some(error)
+    }
 }
 
 /// `major.minor` must match between worker and coordinator.

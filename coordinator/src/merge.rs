@@ -5,19 +5,21 @@
 //! its `first` offset is the partition's `merged_next` (or, for the first shard, the smallest
 //! `first` of the partition: the chain start); a replay (`first < merged_next`) is ignored and a
 //! gap (`first > merged_next`) waits. A restarted coordinator runs the same code from empty and
-//! reaches the same state from etcd and storage.
+//! reaches the same state from etcd and storage: first each partition's manifest segment (the
+//! merged partial of every folded shard, [`crate::compact`]), then its live manifests.
 //!
 //! The actor alone owns the merged state; after every poll or summary write it publishes an
 //! immutable [`MergedSnapshot`] that readers load ([`crate::snapshot`]), so a reader never waits
 //! for a merge or for a Parquet/HDFS write.
 
+use crate::compact::Compactor;
 use crate::config::ServeConfig;
 use crate::error::MergeError;
 use crate::metrics::Metrics;
 use crate::snapshot::{MergedSnapshot, SharedMerged};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sawmill_common::committed::load_partial;
-use sawmill_common::etcd::Checkpoints;
+use sawmill_common::committed::{load_partial, load_segment};
+use sawmill_common::etcd::{Checkpoints, StoredManifest};
 use sawmill_common::storage::Storage;
 use sawmill_core::analytics::Partial;
 use sawmill_core::manifest::ShardManifest;
@@ -25,27 +27,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Which manifests extend each partition's merged chain, given the `(partition, first)` keys
-/// stored in etcd and the merged next offsets. Returns, per partition, the offset the chain
-/// continues from; the caller fetches the manifest there and repeats from its next offset.
-pub fn chain_cursor(
-    stored: &BTreeMap<i32, BTreeSet<i64>>,
-    next: &BTreeMap<i32, i64>,
-) -> BTreeMap<i32, i64> {
-    let mut out = BTreeMap::new();
-    for (p, firsts) in stored {
-        let cursor = match next.get(p) {
-            Some(n) => *n,
-            None => match firsts.first() {
-                Some(start) => *start,
-                None => continue,
-            },
-        };
-        if firsts.contains(&cursor) {
-            out.insert(*p, cursor);
-        }
-    }
-    out
+/// Manifests read per partition and poll: a backlog is merged over several polls.
+const READ_MAX: usize = 1024;
+
+/// How many of `live` (a partition's manifests in offset order, from the merged next offset
+/// on) extend its merged chain: those continuing `cursor` (the merged next offset, or for a
+/// partition never merged, the first one read) without a gap. A gap waits, never skips.
+pub fn chain_prefix(cursor: Option<i64>, live: &[ShardManifest]) -> usize {
+    let mut cursor = cursor.or_else(|| live.first().map(|m| m.first));
+    live.iter()
+        .take_while(|m| {
+            let extends = Some(m.first) == cursor && m.last >= m.first;
+            cursor = Some(m.next_offset());
+            extends
+        })
+        .count()
 }
 
 pub enum MergeMsg {
@@ -74,6 +70,15 @@ pub struct MergeState {
     current: MergedSnapshot,
     /// Changed since the summary tables were last written.
     dirty: bool,
+    /// Which summary tables are written as they are now: only changed ones are rewritten.
+    summary: sawmill_common::summary::SummaryWriter,
+    /// Merge and summary failures, each until that kind of attempt works again.
+    health: crate::snapshot::Health,
+    /// Merged next offsets the last summary written covers: what may be folded.
+    summarized: BTreeMap<i32, i64>,
+    /// Segments are read once, on the first poll.
+    segments_loaded: bool,
+    compactor: Compactor,
     tickers: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -91,31 +96,71 @@ impl MergeState {
         self.args.merged.store(Arc::new(self.current.clone()));
     }
 
-    async fn poll(&mut self) -> Result<u64, MergeError> {
-        let mut checkpoints = self.args.checkpoints.clone();
-        let stored = checkpoints
-            .manifest_index()
+    /// A (re)started coordinator's first step: each partition's segment holds the merged
+    /// partial of every folded shard, so it starts from one file per partition.
+    async fn load_segments(&mut self) -> Result<(), MergeError> {
+        let segments = self
+            .args
+            .checkpoints
+            .clone()
+            .segments()
             .await
             .map_err(MergeError::ListManifests)?;
-        let mut todo: Vec<ShardManifest> = Vec::new();
-        for (partition, mut cursor) in chain_cursor(&stored, &self.current.next) {
-            let firsts = &stored[&partition];
-            while firsts.contains(&cursor) {
-                match checkpoints.manifest(partition, cursor).await {
-                    Ok(Some(m)) if m.first == cursor && m.last >= m.first => {
-                        cursor = m.next_offset();
-                        todo.push(m);
-                    }
-                    Ok(_) => break,
-                    Err(source) => {
-                        return Err(MergeError::ReadManifest {
-                            partition,
-                            first: cursor,
-                            source,
-                        })
-                    }
-                }
+        for (partition, s) in segments {
+            if self.current.next.contains_key(&partition) {
+                continue;
             }
+            let (_, folded) = load_segment(self.args.storage.as_ref(), &s.segment)
+                .await
+                .map_err(|source| MergeError::Segment { partition, source })?;
+            let mut partial = self.current.partial.clone();
+            self.current.partial = tokio::task::spawn_blocking(move || {
+                Arc::make_mut(&mut partial).merge(folded);
+                partial
+            })
+            .await
+            .map_err(|source| MergeError::Task {
+                what: "merge",
+                source,
+            })?;
+            self.current.next.insert(partition, s.segment.next_offset());
+            self.current.shards += s.segment.shards;
+            self.args.metrics.merged_records.inc_by(s.segment.records);
+            self.args.metrics.merged_rejects.inc_by(s.segment.rejects);
+            self.compactor.segments.insert(partition, s);
+            self.dirty = true;
+        }
+        self.segments_loaded = true;
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<u64, MergeError> {
+        if !self.segments_loaded {
+            self.load_segments().await?;
+        }
+        let mut checkpoints = self.args.checkpoints.clone();
+        let mut partitions: BTreeSet<i32> = checkpoints
+            .partitions()
+            .await
+            .map_err(MergeError::ListManifests)?
+            .into_keys()
+            .collect();
+        partitions.extend(self.compactor.segments.keys());
+        let mut todo: Vec<StoredManifest> = Vec::new();
+        for partition in partitions {
+            let cursor = self.current.next.get(&partition).copied();
+            let from = cursor.unwrap_or(0);
+            let live = checkpoints
+                .live_manifests(partition, from, READ_MAX)
+                .await
+                .map_err(|source| MergeError::ReadManifest {
+                    partition,
+                    first: from,
+                    source,
+                })?;
+            let manifests: Vec<ShardManifest> = live.iter().map(|s| s.manifest.clone()).collect();
+            let n = chain_prefix(cursor, &manifests);
+            todo.extend(live.into_iter().take(n));
         }
         if todo.is_empty() {
             return Ok(0);
@@ -165,7 +210,9 @@ impl MergeState {
             }
         });
         let mut failed: BTreeSet<i32> = BTreeSet::new();
-        for m in todo {
+        let merged_before = self.current.next.clone();
+        for stored in &todo {
+            let m = stored.manifest.clone();
             if failed.contains(&m.partition) {
                 continue;
             }
@@ -183,6 +230,24 @@ impl MergeState {
             what: "merge",
             source,
         })?;
+        // What this round merged is now foldable once a summary covers it.
+        for stored in todo {
+            let m = &stored.manifest;
+            let merged = round
+                .next
+                .get(&m.partition)
+                .is_some_and(|n| m.next_offset() <= *n)
+                && merged_before
+                    .get(&m.partition)
+                    .is_none_or(|n| m.first >= *n);
+            if merged {
+                self.compactor
+                    .live
+                    .entry(m.partition)
+                    .or_default()
+                    .push(stored);
+            }
+        }
         if round.shards > 0 {
             self.current.partial = round.partial;
             self.current.next = round.next;
@@ -207,42 +272,55 @@ impl MergeState {
             .map_err(|e| MergeError::WriteSummary(e.into()))?;
         // Encoding is CPU work: a blocking thread; the writes are I/O: here.
         let partial = self.current.partial.clone();
-        let tables =
-            tokio::task::spawn_blocking(move || sawmill_common::summary::encode(&partial, &opts))
-                .await
-                .map_err(|source| MergeError::Task {
-                    what: "summary",
-                    source,
-                })?
-                .map_err(MergeError::WriteSummary)?;
-        sawmill_common::summary::write(self.args.storage.as_ref(), tables)
+        let covered = self.current.next.clone();
+        let written = self.summary.written();
+        let tables = tokio::task::spawn_blocking(move || {
+            sawmill_common::summary::encode_changed(&partial, &opts, &written)
+        })
+        .await
+        .map_err(|source| MergeError::Task {
+            what: "summary",
+            source,
+        })?
+        .map_err(MergeError::WriteSummary)?;
+        let written = self
+            .summary
+            .write(self.args.storage.as_ref(), tables)
             .await
             .map_err(MergeError::WriteSummary)?;
         self.dirty = false;
+        self.summarized = covered;
         self.current.summary_writes += 1;
         self.current.last_summary = Some(Instant::now());
         self.args.metrics.summary_writes.inc();
-        Ok(true)
+        // No table changed: nothing reached storage, so nothing is known about it.
+        Ok(written > 0)
+    }
+
+    /// Folds what the written summary covers (see [`crate::compact`]).
+    async fn fold(&mut self) -> Result<(), MergeError> {
+        let summarized = self.summarized.clone();
+        let n = self.compactor.fold_all(&summarized).await?;
+        if n > 0 {
+            tracing::debug!(manifests = n, "manifests folded into segments");
+        }
+        Ok(())
     }
 
     /// Keeps the outcome of a merge or summary write in the state and publishes it.
-    fn record(&mut self, what: &str, outcome: Result<(), MergeError>) {
-        match outcome {
-            Ok(()) => {
-                if self.current.last_error.is_some() {
-                    tracing::info!("{what} works again");
-                }
-                self.current.last_error = None;
-            }
-            Err(e) => {
-                let e = e.to_string();
-                if self.current.last_error.as_deref() != Some(e.as_str()) {
-                    tracing::warn!(error = %e, "{what} failed; retrying");
-                }
-                self.args.metrics.error(what);
-                self.current.last_error = Some(e);
-            }
+    /// `Ok(false)`: nothing was attempted (no summary change to write), which proves nothing.
+    fn record(&mut self, what: &'static str, outcome: Result<bool, MergeError>) {
+        use crate::snapshot::Change;
+        let failed = outcome.is_err();
+        match self.health.record(what, outcome.map_err(|e| e.to_string())) {
+            Change::Recovered => tracing::info!("{what} works again"),
+            Change::Failed(e) => tracing::warn!(error = %e, "{what} failed; retrying"),
+            Change::Same => {}
         }
+        if failed {
+            self.args.metrics.error(what);
+        }
+        self.current.last_error = self.health.last_error();
         self.publish();
     }
 }
@@ -266,10 +344,23 @@ impl Actor for MergeActor {
         );
         myself.cast(MergeMsg::Poll)?;
         let current = MergedSnapshot::clone(&args.merged.load());
+        // Taken at start: from now on a coordinator started earlier can no longer fold.
+        let generation = args.checkpoints.clone().next_merge_generation().await?;
+        let compactor = Compactor::new(
+            args.checkpoints.clone(),
+            args.storage.clone(),
+            args.metrics.clone(),
+            generation,
+        );
         Ok(MergeState {
             args,
             current,
             dirty: false,
+            summary: Default::default(),
+            health: Default::default(),
+            summarized: BTreeMap::new(),
+            segments_loaded: false,
+            compactor,
             tickers: vec![poll, write],
         })
     }
@@ -297,20 +388,31 @@ impl Actor for MergeActor {
                 if let Ok(shards @ 1..) = merged {
                     tracing::debug!(shards, "merged committed shards");
                 }
-                state.record("merge", merged.map(|_| ()));
+                state.record("merge", merged.map(|_| true));
+                let source = state.args.cfg.pipeline.topic.clone();
+                if let Err(e) = state.compactor.sweep_if_due(&source).await {
+                    state.record("sweep", Err(e));
+                }
             }
             MergeMsg::WriteSummary => {
                 let written = state.write_summary().await;
-                state.record("summary", written.map(|_| ()));
+                let ok = written.is_ok();
+                state.record("summary", written);
+                if ok {
+                    let folded = state.fold().await;
+                    if folded.is_err() {
+                        state.record("fold", folded.map(|_| true));
+                    }
+                }
             }
             MergeMsg::Flush(reply) => {
                 let merged = state.poll().await;
-                state.record("merge", merged.map(|_| ()));
+                state.record("merge", merged.map(|_| true));
                 let written = state.write_summary().await;
                 if let Ok(true) = written {
                     tracing::info!("summary tables written");
                 }
-                state.record("summary", written.map(|_| ()));
+                state.record("summary", written);
                 let _ = reply.send(());
             }
         }
@@ -322,19 +424,48 @@ impl Actor for MergeActor {
 mod tests {
     use super::*;
 
+    use sawmill_core::layout::ShardRange;
+
+    fn m(first: i64, last: i64) -> ShardManifest {
+        let range = ShardRange {
+            source: "t".into(),
+            partition: 0,
+            first,
+            last,
+        };
+        let f = sawmill_core::manifest::ManifestFile {
+            staging: String::new(),
+            path: range.partial_path(),
+            rows: 0,
+            bytes: 0,
+        };
+        ShardManifest {
+            source: "t".into(),
+            partition: 0,
+            first,
+            last,
+            epoch: 1,
+            worker: "w".into(),
+            records: 0,
+            rejects: 0,
+            files: vec![],
+            partial: f,
+            committed_at_ms: 0,
+        }
+    }
+
     #[test]
-    fn chains_start_at_the_smallest_first_and_continue_at_merged_next() {
-        let stored = BTreeMap::from([
-            (0, BTreeSet::from([100, 150, 200])),
-            (1, BTreeSet::from([0, 10])),
-            (2, BTreeSet::from([5])),
-        ]);
-        // Nothing merged yet: each chain starts at its smallest first.
-        let c = chain_cursor(&stored, &BTreeMap::new());
-        assert_eq!(c, BTreeMap::from([(0, 100), (1, 0), (2, 5)]));
-        // Partition 0 merged up to 150; 1 is fully merged (next 20 has no manifest yet: waits);
-        // 2 has a gap (merged to 3, next manifest at 5): waits, never skips.
-        let next = BTreeMap::from([(0, 150), (1, 20), (2, 3)]);
-        assert_eq!(chain_cursor(&stored, &next), BTreeMap::from([(0, 150)]));
+    fn chains_start_at_the_first_read_and_continue_at_merged_next() {
+        let live = [m(100, 149), m(150, 199), m(200, 200)];
+        // Never merged (and no segment): the chain starts at the first live manifest.
+        assert_eq!(chain_prefix(None, &live), 3);
+        // Merged up to 150 (or a segment ends there): continues there.
+        assert_eq!(chain_prefix(Some(150), &live[1..]), 2);
+        // A gap after the merged next offset waits, never skips.
+        assert_eq!(chain_prefix(Some(120), &live), 0);
+        assert_eq!(chain_prefix(Some(100), &[m(100, 149), m(151, 160)]), 1);
+        // An empty or inverted shard stops the chain.
+        assert_eq!(chain_prefix(Some(100), &[m(100, 99), m(100, 120)]), 0);
+        assert_eq!(chain_prefix(None, &[]), 0);
     }
 }

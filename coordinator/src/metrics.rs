@@ -18,6 +18,8 @@ pub struct Metrics {
     pub merged_records: IntCounter,
     pub merged_rejects: IntCounter,
     pub summary_writes: IntCounter,
+    pub folded_manifests: IntCounter,
+    pub stale_staging_deleted: IntCounter,
     pub partition_lag: IntGaugeVec,
     errors: IntCounterVec,
 }
@@ -95,6 +97,16 @@ impl Default for Metrics {
                 &r,
                 "sawmill_coordinator_summary_writes_total",
                 "Times the summary tables were written.",
+            ),
+            folded_manifests: counter(
+                &r,
+                "sawmill_coordinator_folded_manifests_total",
+                "Manifests folded out of etcd into manifest segments.",
+            ),
+            stale_staging_deleted: counter(
+                &r,
+                "sawmill_coordinator_stale_staging_deleted_total",
+                "Stale staging files of fenced owners deleted by the sweep.",
             ),
             partition_lag: reg(
                 &r,

@@ -88,6 +88,8 @@ impl Ownership {
             committed_offset: committed,
             end_offset: end,
             lag: end.map(|e| (e - committed.unwrap_or(0)).max(0)),
+            // The owner's report, added by the cluster actor.
+            last_error: None,
         }
     }
 }

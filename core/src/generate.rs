@@ -12,6 +12,7 @@ use std::io::{BufWriter, Write};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Zipf};
+use seq::Seq;
 
 use crate::error::{Error, Result};
 use crate::record::{civil_from_days, days_from_civil, spark_dayofweek};
@@ -131,6 +132,10 @@ pub struct GenerateConfig {
     /// Share of 200/302 responses whose size is written as `-`. 404s and a few other errors add
     /// their own `-` sizes on top, as in NASA's logs.
     pub missing_size_fraction: f64,
+    /// Tag every line with a [`seq::Seq`] (`sawmill-seq=<run>.<key>.<n>`): well-formed lines in
+    /// their endpoint's query string, malformed ones somewhere in their raw bytes. The rest of
+    /// each line is what it would be without tags.
+    pub seq: Option<seq::SeqConfig>,
 }
 
 impl Default for GenerateConfig {
@@ -143,6 +148,7 @@ impl Default for GenerateConfig {
             combined_fraction: 0.0,
             malformed_fraction: 0.001,
             missing_size_fraction: 0.01,
+            seq: None,
         }
     }
 }
@@ -257,7 +263,8 @@ pub fn generate<W: Write>(cfg: &GenerateConfig, out: W) -> Result<GenerateStats>
         for k in (1..=n).rev() {
             u += (1.0 - u) * (1.0 - g.rng.random::<f64>().powf(1.0 / k as f64));
             let sec = ((u * 3600.0) as u32).min(3599);
-            stats.malformed += u64::from(g.line(prefix.as_bytes(), sec, &mut buf));
+            let tag = cfg.seq.map(|s| s.of_line(written + (n - k)));
+            stats.malformed += u64::from(g.line(prefix.as_bytes(), sec, tag, &mut buf));
             out.write_all(&buf).map_err(write_err)?;
             stats.bytes += buf.len() as u64;
         }
@@ -291,7 +298,7 @@ struct LineGen<'a> {
 
 impl LineGen<'_> {
     /// Fills `buf` with one line (with its `\n`); returns whether it was made malformed.
-    fn line(&mut self, prefix: &[u8], sec: u32, buf: &mut Vec<u8>) -> bool {
+    fn line(&mut self, prefix: &[u8], sec: u32, tag: Option<Seq>, buf: &mut Vec<u8>) -> bool {
         buf.clear();
         let rng = &mut self.rng;
         let malformed = rng.random::<f64>() < self.cfg.malformed_fraction;
@@ -304,6 +311,13 @@ impl LineGen<'_> {
         if kind < 30 {
             let garbage = usize::from(kind >= 15) * rng.random_range(5..80);
             buf.extend((0..garbage).map(|_| rng.random_range(b' '..=0xFF)));
+            if let Some(tag) = tag {
+                // An empty line cannot carry a tag: tagged, it is rejected as a truncated one.
+                if !buf.is_empty() {
+                    buf.push(b' ');
+                }
+                tag.write(buf);
+            }
             buf.push(b'\n');
             return true;
         }
@@ -337,6 +351,13 @@ impl LineGen<'_> {
         let path = ep.path.as_bytes();
         let cut = usize::from(status == 302 && path.len() > 1 && path.ends_with(b"/"));
         buf.extend_from_slice(&path[..path.len() - cut]);
+        // Where the tag (with its separator) lies, so a cut never leaves a shorter, wrong tag.
+        let tag_span = tag.map(|tag| {
+            let at = buf.len();
+            buf.push(if path.contains(&b'?') { b'&' } else { b'?' });
+            tag.write(buf);
+            at..buf.len()
+        });
         buf.extend_from_slice(pick(rng.random(), &PROTOCOLS, " HTTP/1.0").as_bytes());
         buf.extend_from_slice(b"\" ");
         let status_at = buf.len();
@@ -376,7 +397,19 @@ impl LineGen<'_> {
         }
         if (30..65).contains(&kind) {
             // Cut before the status so the line can never still parse.
-            buf.truncate(rng.random_range(1..status_at));
+            // Drawn as a position in the untagged line (the same draw as without tags), so a
+            // cut falls before or after the tag, never inside it.
+            let tag_len = tag_span.as_ref().map_or(0, |s| s.len());
+            let cut = rng.random_range(1..status_at - tag_len);
+            buf.truncate(match &tag_span {
+                Some(span) if cut > span.start => cut + tag_len,
+                _ => cut,
+            });
+            if let Some(tag) = tag.filter(|t| Seq::find(buf) != Some(*t)) {
+                // After the cut, so the line still cannot parse; never in place of the cut part.
+                buf.push(b' ');
+                tag.write(buf);
+            }
         }
         buf.push(b'\n');
         if !malformed {
@@ -509,6 +542,9 @@ fn endpoint(rank: u64) -> Endpoint {
     };
     Endpoint { size: (median * (sigma * z).exp()).max(1.0) as u64, path, dynamic }
 }
+
+#[path = "generate_seq.rs"]
+pub mod seq;
 
 // The statistical and format checks of whole outputs live in `common/tests/generate.rs`.
 #[cfg(test)]

@@ -97,3 +97,51 @@ fn generate_nasa_scale() {
     let rate = stats.lines as f64 / secs / 1e6;
     println!("{stats:?} in {secs:.2}s: {rate:.2}M lines/s");
 }
+
+#[test]
+fn generate_seq_tags_every_line_and_rejects_stay_rejects() {
+    use crate::parse::parse_line;
+    let tags = seq::SeqConfig { run: 42, keys: 3 };
+    let base = GenerateConfig {
+        combined_fraction: 0.3,
+        malformed_fraction: 0.05,
+        ..GenerateConfig::new(20_000, 5)
+    };
+    let (plain, plain_stats) = run(&base);
+    let (out, stats) = run(&GenerateConfig {
+        seq: Some(tags),
+        ..base
+    });
+    assert_eq!(stats.malformed, plain_stats.malformed, "same lines, tagged");
+    let (mut rejected, mut parsed) = (0u64, 0u64);
+    let untagged: Vec<&[u8]> = plain.split(|&b| b == b'\n').collect();
+    for (i, line) in out[..out.len() - 1].split(|&b| b == b'\n').enumerate() {
+        let want = tags.of_line(i as u64);
+        assert_eq!(seq::Seq::find(line), Some(want), "line {i}");
+        match parse_line(line) {
+            Ok(rec) => {
+                parsed += 1;
+                let endpoint = rec.endpoint.expect("a tagged line has an endpoint");
+                assert_eq!(seq::Seq::find(endpoint), Some(want), "endpoint of line {i}");
+                // Apart from the tag, the line is the untagged one.
+                let mut tag = Vec::new();
+                want.write(&mut tag);
+                let at = memchr::memmem::find(line, &tag).unwrap();
+                let without = [&line[..at - 1], &line[at + tag.len()..]].concat();
+                assert_eq!(without, untagged[i], "line {i} apart from its tag");
+            }
+            Err(_) => {
+                rejected += 1;
+                assert!(
+                    parse_line(untagged[i]).is_err(),
+                    "line {i} rejected only when tagged"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        rejected, stats.malformed,
+        "every malformed line is still rejected"
+    );
+    assert_eq!(parsed + rejected, 20_000);
+}

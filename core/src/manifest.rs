@@ -94,12 +94,19 @@ impl ShardManifest {
             } else if !is_records_path(&range, &f.path) {
                 return bad(f, "not a records or rejects path of this range");
             }
-            if f.staging != range.staging_path(self.epoch, &f.path) {
+            if range
+                .staging_nonce_of(self.epoch, &f.path, &f.staging)
+                .is_none()
+            {
                 return bad(f, "unexpected staging name");
             }
         }
         let p = &self.partial;
-        if p.path != range.partial_path() || p.staging != range.staging_path(self.epoch, &p.path) {
+        if p.path != range.partial_path()
+            || range
+                .staging_nonce_of(self.epoch, &p.path, &p.staging)
+                .is_none()
+        {
             return bad(p, "unexpected partial name");
         }
         Ok(())
@@ -238,8 +245,9 @@ pub fn plan_recovery(
     }
 }
 
-/// Checks that a partition's manifests form one gap-free, overlap-free chain from `start` and
-/// returns the next offset after it. The coordinator merges exactly the chain, so a replayed or
+/// Checks that a partition's manifests form one gap-free, overlap-free chain from `start` (the
+/// smallest first offset, or the end of the partition's segment once manifests were folded:
+/// [`chain_start`]) and returns the next offset after it. The coordinator merges exactly the chain, so a replayed or
 /// duplicated manifest is never counted twice and a gap is never skipped.
 pub fn chain_end(start: i64, manifests: &[ShardManifest]) -> Result<i64, String> {
     let mut next = start;
@@ -262,6 +270,11 @@ pub fn chain_end(start: i64, manifests: &[ShardManifest]) -> Result<i64, String>
     }
     Ok(next)
 }
+
+mod segment;
+pub use segment::{
+    chain_start, plan_fold, FoldPlan, ManifestSegment, SegmentRef, FOLD_MAX, SEGMENT_FORMAT,
+};
 
 #[cfg(test)]
 #[path = "manifest_tests.rs"]

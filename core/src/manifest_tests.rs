@@ -158,7 +158,7 @@ proptest! {
     }
 }
 
-fn laid_out(first: i64, last: i64, epoch: u64) -> ShardManifest {
+pub(crate) fn laid_out(first: i64, last: i64, epoch: u64) -> ShardManifest {
     let range = ShardRange {
         source: "logs".into(),
         partition: 3,
@@ -166,7 +166,7 @@ fn laid_out(first: i64, last: i64, epoch: u64) -> ShardManifest {
         last,
     };
     let file = |path: String| ManifestFile {
-        staging: range.staging_path(epoch, &path),
+        staging: range.staging_path(epoch, "00c0ffee00c0ffee", &path),
         path,
         rows: 1,
         bytes: 1,
@@ -194,6 +194,17 @@ fn laid_out(first: i64, last: i64, epoch: u64) -> ShardManifest {
 fn manifests_written_by_the_layout_pass() {
     laid_out(10, 20, 4).check_layout().unwrap();
     laid_out(10, 9, 1).check_layout().unwrap();
+    // Written before staging names had a nonce: still in etcd after an upgrade, still exact.
+    let mut m = laid_out(10, 20, 4);
+    for f in m.files.iter_mut().chain(std::iter::once(&mut m.partial)) {
+        f.staging = format!(
+            "_staging/logs/p00003/{:020}-{:020}-e4.{}",
+            10,
+            20,
+            f.path.replace('/', "__")
+        );
+    }
+    m.check_layout().unwrap();
 }
 
 #[test]
@@ -240,6 +251,43 @@ fn a_path_outside_the_layout_is_refused() {
             }),
         ),
         ("inverted", Box::new(|m| m.last = m.first - 2)),
+        (
+            "staging without a nonce, of another epoch",
+            Box::new(|m| {
+                m.files[0].staging = format!(
+                    "_staging/logs/p00003/{:020}-{:020}-e5.{}",
+                    m.first,
+                    m.last,
+                    m.files[0].path.replace('/', "__")
+                )
+            }),
+        ),
+        (
+            "empty nonce",
+            Box::new(|m| m.partial.staging = m.range().staging_path(4, "", &m.partial.path)),
+        ),
+        (
+            "short nonce",
+            Box::new(|m| {
+                m.partial.staging = m.range().staging_path(4, "00c0ffee", &m.partial.path)
+            }),
+        ),
+        (
+            "nonce with a slash",
+            Box::new(|m| {
+                m.partial.staging = m
+                    .range()
+                    .staging_path(4, "00c0ffee/0c0ffee", &m.partial.path)
+            }),
+        ),
+        (
+            "uppercase nonce",
+            Box::new(|m| {
+                m.partial.staging = m
+                    .range()
+                    .staging_path(4, "00C0FFEE00C0FFEE", &m.partial.path)
+            }),
+        ),
     ];
     for (name, damage) in cases {
         let mut m = laid_out(10, 20, 4);

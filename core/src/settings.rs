@@ -42,11 +42,20 @@ pub struct PipelineSettings {
     pub shard_max_age_ms: u64,
     /// ...or has received nothing for this long (a partition gone quiet commits promptly).
     pub shard_idle_ms: u64,
+    /// How long a shard may keep failing to stage, commit or publish (retrying transient
+    /// errors) before its partition gives up, reports the error and is restarted with backoff.
+    pub commit_deadline_ms: u64,
     /// Parquet compression (`zstd`, `snappy`, `lz4`, `none`, `zstd:N`).
     pub compression: String,
     pub row_group_rows: usize,
     /// Count a missing size as 0 in content statistics (the original's meaning).
     pub missing_size_as_zero: bool,
+    /// Distinct hosts the merged analytics hold; beyond it they are folded into `(other)`.
+    pub max_distinct_hosts: usize,
+    /// Distinct endpoints the merged analytics hold; beyond it they are folded into `(other)`.
+    pub max_distinct_endpoints: usize,
+    /// 404 rows the merged analytics hold (the earliest); beyond it they are only counted.
+    pub max_404_rows: usize,
     /// How *this process* reaches Kafka, etcd and HDFS through their security: set by each
     /// process from its own `[connection]` settings and flags, never serialized, so never part
     /// of the settings the coordinator sends to workers.
@@ -66,9 +75,13 @@ impl Default for PipelineSettings {
             shard_max_bytes: 64 << 20,
             shard_max_age_ms: 10_000,
             shard_idle_ms: 1_000,
+            commit_deadline_ms: 180_000,
             compression: "zstd".into(),
             row_group_rows: 128 * 1024,
             missing_size_as_zero: true,
+            max_distinct_hosts: crate::analytics::DEFAULT_CAP,
+            max_distinct_endpoints: crate::analytics::DEFAULT_CAP,
+            max_404_rows: crate::analytics::DEFAULT_CAP,
             connection: Default::default(),
         }
     }
@@ -87,6 +100,10 @@ impl PipelineSettings {
         Duration::from_millis(self.shard_idle_ms.clamp(1, self.shard_max_age_ms.max(1)))
     }
 
+    pub fn commit_deadline(&self) -> Duration {
+        Duration::from_millis(self.commit_deadline_ms.max(1))
+    }
+
     pub fn parquet(&self) -> Result<ParquetOptions> {
         Ok(ParquetOptions {
             compression: ParquetOptions::parse_compression(&self.compression)?,
@@ -97,6 +114,9 @@ impl PipelineSettings {
     pub fn analytics(&self) -> crate::analytics::AnalyticsConfig {
         crate::analytics::AnalyticsConfig {
             missing_size_as_zero: self.missing_size_as_zero,
+            max_distinct_hosts: self.max_distinct_hosts,
+            max_distinct_endpoints: self.max_distinct_endpoints,
+            max_404_rows: self.max_404_rows,
             ..Default::default()
         }
     }
@@ -118,6 +138,14 @@ impl PipelineSettings {
         }
         if self.shard_max_rows == 0 || self.shard_max_bytes == 0 {
             return Err(Error::Config("shard limits must be positive".into()));
+        }
+        if self.max_distinct_hosts == 0
+            || self.max_distinct_endpoints == 0
+            || self.max_404_rows == 0
+        {
+            return Err(Error::Config(
+                "--max-distinct-hosts, --max-distinct-endpoints and --max-404-rows must be positive".into(),
+            ));
         }
         if self.row_group_rows == 0 {
             return Err(Error::Config("--row-group-rows must be positive".into()));
@@ -192,6 +220,22 @@ pub struct PipelineFlags {
     #[arg(long, env = "SAWMILL_SHARD_IDLE_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard_idle_ms: Option<u64>,
+    /// Distinct hosts kept in the merged analytics; more are folded into one (other) row.
+    #[arg(long, env = "SAWMILL_MAX_DISTINCT_HOSTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_distinct_hosts: Option<usize>,
+    /// Distinct endpoints kept in the merged analytics; more are folded into one (other) row.
+    #[arg(long, env = "SAWMILL_MAX_DISTINCT_ENDPOINTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_distinct_endpoints: Option<usize>,
+    /// 404 rows kept in the merged analytics (the earliest); more are only counted.
+    #[arg(long, env = "SAWMILL_MAX_404_ROWS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_404_rows: Option<usize>,
+    /// Give up on a shard that keeps failing to stage, commit or publish after this long.
+    #[arg(long, env = "SAWMILL_COMMIT_DEADLINE_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub commit_deadline_ms: Option<u64>,
     #[command(flatten)]
     #[serde(flatten)]
     pub output: OutputFlags,

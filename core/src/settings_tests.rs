@@ -106,3 +106,33 @@ fn the_example_config_is_valid() {
     assert_eq!(s.topic, "kafka_test");
     assert!(file.table("coordinator").is_some());
 }
+
+#[test]
+fn analytics_caps_are_settings() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/sawmill.example.toml");
+    let s = ConfigFile::load(Some(&path))
+        .unwrap()
+        .pipeline(&PipelineFlags::default())
+        .unwrap();
+    assert_eq!(s.max_distinct_endpoints, crate::analytics::DEFAULT_CAP);
+    let file = ConfigFile::parse("[pipeline]\nmax_distinct_hosts = 7\n", false).unwrap();
+    let flags = PipelineFlags {
+        max_404_rows: Some(9),
+        ..PipelineFlags::default()
+    };
+    let a = file.pipeline(&flags).unwrap().analytics();
+    assert_eq!(
+        (
+            a.max_distinct_hosts,
+            a.max_distinct_endpoints,
+            a.max_404_rows
+        ),
+        (7, crate::analytics::DEFAULT_CAP, 9)
+    );
+    let zero = ConfigFile::parse("[pipeline]\nmax_404_rows = 0\n", false).unwrap();
+    let err = zero
+        .pipeline(&PipelineFlags::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must be positive"), "{err}");
+}

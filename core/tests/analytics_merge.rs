@@ -139,7 +139,7 @@ proptest! {
         missing_size_as_zero in any::<bool>(),
         reject_examples in 0usize..3,
     ) {
-        let cfg = AnalyticsConfig { missing_size_as_zero, reject_examples };
+        let cfg = AnalyticsConfig { missing_size_as_zero, reject_examples, ..Default::default() };
         let one_pass = fold(&cfg, &items);
 
         let mut bounds: Vec<usize> = cuts.iter().map(|c| c.index(items.len() + 1)).collect();

@@ -7,7 +7,8 @@
 #                                     all = everything)
 #
 # Steps, each skipped when its result is already there (idempotent; safe to re-run):
-#   packages  apt-get install podman runc debootstrap (only those missing)
+#   packages  apt-get install podman runc debootstrap netavark aardvark-dns iptables (only those
+#             missing)
 #   base      debootstrap --variant=minbase bookworm -> rootfs tarball cached in
 #             $SAWMILL_IMAGES_CACHE -> podman import -> apt upgrade (security) ->
 #             docker.io/library/debian:bookworm-slim
@@ -120,6 +121,9 @@ ensure_packages() {
   # netavark + aardvark-dns give container networks their DNS (podman recommends them).
   [[ -x /usr/lib/podman/netavark ]] || missing+=(netavark)
   [[ -x /usr/lib/podman/aardvark-dns ]] || missing+=(aardvark-dns)
+  # netavark sets up every bridge network with iptables; without it a container on a network
+  # fails to start with "netavark: No such file or directory (os error 2)".
+  have iptables || [[ -x /usr/sbin/iptables ]] || missing+=(iptables)
   [[ -x /usr/bin/python3 ]] || have jq || missing+=(jq)   # the runc wrapper edits config.json
   if (( ${#missing[@]} )); then
     log "installing ${missing[*]} with apt-get"

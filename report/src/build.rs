@@ -59,6 +59,24 @@ fn totals(tables: &Tables) -> Result<Totals> {
         rejects: t.i64s("rejects")?.value(0),
         bytes: t.i64s("bytes")?.value(0),
         distinct_hosts: t.i64s("distinct_hosts")?.value(0),
+        folded: folded(tables)?,
+    })
+}
+
+/// Sums the `(other)` rows of the capped tables.
+fn folded(tables: &Tables) -> Result<Folded> {
+    let sum = |name: &str| -> Result<i64> {
+        let t = table(tables, name)?;
+        let c = t.i64s("count")?;
+        Ok((0..t.rows())
+            .filter(|&i| t.overflow(i))
+            .map(|i| c.value(i))
+            .fold(0i64, i64::saturating_add))
+    };
+    Ok(Folded {
+        host_requests: sum("host_count")?,
+        endpoint_requests: sum("endpoint_count")?,
+        rows_404: sum("table_404")?,
     })
 }
 
@@ -103,7 +121,9 @@ fn status(tables: &Tables) -> Result<Vec<StatusCount>> {
 fn top_hosts(tables: &Tables, top: usize) -> Result<Vec<HostCount>> {
     let t = table(tables, "host_count")?;
     let (h, c) = (t.strs("host")?, t.i64s("count")?);
-    Ok((0..t.rows().min(top))
+    Ok((0..t.rows())
+        .filter(|&i| !t.overflow(i))
+        .take(top)
         .map(|i| HostCount {
             host: h.value(i).to_string(),
             count: c.value(i),
@@ -131,7 +151,8 @@ fn tally<K: Eq + Hash>(keys: impl IntoIterator<Item = (K, i64)>) -> HashMap<K, i
 fn top_endpoints(tables: &Tables, top: usize) -> Result<Vec<EndpointCount>> {
     let t = table(tables, "endpoint_count")?;
     let (e, c) = (t.strs("endpoint")?, t.i64s("count")?);
-    let sums = tally((0..t.rows()).map(|i| (opt_str(e, i), c.value(i))));
+    let listed = (0..t.rows()).filter(|&i| !t.overflow(i));
+    let sums = tally(listed.map(|i| (opt_str(e, i), c.value(i))));
     Ok(ranked(sums, top)
         .into_iter()
         .map(|(endpoint, count)| EndpointCount {
@@ -190,10 +211,15 @@ fn hourly(tables: &Tables, name: &str) -> Result<Vec<HourCount>> {
 fn not_found(tables: &Tables, top: usize) -> Result<NotFound> {
     let t = table(tables, "table_404")?;
     let (e, h) = (t.strs("endpoint")?, t.strs("host")?);
-    let endpoints = tally((0..t.rows()).map(|i| (opt_str(e, i), 1)));
-    let hosts = tally((0..t.rows()).map(|i| (h.value(i), 1)));
+    // The `(other)` row stands for the 404s beyond the cap: counted, never ranked.
+    let listed: Vec<usize> = (0..t.rows()).filter(|&i| !t.overflow(i)).collect();
+    let endpoints = tally(listed.iter().map(|&i| (opt_str(e, i), 1)));
+    let hosts = tally(listed.iter().map(|&i| (h.value(i), 1)));
+    let total = (0..t.rows())
+        .map(|i| t.i64_or("count", i, 1))
+        .fold(0i64, i64::saturating_add);
     Ok(NotFound {
-        total: t.rows() as i64,
+        total,
         top_endpoints: ranked(endpoints, top)
             .into_iter()
             .map(|(endpoint, count)| EndpointCount {

@@ -2,7 +2,8 @@
 
 use crate::error::{Error, Result};
 use arrow::array::{
-    Array, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    Array, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
+    StringArray,
 };
 use arrow::record_batch::RecordBatch;
 use sawmill_core::analytics::{schema, TABLE_NAMES};
@@ -94,6 +95,23 @@ impl<'a> Table<'a> {
 
     pub fn bins(&self, column: &str) -> Result<&'a BinaryArray> {
         self.col(column, "Binary")
+    }
+
+    /// Row `i` of the `overflow` column: whether it is the `(other)` row a cap folded keys
+    /// into. Summaries written before the caps have no such column: never.
+    pub fn overflow(&self, i: usize) -> bool {
+        self.batch
+            .column_by_name("overflow")
+            .and_then(|c| c.as_any().downcast_ref::<BooleanArray>())
+            .is_some_and(|a| a.is_valid(i) && a.value(i))
+    }
+
+    /// Row `i` of an `Int64` column, or `default` when the table has no such column.
+    pub fn i64_or(&self, column: &str, i: usize, default: i64) -> i64 {
+        self.batch
+            .column_by_name(column)
+            .and_then(|c| c.as_any().downcast_ref::<Int64Array>())
+            .map_or(default, |a| a.value(i))
     }
 }
 

@@ -18,6 +18,13 @@ pub const PAGE: &str = include_str!("dashboard.html");
 /// `cluster` the coordinator's status document (`/api/v1/status`), and `throughput` the
 /// records-per-second series, oldest first, labelled by time of day.
 pub fn document(tables: &Tables, cluster: &Value, throughput: &[(String, f64)]) -> Value {
+    document_with(&analytics(tables), cluster, throughput)
+}
+
+/// The half of the [`document`] drawn from the summary tables (`totals`, `charts`, `error`):
+/// the costly half, which only changes when the analytics do, so a server can cache it per
+/// merge and add the live half with [`document_with`].
+pub fn analytics(tables: &Tables) -> Value {
     let mut charts = Vec::new();
     let mut totals = Value::Null;
     let mut error = Value::Null;
@@ -39,6 +46,11 @@ pub fn document(tables: &Tables, cluster: &Value, throughput: &[(String, f64)]) 
             Err(e) => error = json!(e.to_string()),
         }
     }
+    json!({ "totals": totals, "charts": charts, "error": error })
+}
+
+/// The [`document`] from its [`analytics`] half, the cluster status and the throughput series.
+pub fn document_with(analytics: &Value, cluster: &Value, throughput: &[(String, f64)]) -> Value {
     let spec = ChartSpec::line(
         "throughput",
         "Records committed per second",
@@ -48,11 +60,11 @@ pub fn document(tables: &Tables, cluster: &Value, throughput: &[(String, f64)]) 
     .y_format(ValueFormat::Count);
     let throughput_svg = render_chart_svg(&spec, throughput).unwrap_or_default();
     json!({
-        "totals": totals,
-        "charts": charts,
+        "totals": analytics["totals"],
+        "charts": analytics["charts"],
         "throughput_svg": throughput_svg,
         "cluster": cluster,
-        "error": error,
+        "error": analytics["error"],
     })
 }
 

@@ -158,6 +158,9 @@ impl Report {
             &thousands(self.not_found.total),
             "not found",
         );
+        if t.folded.any() {
+            card(&mut o, "overflow", "(other)", &t.folded.describe());
+        }
         o.push_str("</div>\n<nav>");
         for (id, label) in NAV {
             let _ = write!(o, "<a href=\"#{id}\">{}</a>", esc(label));

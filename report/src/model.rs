@@ -30,8 +30,46 @@ pub struct Totals {
     pub rejects: i64,
     /// Sum of known content sizes.
     pub bytes: i64,
-    /// Exact distinct hosts over the whole input.
+    /// Distinct hosts over the whole input: exact unless `folded` says hosts were folded,
+    /// then an upper bound.
     pub distinct_hosts: i64,
+    /// What the coordinator's caps folded into `(other)` rows; all zero when every table is
+    /// exact.
+    pub folded: Folded,
+}
+
+/// Requests (and 404 rows) beyond the caps on distinct keys, from the tables' `(other)` rows.
+/// Rankings list only the keys held; these say how much they leave out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Folded {
+    pub host_requests: i64,
+    pub endpoint_requests: i64,
+    pub rows_404: i64,
+}
+
+impl Folded {
+    pub fn any(&self) -> bool {
+        *self != Folded::default()
+    }
+
+    /// One line for the reports, e.g. `caps reached: 1,200 requests of hosts beyond the cap
+    /// counted as (other); ...`.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.host_requests, "requests of hosts"),
+            (self.endpoint_requests, "requests of endpoints"),
+            (self.rows_404, "404 rows"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{} {what}", crate::format::thousands(n)));
+            }
+        }
+        format!(
+            "caps reached: {} beyond the caps are counted in (other) rows, not listed; distinct hosts is then an upper bound",
+            parts.join(", ")
+        )
+    }
 }
 
 /// Records missing one field (`null_value_count`).

@@ -104,6 +104,10 @@ impl Report {
             vec!["404 responses".into(), thousands(self.not_found.total)],
         ];
         out.push_str(&render("Totals", &["", "value"], totals, &[1]));
+        if t.folded.any() {
+            out.push_str(&t.folded.describe());
+            out.push_str("\n\n");
+        }
 
         let rows = self
             .missing

@@ -7,11 +7,13 @@
 //! and fail when one is missing.
 //!
 //! [`cluster`] holds the fixtures of whole-cluster tests (coordinator and worker processes,
-//! the status document, end-to-end checks).
+//! the status document, end-to-end checks); [`checker`] those of `sawmill verify` and the
+//! chaos tests (tagged input, a private services instance, memory samples).
 
 // Fixtures panic on failure: that is how the test using them fails.
 #![allow(clippy::unwrap_used)]
 
+pub mod checker;
 pub mod cluster;
 
 use arrow::array::{Array, Int32Array, Int64Array};

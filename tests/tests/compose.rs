@@ -19,11 +19,11 @@ fn help(binary: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-#[test]
-fn compose_file_is_consistent_with_the_binaries() {
+/// The JSON summary of `tests/py/check_compose.py` for a compose file, with no errors.
+fn checked(compose_file: &str) -> serde_json::Value {
     let out = Command::new("python3")
         .arg(workspace().join("tests/py/check_compose.py"))
-        .arg(workspace().join("docker-compose.yml"))
+        .arg(workspace().join(compose_file))
         .output()
         .expect("python3 with PyYAML (scripts/setup.sh --test installs it)");
     assert!(
@@ -32,7 +32,25 @@ fn compose_file_is_consistent_with_the_binaries() {
         String::from_utf8_lossy(&out.stderr)
     );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(doc["errors"], serde_json::json!([]), "compose errors");
+    assert_eq!(
+        doc["errors"],
+        serde_json::json!([]),
+        "{compose_file} errors"
+    );
+    doc
+}
+
+/// Every `SAWMILL_*` variable of a service's environment is one that `help` documents.
+fn env_is_read(svc: &serde_json::Value, help: &str, what: &str) {
+    let env = svc["env"].as_object().expect("environment");
+    for key in env.keys().filter(|k| *k != "SAWMILL_LOG") {
+        assert!(help.contains(key.as_str()), "{what} does not read {key}");
+    }
+}
+
+#[test]
+fn compose_file_is_consistent_with_the_binaries() {
+    let doc = checked("docker-compose.yml");
     let svc = &doc["services"];
     for name in [
         "etcd",
@@ -62,15 +80,7 @@ fn compose_file_is_consistent_with_the_binaries() {
         );
     }
     // Settings passed by environment are ones the binaries read.
-    let env = svc["coordinator"]["env"]
-        .as_object()
-        .expect("coordinator env");
-    for key in env.keys().filter(|k| *k != "SAWMILL_LOG") {
-        assert!(
-            serve_help.contains(key.as_str()),
-            "coordinator serve does not read {key}"
-        );
-    }
+    env_is_read(&svc["coordinator"], &serve_help, "coordinator serve");
     let dockerfile = std::fs::read_to_string(
         workspace().join(svc["coordinator"]["dockerfile"].as_str().unwrap()),
     )
@@ -80,5 +90,55 @@ fn compose_file_is_consistent_with_the_binaries() {
             dockerfile.contains(&format!("target/release/{b}")),
             "Dockerfile does not ship {b}"
         );
+    }
+}
+
+/// deploy/container/fleet.compose.yml (the fleet of locally built images that
+/// deploy/container/fleet-test.sh runs) asks the binaries only for what they have.
+#[test]
+fn fleet_compose_file_is_consistent_with_the_binaries() {
+    let doc = checked("deploy/container/fleet.compose.yml");
+    let svc = &doc["services"];
+    for name in [
+        "etcd",
+        "kafka",
+        "namenode",
+        "datanode",
+        "coordinator",
+        "worker",
+    ] {
+        assert!(svc.get(name).is_some(), "service {name} missing");
+    }
+    let worker: Vec<String> = serde_json::from_value(svc["worker"]["command"].clone()).unwrap();
+    assert_eq!(
+        worker,
+        ["worker", "join", "--coordinator", "coordinator:7000"]
+    );
+    env_is_read(&svc["worker"], &help("worker", &["join"]), "worker join");
+    let coord: Vec<String> = serde_json::from_value(svc["coordinator"]["command"].clone()).unwrap();
+    assert_eq!(&coord[..2], ["coordinator", "serve"]);
+    let serve_help = help("coordinator", &["serve"]);
+    for flag in coord.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            serve_help.contains(flag.as_str()),
+            "coordinator serve has no {flag}"
+        );
+    }
+    env_is_read(&svc["coordinator"], &serve_help, "coordinator serve");
+    // The image is built from the project's Dockerfile, from the binaries built here.
+    let dockerfile = std::fs::read_to_string(
+        workspace().join(svc["coordinator"]["dockerfile"].as_str().unwrap()),
+    )
+    .unwrap();
+    assert!(dockerfile.contains("AS runtime-prebuilt"));
+    // The fleet test drives the file by these names; the network stays internal.
+    let text =
+        std::fs::read_to_string(workspace().join("deploy/container/fleet.compose.yml")).unwrap();
+    for needle in [
+        "${SAWMILL_IMAGE:-localhost/sawmill:latest}",
+        "${SAWMILL_FLEET_NETWORK:-sawmill-fleet}",
+        "internal: true",
+    ] {
+        assert!(text.contains(needle), "fleet.compose.yml lacks {needle}");
     }
 }

@@ -10,6 +10,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sawmill_tests::*;
 use sawmill_worker::consumer::{self, ConsumerHandle};
 use sawmill_worker::messages::{Credit, MessageBatch, PartitionMsg, PartitionSink, CREDITS};
+use sawmill_worker::metrics::Metrics;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -160,7 +161,8 @@ fn assert_contiguous(got: &[i64], first: i64, end: i64) {
 async fn a_partition_out_of_credits_holds_back_only_itself() {
     let s = services();
     let (topic, ends) = topic_with(&s, "it-credits", 30_000, 2);
-    let c: ConsumerHandle = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
+    let c: ConsumerHandle =
+        consumer::spawn(&s.kafka, &topic, &unique("g"), Metrics::default().health()).unwrap();
     let (free, mut free_rx) = sink().await;
     let (held, mut held_rx) = sink().await;
     c.assign(0, 0, free).unwrap();
@@ -207,7 +209,7 @@ async fn a_partition_out_of_credits_holds_back_only_itself() {
 async fn reassignments_seek_and_rapid_revokes_are_safe() {
     let s = services();
     let (topic, ends) = topic_with(&s, "it-reassign", 10_000, 2);
-    let c = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
+    let c = consumer::spawn(&s.kafka, &topic, &unique("g"), Metrics::default().health()).unwrap();
 
     // Read partition 0 to its end, then "restart" it at an earlier offset with a new actor.
     let (a, mut a_rx) = sink().await;
@@ -254,7 +256,7 @@ async fn reassignments_seek_and_rapid_revokes_are_safe() {
 async fn an_actor_still_starting_keeps_its_partition() {
     let s = services();
     let (topic, ends) = topic_with(&s, "it-starting", 30_000, 1);
-    let c = consumer::spawn(&s.kafka, &topic, &unique("g")).unwrap();
+    let c = consumer::spawn(&s.kafka, &topic, &unique("g"), Metrics::default().health()).unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (me_tx, me_rx) = tokio::sync::oneshot::channel();
     let (go_tx, go_rx) = tokio::sync::oneshot::channel();

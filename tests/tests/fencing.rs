@@ -11,6 +11,7 @@ use sawmill_core::batch::ChunkParser;
 use sawmill_core::shard::ParquetOptions;
 use sawmill_tests::*;
 use sawmill_worker::commit::{commit_shard, recover_partition, ShardOutcome, ShardToCommit};
+use sawmill_worker::retry::RetryPolicy;
 use std::sync::Arc;
 
 fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCommit {
@@ -32,6 +33,7 @@ fn shard(topic: &str, epoch: u64, worker: &str, first: i64, n: i64) -> ShardToCo
         last: first + n - 1,
         parsed: parser.finish().unwrap(),
         partial,
+        retry: RetryPolicy::default(),
     }
 }
 

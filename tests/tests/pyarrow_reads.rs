@@ -21,6 +21,7 @@ fn type_names(t: &DataType) -> (&'static str, &'static str) {
     match t {
         DataType::Utf8 => ("string", "VARCHAR"),
         DataType::Binary => ("binary", "BLOB"),
+        DataType::Boolean => ("bool", "BOOLEAN"),
         DataType::Int16 => ("int16", "SMALLINT"),
         DataType::Int32 => ("int32", "INTEGER"),
         DataType::Int64 => ("int64", "BIGINT"),

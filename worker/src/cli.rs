@@ -22,9 +22,11 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Process given partitions directly, without a coordinator.
-    Run(RunArgs),
+    // Boxed: the pipeline flags make it far larger than `Join` (clippy::large_enum_variant).
+    Run(Box<RunArgs>),
     /// Join a coordinator and process the partitions it assigns, until SIGINT/SIGTERM.
-    Join(JoinArgs),
+    // Boxed too: with the connection and coordinator-access flags it is as large.
+    Join(Box<JoinArgs>),
 }
 
 /// `worker join`: the pipeline settings come from the coordinator; these flags replace a few

@@ -3,6 +3,8 @@
 //! `sawmill_core::manifest`.
 
 use crate::error::{Result, WorkerError};
+pub use crate::retry::retry;
+use crate::retry::{retry_with, Attempts, RetryPolicy};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sawmill_common::etcd::Checkpoints;
 use sawmill_common::storage::{publish, Storage};
@@ -37,31 +39,6 @@ pub enum ShardOutcome {
     /// Not tried: the shard before it did not commit (so etcd would refuse this one); its
     /// staged files were removed.
     Skipped,
-}
-
-/// Runs a storage operation, retrying transient failures with a capped backoff (HDFS down
-/// must slow the pipeline, not lose data).
-pub async fn retry<T, F, Fut>(what: &str, mut op: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = sawmill_common::Result<T>>,
-{
-    let mut delay = Duration::from_millis(200);
-    let mut attempt = 0u32;
-    loop {
-        match op().await {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                attempt += 1;
-                if e.is_permanent() || attempt >= 60 {
-                    return Err(e.into());
-                }
-                tracing::warn!(what, attempt, error = %e, "storage operation failed, retrying");
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
-    }
 }
 
 /// Runs `op` on every item concurrently, at most [`FILE_CONCURRENCY`] at once and each under
@@ -101,11 +78,14 @@ pub struct ShardToCommit {
     pub last: i64,
     pub parsed: ParsedChunk,
     pub partial: Partial,
+    /// How staging, committing and publishing retry, and where their failures are reported.
+    pub retry: RetryPolicy,
 }
 
 /// A shard whose files are staged (step 1 done), ready for the etcd transaction.
 pub struct StagedShard {
     pub manifest: ShardManifest,
+    retry: RetryPolicy,
     /// Encode and stage durations, for the timing log.
     encode: Duration,
     stage: Duration,
@@ -140,6 +120,7 @@ pub async fn stage_shard(
     let encode_range = range.clone();
     let parsed = shard.parsed;
     let partial = shard.partial;
+    let policy = shard.retry;
     let (encoded, partial_bytes) =
         tokio::task::spawn_blocking(move || -> sawmill_core::Result<_> {
             Ok((
@@ -150,10 +131,13 @@ pub async fn stage_shard(
         .await
         .map_err(|e| WorkerError::Actor(format!("encode task failed: {e}")))??;
 
+    // One nonce per attempt: a retried or concurrent attempt at the same range never writes
+    // over files another attempt may still commit.
+    let nonce = layout::staging_nonce();
     let mut files = Vec::with_capacity(encoded.len());
     let mut to_write = Vec::with_capacity(encoded.len() + 1);
     for f in encoded {
-        let staging = range.staging_path(shard.epoch, &f.path);
+        let staging = range.staging_path(shard.epoch, &nonce, &f.path);
         files.push(ManifestFile {
             staging: staging.clone(),
             path: f.path,
@@ -163,7 +147,7 @@ pub async fn stage_shard(
         to_write.push((staging, f.bytes));
     }
     let partial_path = range.partial_path();
-    let partial_staging = range.staging_path(shard.epoch, &partial_path);
+    let partial_staging = range.staging_path(shard.epoch, &nonce, &partial_path);
     let partial_file = ManifestFile {
         staging: partial_staging.clone(),
         path: partial_path,
@@ -173,7 +157,7 @@ pub async fn stage_shard(
     to_write.push((partial_staging, partial_bytes));
     let encode = t0.elapsed();
     // Files are independent: write them concurrently.
-    retry("stage shard", || {
+    retry_with(&policy, "stage shard", || {
         for_each_file("stage shard", &to_write, |(path, bytes)| {
             storage.write(path, bytes)
         })
@@ -205,6 +189,7 @@ pub async fn stage_shard(
     };
     Ok(StagedShard {
         manifest,
+        retry: policy,
         encode,
         stage,
     })
@@ -223,23 +208,26 @@ pub async fn commit_staged(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
-    let mut delay = Duration::from_millis(100);
+    let policy = staged.retry;
+    let mut attempts = Attempts::new(&policy, "commit shard");
     let outcome = loop {
         match etcd.commit(&manifest).await {
-            Ok(CommitOutcome::Retry) => {}
-            Ok(o) => break o,
-            Err(e) => {
-                tracing::warn!(partition = manifest.partition, error = %e, "commit failed, retrying")
+            Ok(CommitOutcome::Retry) => {
+                attempts
+                    .failed(sawmill_common::Error::Etcd(
+                        "the commit failed and etcd's state read back explains nothing".into(),
+                    ))
+                    .await?
             }
+            Ok(o) => break o,
+            Err(e) => attempts.failed(e).await?,
         }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(10));
     };
     let t_commit = t0.elapsed();
     match outcome {
         CommitOutcome::Committed | CommitOutcome::AlreadyCommitted => {
             // 3. publish. A crash here is repaired by recovery: the manifest names the staging files.
-            retry("publish shard", || {
+            retry_with(&policy, "publish shard", || {
                 for_each_file("publish shard", manifest.all_files(), |f| {
                     publish(storage.as_ref(), &f.staging, &f.path)
                 })

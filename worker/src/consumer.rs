@@ -20,8 +20,9 @@ mod feed;
 use crate::error::{Result, WorkerError};
 use crate::kafka::{create_consumer_with, KafkaConsumer};
 use crate::messages::{PartitionSink, Waker};
+use crate::metrics::PartitionHealth;
 use assignment::{apply, Assignment, ConsumerCmd};
-use feed::{accept, consume_error, offer_full, Handover};
+use feed::{accept, consume_error, offer_full, ConsumeErrors, Handover};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use std::sync::mpsc;
@@ -77,9 +78,14 @@ impl ConsumerHandle {
     }
 }
 
-/// Starts the consumer thread.
-pub fn spawn(bootstrap: &str, topic: &str, group: &str) -> Result<ConsumerHandle> {
-    spawn_with(bootstrap, topic, group, &[])
+/// Starts the consumer thread; persistent consume errors are reported to `health`.
+pub fn spawn(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    health: Arc<PartitionHealth>,
+) -> Result<ConsumerHandle> {
+    spawn_with(bootstrap, topic, group, health, &[])
 }
 
 /// [`spawn`] with this process's librdkafka properties (security) on top.
@@ -87,6 +93,7 @@ pub fn spawn_with(
     bootstrap: &str,
     topic: &str,
     group: &str,
+    health: Arc<PartitionHealth>,
     properties: &[(String, String)],
 ) -> Result<ConsumerHandle> {
     let mut consumer = create_consumer_with(bootstrap, group, properties)?;
@@ -101,7 +108,7 @@ pub fn spawn_with(
     let thread_wake = wake.clone();
     std::thread::Builder::new()
         .name("kafka-consumer".into())
-        .spawn(move || run(Arc::new(consumer), topic, rx, wake_rx, thread_wake))
+        .spawn(move || run(Arc::new(consumer), topic, rx, wake_rx, thread_wake, health))
         .map_err(|e| WorkerError::Actor(format!("cannot start the consumer thread: {e}")))?;
     Ok(ConsumerHandle { tx, wake })
 }
@@ -112,9 +119,10 @@ fn run(
     rx: mpsc::Receiver<ConsumerCmd>,
     wake_rx: mpsc::Receiver<()>,
     wake: Waker,
+    health: Arc<PartitionHealth>,
 ) {
     let mut assignment = Assignment::default();
-    let mut errors = 0u32;
+    let mut errors = ConsumeErrors { count: 0, health };
     loop {
         // Commands first, so a revoke is honoured before anything else is sent.
         let Some(changes) = assignment.commands(&rx) else {
@@ -161,8 +169,8 @@ fn run(
         }
         if !moved {
             // Errors back off (capped) instead of spinning on a dead broker.
-            let wait = if errors > 0 {
-                Duration::from_millis(u64::from(errors.min(50)) * 20)
+            let wait = if errors.count > 0 {
+                Duration::from_millis(u64::from(errors.count.min(50)) * 20)
             } else {
                 IDLE_WAIT
             };

@@ -58,10 +58,12 @@ impl WorkerContext {
                 .await
                 .map_err(|e| WorkerError::Actor(e.to_string()))??;
         }
+        let metrics = Metrics::default();
         let consumer = crate::consumer::spawn_with(
             &settings.bootstrap_servers,
             &settings.topic,
             &group,
+            metrics.health(),
             &kafka_properties,
         )?;
         tracing::debug!(
@@ -79,7 +81,7 @@ impl WorkerContext {
             checkpoints,
             consumer,
             meta,
-            metrics: Metrics::default(),
+            metrics,
             commit_gates: Default::default(),
         }))
     }

@@ -10,6 +10,13 @@ pub enum WorkerError {
     Actor(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("{what}: gave up after {attempts} attempts over {elapsed_ms} ms (commit_deadline_ms); last error: {last} (check the output storage and etcd; the partition restarts with backoff)")]
+    GaveUp {
+        what: String,
+        attempts: u32,
+        elapsed_ms: u64,
+        last: sawmill_common::Error,
+    },
 }
 
 impl From<rdkafka::error::KafkaError> for WorkerError {

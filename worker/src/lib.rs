@@ -12,6 +12,7 @@
 //! - [`supervisor`]: the root actor: owned partitions, restarts with backoff, concurrent drains.
 //! - [`partition`]: one actor per partition: recover, parse, cut shards, commit.
 //! - [`commit`]: the commit protocol's I/O steps and partition recovery.
+//! - [`retry`]: retry loops with a deadline, permanent errors told apart, failures reported.
 //! - [`standalone`]: `worker run`, driven directly with its partitions.
 //! - [`session`]: `worker join`, driven by a coordinator over gRPC (heartbeats, rejoin, leave).
 //! - [`metrics`]: every Prometheus metric of the worker.
@@ -31,6 +32,7 @@ pub mod messages;
 pub mod metrics;
 pub mod metrics_server;
 pub mod partition;
+pub mod retry;
 pub mod session;
 pub mod standalone;
 pub mod supervisor;

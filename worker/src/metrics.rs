@@ -7,7 +7,9 @@ use prometheus::{
 };
 use sawmill_core::manifest::ShardManifest;
 use sawmill_core::record::RejectReason;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub struct Metrics {
     registry: Registry,
@@ -26,6 +28,87 @@ pub struct Metrics {
     commits_in_flight: IntGaugeVec,
     partition_starts: IntCounterVec,
     errors: IntCounterVec,
+    health: Arc<PartitionHealth>,
+}
+
+/// Why one partition cannot make progress, while it lasts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failing {
+    /// The step that failed: `stage shard`, `commit shard`, `consume`, `pipeline`, ...
+    pub what: String,
+    /// The last error's text.
+    pub error: String,
+    /// Failed attempts since the partition last made progress.
+    pub attempts: u64,
+    /// The first failure since the partition last made progress.
+    pub since: SystemTime,
+    /// The last failed attempt.
+    pub last: SystemTime,
+}
+
+/// Partitions that keep failing, with their last error: shared by the retry loops, the
+/// consumer thread and the supervisor (which record), and the heartbeat and `/metrics` (which
+/// report). A failure is recorded at every attempt, so it shows within one retry delay, and
+/// cleared when the partition commits again or leaves this worker.
+pub struct PartitionHealth {
+    failing: Mutex<BTreeMap<i32, Failing>>,
+    failing_gauge: IntGaugeVec,
+    last_error_timestamp: IntGaugeVec,
+    failures: IntCounterVec,
+    consume_errors: IntCounterVec,
+}
+
+impl PartitionHealth {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<i32, Failing>> {
+        // A panic while holding it cannot leave the map inconsistent (single inserts/removes).
+        self.failing.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An attempt at `what` failed for `partition`.
+    pub fn failed(&self, partition: i32, what: &str, error: &dyn std::fmt::Display) {
+        let now = SystemTime::now();
+        let p = partition.to_string();
+        {
+            let mut failing = self.lock();
+            let entry = failing.entry(partition).or_insert_with(|| Failing {
+                what: String::new(),
+                error: String::new(),
+                attempts: 0,
+                since: now,
+                last: now,
+            });
+            entry.what = what.to_string();
+            entry.error = error.to_string();
+            entry.attempts += 1;
+            entry.last = now;
+        }
+        self.failing_gauge.with_label_values(&[&p]).set(1);
+        let seconds = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.last_error_timestamp
+            .with_label_values(&[&p])
+            .set(i64::try_from(seconds).unwrap_or(i64::MAX));
+        self.failures.with_label_values(&[&p, what]).inc();
+    }
+
+    /// A Kafka consume error, for `partition` or (`None`) for the client as a whole.
+    pub fn consume_error(&self, partition: Option<i32>) {
+        let p = partition.map_or_else(|| "client".to_string(), |p| p.to_string());
+        self.consume_errors.with_label_values(&[&p]).inc();
+    }
+
+    /// The partition made progress (or is no longer ours): forget its failure.
+    pub fn recovered(&self, partition: i32) {
+        if self.lock().remove(&partition).is_some() {
+            self.failing_gauge
+                .with_label_values(&[&partition.to_string()])
+                .set(0);
+        }
+    }
+
+    /// The partitions failing now.
+    pub fn failing(&self) -> BTreeMap<i32, Failing> {
+        self.lock().clone()
+    }
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -62,7 +145,36 @@ impl Default for Metrics {
         registry
             .register(Box::new(commit_seconds.clone()))
             .expect("metric registered once");
+        let health = Arc::new(PartitionHealth {
+            failing: Mutex::default(),
+            failing_gauge: gauge(
+                &registry,
+                "sawmill_worker_partition_failing",
+                "1 while the partition cannot make progress (its shard cannot be staged, \
+                 committed or published, or its consume errors persist), else 0.",
+                &["partition"],
+            ),
+            last_error_timestamp: gauge(
+                &registry,
+                "sawmill_worker_partition_last_error_timestamp_seconds",
+                "Unix time of the partition's last failed attempt.",
+                &["partition"],
+            ),
+            failures: counter(
+                &registry,
+                "sawmill_worker_partition_failures_total",
+                "Failed attempts to make progress on a partition, by step.",
+                &["partition", "what"],
+            ),
+            consume_errors: counter(
+                &registry,
+                "sawmill_worker_consume_errors_total",
+                "Kafka consume errors, per partition (`client` for the client as a whole).",
+                &["partition"],
+            ),
+        });
         Metrics {
+            health,
             committed_offset: gauge(
                 &registry,
                 "sawmill_worker_committed_offset",
@@ -207,6 +319,11 @@ impl Metrics {
             .set(commits as i64);
     }
 
+    /// The failing-partition record, shared with the retry loops and the consumer thread.
+    pub fn health(&self) -> Arc<PartitionHealth> {
+        self.health.clone()
+    }
+
     pub fn error(&self, kind: &str) {
         self.errors.with_label_values(&[kind]).inc();
     }
@@ -232,5 +349,30 @@ mod tests {
         let text = metrics.render();
         assert!(text.contains("sawmill_worker_records_consumed_total{partition=\"1\"} 32"));
         assert!(!text.contains("records_consumed_sum"));
+    }
+
+    #[test]
+    fn a_failing_partition_is_recorded_until_it_recovers() {
+        let metrics = Metrics::default();
+        let health = metrics.health();
+        health.failed(3, "stage shard", &"permission denied");
+        health.failed(3, "commit shard", &"etcd down");
+        let failing = health.failing();
+        let f = &failing[&3];
+        assert_eq!(
+            (f.what.as_str(), f.error.as_str(), f.attempts),
+            ("commit shard", "etcd down", 2)
+        );
+        assert!(f.since <= f.last);
+        let text = metrics.render();
+        assert!(text.contains("sawmill_worker_partition_failing{partition=\"3\"} 1"));
+        assert!(
+            text.contains("sawmill_worker_partition_last_error_timestamp_seconds{partition=\"3\"}")
+        );
+        health.recovered(3);
+        assert!(health.failing().is_empty());
+        assert!(metrics
+            .render()
+            .contains("sawmill_worker_partition_failing{partition=\"3\"} 0"));
     }
 }

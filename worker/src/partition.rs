@@ -20,6 +20,7 @@ use crate::context::WorkerContext;
 use crate::messages::{
     MessageBatch, PartitionMsg, PartitionSink, StartFailed, SupervisorMsg, CREDITS,
 };
+use crate::retry::RetryPolicy;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use sawmill_common::etcd::Checkpoints;
 use sawmill_core::analytics::Partial;
@@ -328,6 +329,10 @@ async fn flush(
         last,
         parsed,
         partial,
+        retry: RetryPolicy {
+            deadline: ctx.settings.commit_deadline(),
+            report: Some((p, ctx.metrics.health())),
+        },
     };
     // The next shard starts right after this one; if this commit fails, the actor stops or
     // restarts from etcd before anything after it can commit.

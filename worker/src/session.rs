@@ -16,6 +16,7 @@
 use crate::context::WorkerContext;
 use crate::error::{Result, WorkerError};
 use crate::messages::{SupervisorMsg, WorkerEvent};
+use crate::metrics::Failing;
 use crate::metrics_server::serve_metrics;
 use crate::supervisor::{SupervisorArgs, WorkerSupervisor};
 use ractor::{Actor, ActorRef};
@@ -26,10 +27,11 @@ use sawmill_core::settings::PipelineSettings;
 use sawmill_proto::v1::coordinator_client::CoordinatorClient;
 use sawmill_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest, OwnedPartition,
+    PartitionError,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::Channel;
@@ -90,6 +92,19 @@ fn endpoint(coordinator: &str, access: &CoordinatorAccess) -> Result<Channel> {
         .http2_keep_alive_interval(Duration::from_secs(5))
         .keep_alive_timeout(Duration::from_secs(5))
         .connect_lazy())
+}
+
+/// A failing partition as the heartbeat reports it: ages, not clock times, since the
+/// coordinator's clock may differ.
+fn partition_error(f: &Failing, now: SystemTime) -> PartitionError {
+    let ago = |t: SystemTime| now.duration_since(t).unwrap_or_default().as_millis() as u64;
+    PartitionError {
+        what: f.what.clone(),
+        message: f.error.clone(),
+        attempts: f.attempts,
+        failing_for_ms: ago(f.since),
+        last_error_ms_ago: ago(f.last),
+    }
 }
 
 /// Transport trouble (retry) as opposed to an answer (act on it).
@@ -161,12 +176,19 @@ impl Session {
     }
 
     fn owned_list(&self) -> Vec<OwnedPartition> {
+        let failing = self
+            .ctx
+            .as_ref()
+            .map(|ctx| ctx.metrics.health().failing())
+            .unwrap_or_default();
+        let now = SystemTime::now();
         self.owned
             .iter()
             .map(|(&partition, &epoch)| OwnedPartition {
                 partition,
                 epoch,
                 committed_offset: self.committed.get(&partition).copied(),
+                last_error: failing.get(&partition).map(|f| partition_error(f, now)),
             })
             .collect()
     }
@@ -399,6 +421,7 @@ impl Session {
                 partition,
                 epoch: self.owned.get(&partition).copied().unwrap_or(0),
                 committed_offset: Some(committed_offset),
+                last_error: None,
             })
             .collect();
         self.owned.clear();

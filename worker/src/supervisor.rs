@@ -193,6 +193,9 @@ impl WorkerSupervisor {
         if state.draining.get(&partition) == Some(&epoch) {
             state.draining.remove(&partition);
         }
+        if !state.owned.contains_key(&partition) {
+            state.args.ctx.metrics.health().recovered(partition);
+        }
     }
 
     /// The partitions owned and their epochs, those being released included.
@@ -275,6 +278,7 @@ impl Actor for WorkerSupervisor {
                 if let Some(owned) = state.owned.get_mut(&partition) {
                     owned.failures = 0;
                 }
+                state.args.ctx.metrics.health().recovered(partition);
                 let _ = state.args.events.send(WorkerEvent::Committed(manifest));
             }
             SupervisorMsg::Lost { partition, epoch } => {
@@ -285,6 +289,7 @@ impl Actor for WorkerSupervisor {
                 {
                     state.owned.remove(&partition);
                 }
+                state.args.ctx.metrics.health().recovered(partition);
                 let _ = state
                     .args
                     .events
@@ -312,12 +317,17 @@ impl Actor for WorkerSupervisor {
                     .is_some_and(|a| a.get_id() == cell.get_id());
                 // Failing in its first message (recovery) is failing to start, as it was when
                 // recovery ran in `pre_start`.
+                let metrics = &state.args.ctx.metrics;
+                // Reported until the partition commits again: a pipeline that keeps failing
+                // (recovery, or a shard given up on) shows in the heartbeat and /metrics.
                 if err.downcast_ref::<StartFailed>().is_some() {
                     tracing::warn!(partition = p, error = %err, "partition pipeline failed to start");
-                    state.args.ctx.metrics.error("partition_start");
+                    metrics.error("partition_start");
+                    metrics.health().failed(p, "start", &err);
                 } else {
                     tracing::warn!(partition = p, error = %err, "partition pipeline failed");
-                    state.args.ctx.metrics.error("partition_failed");
+                    metrics.error("partition_failed");
+                    metrics.health().failed(p, "pipeline", &err);
                 }
                 if current {
                     Self::schedule_restart(&myself, state, p);

@@ -62,6 +62,21 @@ impl Keys {
         format!("{}/manifest/{partition:05}/{first:020}", self.prefix)
     }
 
+    pub fn segments_prefix(&self) -> String {
+        format!("{}/segment/", self.prefix)
+    }
+
+    /// The partition's latest manifest segment (`SegmentRef`, JSON): what compaction folded.
+    pub fn segment(&self, partition: i32) -> String {
+        format!("{}/segment/{partition:05}", self.prefix)
+    }
+
+    /// The merge generation: bumped by each coordinator's merge actor when it starts and
+    /// compared by every fold, so a coordinator that another one superseded cannot fold.
+    pub fn merge_generation(&self) -> String {
+        format!("{}/coordinator/merge_generation", self.prefix)
+    }
+
     /// The coordinator's generation counter: bumped at every start and Join, so a request from
     /// an earlier coordinator's session is recognisably stale.
     pub fn generation(&self) -> String {
@@ -105,6 +120,9 @@ mod tests {
             None
         );
         assert_eq!(k.generation(), "/sawmill/nasa_logs/coordinator/generation");
+        assert_eq!(k.segment(3), "/sawmill/nasa_logs/segment/00003");
+        assert!(k.segment(3).starts_with(&k.segments_prefix()));
+        assert_eq!(k.parse_manifest(&k.segment(3)), None);
     }
 
     #[test]

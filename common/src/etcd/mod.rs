@@ -5,8 +5,10 @@
 //! that matters is one transaction guarded by the partition's epoch, so a stale owner can never
 //! change a partition's state. No raw client leaves this module.
 
+mod fold;
 mod keys;
 
+pub use fold::{StoredManifest, StoredSegment};
 pub use keys::{Keys, ETCD_ROOT};
 
 use crate::error::{Error, Result};
@@ -16,7 +18,7 @@ use etcd_client::{
 };
 pub use sawmill_core::connection::EtcdAuth;
 use sawmill_core::manifest::{classify_failed_commit, CommitOutcome, ShardManifest, StoredState};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A partition's ownership state in etcd.
@@ -334,41 +336,19 @@ impl Checkpoints {
         }
     }
 
-    /// Committed manifests of one partition (or all partitions), ordered by partition and offset.
+    /// Live (not yet folded) manifests of one partition (or all partitions), ordered by
+    /// partition and offset. Read in pages, so no single answer grows with a backlog.
     pub async fn manifests(&mut self, partition: Option<i32>) -> Result<Vec<ShardManifest>> {
         let prefix = match partition {
             Some(p) => self.keys.partition_manifests_prefix(p),
             None => self.keys.manifests_prefix(),
         };
-        let resp = self
-            .client
-            .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
-            .await
-            .map_err(etcd_err(&self.endpoints, "etcd read failed"))?;
-        resp.kvs()
-            .iter()
-            .map(|kv| decode_manifest(&String::from_utf8_lossy(kv.key()), kv.value()))
-            .collect()
-    }
-
-    /// The first offset of every committed manifest, by partition (keys only: one small read).
-    pub async fn manifest_index(&mut self) -> Result<BTreeMap<i32, BTreeSet<i64>>> {
-        let prefix = self.keys.manifests_prefix();
-        let resp = self
-            .client
-            .get(
-                prefix.as_str(),
-                Some(GetOptions::new().with_prefix().with_keys_only()),
-            )
-            .await
-            .map_err(etcd_err(&self.endpoints, "cannot list manifests"))?;
-        let mut out: BTreeMap<i32, BTreeSet<i64>> = BTreeMap::new();
-        for kv in resp.kvs() {
-            if let Some((p, first)) = self.keys.parse_manifest(&String::from_utf8_lossy(kv.key())) {
-                out.entry(p).or_default().insert(first);
-            }
-        }
-        Ok(out)
+        Ok(self
+            .manifest_pages(prefix.clone().into_bytes(), &prefix, usize::MAX)
+            .await?
+            .into_iter()
+            .map(|s| s.manifest)
+            .collect())
     }
 
     /// Bumps the coordinator's generation (compare-and-swap) and returns the new value.

@@ -115,9 +115,21 @@ pub async fn open_with(root: &str, conn: &ConnectionSettings) -> Result<Arc<dyn 
 /// A local directory. Renames are atomic within one file system, which `_staging/` under the
 /// same root guarantees. Each call runs the blocking `std::fs` work on the runtime's blocking
 /// threads.
+///
+/// Durable before it returns: a write fsyncs the file and the directory entries it created, a
+/// rename fsyncs the directories it changed, so what a worker staged and published survives a
+/// power loss once the etcd commit that names it is made.
 #[derive(Debug, Clone)]
 pub struct LocalFs {
     root: PathBuf,
+    /// fsyncs issued (files, directories), shared by the clones each call runs on.
+    syncs: Arc<SyncCounts>,
+}
+
+#[derive(Debug, Default)]
+struct SyncCounts {
+    files: std::sync::atomic::AtomicU64,
+    dirs: std::sync::atomic::AtomicU64,
 }
 
 impl LocalFs {
@@ -133,7 +145,51 @@ impl LocalFs {
         let probe = root.join(".sawmill-write-probe");
         std::fs::write(&probe, b"ok").map_err(err)?;
         std::fs::remove_file(&probe).map_err(err)?;
-        Ok(LocalFs { root })
+        Ok(LocalFs {
+            root,
+            syncs: Arc::default(),
+        })
+    }
+
+    /// fsyncs issued so far, `(files, directories)`.
+    pub fn syncs(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.syncs.files.load(Relaxed),
+            self.syncs.dirs.load(Relaxed),
+        )
+    }
+
+    /// fsyncs directory `dir` (its entries: names created, renamed or removed in it).
+    fn sync_dir(&self, dir: &Path, path: &str) -> Result<()> {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(self.io_err(path))?;
+        self.syncs
+            .dirs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Creates `dir` and its missing ancestors under the root, fsyncing the parent of each one
+    /// created so the new entries are durable too.
+    fn create_dirs(&self, dir: &Path, path: &str) -> Result<()> {
+        let mut missing = Vec::new();
+        let mut d = dir;
+        while !d.exists() && d.starts_with(&self.root) && d != self.root {
+            missing.push(d);
+            match d.parent() {
+                Some(p) => d = p,
+                None => break,
+            }
+        }
+        std::fs::create_dir_all(dir).map_err(self.io_err(path))?;
+        for created in missing.iter().rev() {
+            if let Some(parent) = created.parent() {
+                self.sync_dir(parent, path)?;
+            }
+        }
+        Ok(())
     }
 
     fn abs(&self, path: &str) -> PathBuf {
@@ -155,11 +211,23 @@ impl LocalFs {
     }
 
     fn write_now(&self, path: &str, data: &[u8]) -> Result<()> {
+        use std::io::Write;
         let abs = self.abs(path);
-        if let Some(parent) = abs.parent() {
-            std::fs::create_dir_all(parent).map_err(self.io_err(path))?;
+        let parent = abs.parent().unwrap_or(&self.root).to_path_buf();
+        self.create_dirs(&parent, path)?;
+        let written = std::fs::File::create(&abs).and_then(|mut f| {
+            f.write_all(data)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            // No empty or partial file left behind for a retry to trip over.
+            let _ = std::fs::remove_file(&abs);
+            return Err(self.io_err(path)(e));
         }
-        std::fs::write(&abs, data).map_err(self.io_err(path))
+        self.syncs
+            .files
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.sync_dir(&parent, path)
     }
 
     fn rename_now(&self, from: &str, to: &str) -> Result<()> {
@@ -170,10 +238,16 @@ impl LocalFs {
                 message: "destination exists".into(),
             });
         }
-        if let Some(parent) = dst.parent() {
-            std::fs::create_dir_all(parent).map_err(self.io_err(to))?;
+        let src = self.abs(from);
+        let parent = dst.parent().unwrap_or(&self.root).to_path_buf();
+        self.create_dirs(&parent, to)?;
+        std::fs::rename(&src, &dst).map_err(self.io_err(to))?;
+        // Both entries changed: the new name must be durable, and the old one gone for good.
+        self.sync_dir(&parent, to)?;
+        match src.parent() {
+            Some(from_dir) if from_dir != parent => self.sync_dir(from_dir, from),
+            _ => Ok(()),
         }
-        std::fs::rename(self.abs(from), &dst).map_err(self.io_err(to))
     }
 
     fn list_now(&self, dir: &str) -> Result<Vec<String>> {
@@ -267,6 +341,29 @@ mod tests {
             .is_empty());
         assert!(fs.list("missing").await.unwrap().is_empty());
         fs.delete("nope").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn writes_and_renames_are_fsynced_with_their_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::create(dir.path()).unwrap();
+        fs.write("_staging/a/x.tmp", b"one").await.unwrap();
+        // The file, the directory holding it, and the parents of the two directories created.
+        assert_eq!(fs.syncs(), (1, 3));
+        fs.write("_staging/a/y.tmp", b"two").await.unwrap();
+        assert_eq!(fs.syncs(), (2, 4));
+        // A rename into a new directory: the new directory's parent, the destination and the
+        // source directory.
+        fs.rename("_staging/a/x.tmp", "records/dt=1/x.parquet")
+            .await
+            .unwrap();
+        assert_eq!(fs.syncs(), (2, 4 + 2 + 2));
+        assert_eq!(fs.read("records/dt=1/x.parquet").await.unwrap(), b"one");
+        // Within one directory, one directory fsync.
+        fs.rename("_staging/a/y.tmp", "_staging/a/z.tmp")
+            .await
+            .unwrap();
+        assert_eq!(fs.syncs(), (2, 9));
     }
 
     #[tokio::test]

@@ -266,6 +266,8 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
         missing_size_as_zero: r.u8()? != 0,
         reject_examples: usize::try_from(r.u64()?)
             .map_err(|_| corrupt("reject_examples out of range"))?,
+        // Caps are the merging side's setting, not part of a partial.
+        ..Default::default()
     };
     let mut p = Partial::new(&cfg);
     p.records = r.u64()?;
@@ -398,6 +400,13 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
 impl Partial {
     /// Serializes the whole state (canonical bytes; see the module docs of `codec`).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        // The form has no place for `(other)` buckets: a capped partial is a merged view (the
+        // coordinator's, `sawmill run`'s), never shipped, and must not pass for an exact one.
+        if self.overflowed() {
+            return Err(Error::Internal(
+                "a partial whose caps folded keys into (other) cannot be encoded: raise the caps (max_distinct_hosts, max_distinct_endpoints, max_404_rows) or encode the shard partials".into(),
+            ));
+        }
         Ok(encode(self))
     }
 

@@ -60,6 +60,18 @@ impl<V: Default> Interner<V> {
         }
     }
 
+    /// The id of `key`, inserting it only while fewer than `cap` keys are held; `None` when the
+    /// key is new and the interner is full (the caller folds it, see `super::caps`).
+    pub fn intern_capped(&mut self, key: Box<[u8]>, cap: usize) -> Option<u32> {
+        let hash = self.hasher.hash_one(&*key);
+        let entries = &self.entries;
+        match self.table.find(hash, |&id| entries[id as usize].0 == key) {
+            Some(&id) => Some(id),
+            None if self.entries.len() < cap => Some(self.insert_new(hash, key)),
+            None => None,
+        }
+    }
+
     /// Inserts a key known to be new; `None` if it already exists (used to reject corrupt input).
     pub fn insert_unique(&mut self, key: Box<[u8]>, val: V) -> Option<u32> {
         let before = self.len();
@@ -102,6 +114,26 @@ impl<V> Interner<V> {
     #[inline]
     pub fn val_mut(&mut self, id: u32) -> &mut V {
         &mut self.entries[id as usize].1
+    }
+
+    /// Heap bytes held, from capacities: the entry vector, each key's allocation (glibc's
+    /// chunk: length plus 8, rounded up to 16, at least 32) and the hash table (a 4-byte id and
+    /// a control byte per bucket, buckets at most 8/7 of the capacity rounded up to a power of 2).
+    pub fn heap_bytes(&self) -> usize {
+        let entries = self.entries.capacity() * std::mem::size_of::<(Box<[u8]>, V)>();
+        let keys: usize = self
+            .entries
+            .iter()
+            .map(|(k, _)| {
+                if k.is_empty() {
+                    0
+                } else {
+                    (k.len() + 8).div_ceil(16).max(2) * 16
+                }
+            })
+            .sum();
+        let buckets = (self.table.capacity() * 8 / 7).next_power_of_two();
+        entries + keys + buckets * (std::mem::size_of::<u32>() + 1)
     }
 
     /// `(id, key, value)` in id order.
@@ -155,6 +187,11 @@ mod tests {
         assert_eq!(i.insert_unique(Box::from(&b""[..]), 9), Some(2));
         assert_eq!(i.ids_by_key(), vec![2, 0, 1]);
         assert_eq!(i.len(), 3);
+        // Full at 3: known keys still resolve, a new one is refused and not inserted.
+        assert_eq!(i.intern_capped(Box::from(&b"bb"[..]), 3), Some(1));
+        assert_eq!(i.intern_capped(Box::from(&b"new"[..]), 3), None);
+        assert_eq!(i.intern_capped(Box::from(&b"new"[..]), 4), Some(3));
+        assert_eq!(i.len(), 4);
     }
 
     #[test]

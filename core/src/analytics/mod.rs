@@ -16,6 +16,7 @@
 //!
 //! Dates are wall-clock calendar dates (the zone the line was written in), as in the original.
 
+mod caps;
 mod codec;
 mod consistency;
 mod intern;
@@ -26,6 +27,7 @@ mod tables;
 mod tests;
 mod views;
 
+pub use caps::OTHER_KEY;
 pub use intern::bounded;
 pub use partial::Partial;
 pub use stats::ContentStats;
@@ -52,13 +54,27 @@ pub struct AnalyticsConfig {
     pub missing_size_as_zero: bool,
     /// Raw lines kept per reject reason: the ones at the smallest `(partition, offset)`.
     pub reject_examples: usize,
+    /// Distinct hosts a merge keeps; newer ones are folded into `(other)` (see ARCHITECTURE.md, "Bounded memory").
+    pub max_distinct_hosts: usize,
+    /// Distinct endpoints a merge keeps; newer ones are folded into `(other)`.
+    pub max_distinct_endpoints: usize,
+    /// 404 rows kept: those at the smallest positions; the rest are only counted.
+    pub max_404_rows: usize,
 }
+
+/// Default of each cap: far above the NASA logs (about 137,000 hosts, 45,000 endpoints and
+/// 20,000 404 rows per month), so they stay exact, and far below what exhausts memory (see
+/// ARCHITECTURE.md for the bytes per entry).
+pub const DEFAULT_CAP: usize = 1_000_000;
 
 impl Default for AnalyticsConfig {
     fn default() -> Self {
         AnalyticsConfig {
             missing_size_as_zero: true,
             reject_examples: 5,
+            max_distinct_hosts: DEFAULT_CAP,
+            max_distinct_endpoints: DEFAULT_CAP,
+            max_404_rows: DEFAULT_CAP,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The partial-aggregate state, its hot-path update and its exact merge.
 
+use super::caps::{add_endpoint, remap, Folded, OTHER};
 use super::intern::{bounded, Interner};
 use super::stats::SizeStats;
 use super::{codec, AnalyticsConfig, MAX_KEY_BYTES, MAX_REJECT_EXAMPLE_BYTES};
@@ -60,6 +61,9 @@ pub(super) struct Day {
     pub c404: u64,
     /// Ids of the hosts seen that day; may hold duplicates until [`Day::compact`].
     pub hosts: Vec<u32>,
+    /// Hosts of that day folded by the host cap, counted once per merge that folded them (an
+    /// upper bound of the distinct ones; see `super::caps`).
+    pub folded_hosts: u64,
     compacted_len: usize,
 }
 
@@ -72,6 +76,7 @@ impl Day {
             bytes: 0,
             c404: 0,
             hosts: Vec::new(),
+            folded_hosts: 0,
             compacted_len: 0,
         }
     }
@@ -82,15 +87,18 @@ impl Day {
         self.compacted_len = self.hosts.len();
     }
 
-    /// Exact number of distinct hosts, without mutating (tables and views take `&self`).
-    pub fn distinct_hosts(&self) -> usize {
-        if self.hosts.len() == self.compacted_len {
-            return self.hosts.len();
-        }
-        let mut ids = self.hosts.clone();
-        ids.sort_unstable();
-        ids.dedup();
-        ids.len()
+    /// Number of distinct hosts, without mutating (tables and views take `&self`): exact
+    /// unless the host cap folded some of that day's hosts, then an upper bound.
+    pub fn distinct_hosts(&self) -> u64 {
+        let held = if self.hosts.len() == self.compacted_len {
+            self.hosts.len()
+        } else {
+            let mut ids = self.hosts.clone();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len()
+        };
+        (held as u64).saturating_add(self.folded_hosts)
     }
 }
 
@@ -157,6 +165,8 @@ pub struct Partial {
     pub(super) day_index: HashMap<i32, u32>,
     pub(super) rows_404: Vec<Row404>,
     pub(super) reject_stats: [RejectStats; RejectReason::ALL.len()],
+    /// What the caps folded in merges (see `super::caps`); never encoded.
+    pub(super) folded: Folded,
     /// Caches: logs are time ordered and clients fetch pages in bursts.
     last_day: u32,
     last_host: u32,
@@ -181,6 +191,7 @@ impl Partial {
             day_index: HashMap::new(),
             rows_404: Vec::new(),
             reject_stats: Default::default(),
+            folded: Folded::default(),
             last_day: NONE,
             last_host: NONE,
         }
@@ -319,8 +330,10 @@ impl Partial {
     }
 
     /// Adds `other` into `self`. Exact, commutative and associative in everything
-    /// [`Partial::tables`], [`Partial::views`] and [`Partial::to_bytes`] expose. `self`'s
-    /// configuration is kept.
+    /// [`Partial::tables`], [`Partial::views`] and [`Partial::to_bytes`] expose, as long as
+    /// `self`'s caps (`max_distinct_hosts`, `max_distinct_endpoints`, `max_404_rows`) are not
+    /// reached; beyond them new keys are folded into `(other)`, as `super::caps` documents with
+    /// exactly what stays exact. `self`'s configuration (and so its caps) is kept.
     ///
     /// Counts add saturating at their type's maximum instead of wrapping or panicking. A partial
     /// that decoded is consistent (its breakdowns sum to its totals without overflow, see
@@ -347,48 +360,71 @@ impl Partial {
             add(&mut self.hourly_404[h], other.hourly_404[h]);
         }
 
+        self.folded.add(&other.folded);
+        let (host_cap, endpoint_cap) =
+            (self.cfg.max_distinct_hosts, self.cfg.max_distinct_endpoints);
+        let folded = &mut self.folded;
         let host_map: Vec<u32> = other
             .hosts
             .into_entries()
-            .map(|(key, v)| {
-                let id = self.hosts.intern_owned(key);
-                let s = self.hosts.val_mut(id);
-                add(&mut s.count, v.count);
-                add(&mut s.c404, v.c404);
-                id
+            .map(|(key, v)| match self.hosts.intern_capped(key, host_cap) {
+                Some(id) => {
+                    let s = self.hosts.val_mut(id);
+                    add(&mut s.count, v.count);
+                    add(&mut s.c404, v.c404);
+                    id
+                }
+                None => {
+                    add(&mut folded.host_requests, v.count);
+                    add(&mut folded.host_404, v.c404);
+                    add(&mut folded.host_keys, 1);
+                    OTHER
+                }
             })
             .collect();
         let endpoint_map: Vec<u32> = other
             .endpoints
             .into_entries()
-            .map(|(key, v)| {
-                let id = self.endpoints.intern_owned(key);
-                add_endpoint(self.endpoints.val_mut(id), &v);
-                id
-            })
+            .map(
+                |(key, v)| match self.endpoints.intern_capped(key, endpoint_cap) {
+                    Some(id) => {
+                        add_endpoint(self.endpoints.val_mut(id), &v);
+                        id
+                    }
+                    None => {
+                        add_endpoint(&mut folded.endpoints, &v);
+                        add(&mut folded.endpoint_keys, 1);
+                        OTHER
+                    }
+                },
+            )
             .collect();
         add_endpoint(&mut self.null_endpoint, &other.null_endpoint);
 
-        for theirs in other.days {
+        for mut theirs in other.days {
             let d = self.day_slot(theirs.date) as usize;
             let mine = &mut self.days[d];
             add(&mut mine.requests, theirs.requests);
             mine.bytes = mine.bytes.saturating_add(theirs.bytes);
             add(&mut mine.c404, theirs.c404);
-            mine.hosts
-                .extend(theirs.hosts.iter().map(|&h| host_map[h as usize]));
+            add(&mut mine.folded_hosts, theirs.folded_hosts);
+            // Distinct first, so a folded host counts once for this merge.
+            theirs.compact();
+            for &h in &theirs.hosts {
+                match host_map[h as usize] {
+                    OTHER => add(&mut mine.folded_hosts, 1),
+                    id => mine.hosts.push(id),
+                }
+            }
             mine.compact();
         }
         self.rows_404
             .extend(other.rows_404.into_iter().map(|r| Row404 {
-                host: host_map[r.host as usize],
-                endpoint: if r.endpoint == NONE {
-                    NONE
-                } else {
-                    endpoint_map[r.endpoint as usize]
-                },
+                host: remap(&host_map, r.host),
+                endpoint: remap(&endpoint_map, r.endpoint),
                 ..r
             }));
+        self.cap_404();
 
         let keep = self.cfg.reject_examples;
         for (mine, theirs) in self.reject_stats.iter_mut().zip(other.reject_stats) {
@@ -399,23 +435,11 @@ impl Partial {
         }
     }
 
-    /// 404 rows in output order: by position, then by content so even duplicate positions
-    /// (the same line fed twice) come out the same whatever the merge order.
+    /// 404 rows in output order (`Partial::cmp_404`).
     pub(super) fn sorted_404(&self) -> Vec<&Row404> {
         let mut rows: Vec<&Row404> = self.rows_404.iter().collect();
-        rows.sort_unstable_by(|a, b| {
-            (a.pos, a.date, a.hour, self.hosts.key(a.host))
-                .cmp(&(b.pos, b.date, b.hour, self.hosts.key(b.host)))
-                .then_with(|| {
-                    self.endpoint_key(a.endpoint)
-                        .cmp(&self.endpoint_key(b.endpoint))
-                })
-        });
+        rows.sort_unstable_by(|a, b| self.cmp_404(a, b));
         rows
-    }
-
-    pub(super) fn endpoint_key(&self, id: u32) -> Option<&[u8]> {
-        (id != NONE).then(|| self.endpoints.key(id))
     }
 
     /// Days sorted by date.
@@ -425,17 +449,11 @@ impl Partial {
         days
     }
 
-    /// Exact number of distinct hosts over all dates.
+    /// Number of distinct hosts over all dates: exact unless the host cap folded some, then
+    /// an upper bound (see `super::caps`).
     pub fn distinct_hosts(&self) -> u64 {
-        self.hosts.len() as u64
+        (self.hosts.len() as u64).saturating_add(self.folded.host_keys)
     }
-}
-
-fn add_endpoint(mine: &mut EndpointStats, theirs: &EndpointStats) {
-    for (m, t) in mine.weekday.iter_mut().zip(theirs.weekday) {
-        add(m, t);
-    }
-    add(&mut mine.c404, theirs.c404);
 }
 
 /// Saturating: see [`Partial::merge`].
@@ -446,6 +464,10 @@ fn add(total: &mut u64, n: u64) {
 
 impl PartialEq for Partial {
     fn eq(&self, other: &Partial) -> bool {
+        if self.overflowed() || other.overflowed() {
+            // No canonical encoding once keys are folded: what is shown must agree.
+            return self.folded == other.folded && self.tables() == other.tables();
+        }
         codec::encode(self) == codec::encode(other)
     }
 }
@@ -462,6 +484,7 @@ impl std::fmt::Debug for Partial {
             .field("endpoints", &self.endpoints.len())
             .field("days", &self.days.len())
             .field("rows_404", &self.rows_404.len())
+            .field("folded", &self.folded)
             .finish_non_exhaustive()
     }
 }

@@ -10,11 +10,11 @@
 //! |---|---|---|
 //! | `null_value_count` | host, timestamp, method, endpoint, protocol, status, content_size | one: records missing each field (host: empty) |
 //! | `content_stats` | min/max_content_size, mean/std_content_size (`Float64`), count_content_size | one; see [`super::stats`] |
-//! | `table_404` | endpoint (nullable), host, dayofweek, day, hour, date, partition, offset | each 404, by (partition, offset) |
+//! | `table_404` | endpoint (nullable), host, dayofweek, day, hour, date, partition, offset, count, overflow | each 404 (count 1), by (partition, offset); then the `(other)` row |
 //! | `status_count` | status, count | by status |
-//! | `host_count` | host, count | count desc, host |
-//! | `endpoint_count` | endpoint (nullable), weekday, count | count desc, endpoint (null first), weekday |
-//! | `unique_host_count` | day, count, date | exact distinct hosts, by date |
+//! | `host_count` | host, count, overflow | count desc, host; then the `(other)` row |
+//! | `endpoint_count` | endpoint (nullable), weekday, count, overflow | count desc, endpoint (null first), weekday; then `(other)` rows per weekday |
+//! | `unique_host_count` | day, count, date, overflow | distinct hosts (an upper bound where `overflow`), by date |
 //! | `daily_request_count` | day, count, date | by date |
 //! | `hourly_request_count` | hour, count | hours 0..=23, all of them |
 //! | `daily_bytes` | date, day, bytes | sum of known sizes, by date |
@@ -22,12 +22,21 @@
 //! | `hourly_404_count` | hour, count | hours 0..=23, all of them |
 //! | `reject_count` | reason, count | reasons that occurred, in [`RejectReason::ALL`] order |
 //! | `reject_examples` | reason, partition, offset, raw (`Binary`) | by reason as above, then position |
-//! | `totals` | records, rejects, bytes, distinct_hosts | one |
+//! | `totals` | records, rejects, bytes, distinct_hosts, overflow | one |
+//!
+//! Caps (`super::caps`): rows beyond `max_distinct_hosts` hosts, `max_distinct_endpoints`
+//! endpoints or `max_404_rows` 404 rows are folded into one row keyed [`OTHER_KEY`] (host and
+//! endpoint) with `overflow = true`, placed last; its `count` is exactly what was folded
+//! (`table_404`'s `(other)` row has date 1970-01-01, zero day/hour fields and position -1).
+//! `overflow` is false on every other row, and on `totals` says whether anything was folded.
+//! A table without a folded row is exactly what it was without caps.
 
-use super::partial::Partial;
+use super::caps::{add_endpoint, OTHER_KEY};
+use super::partial::{EndpointStats, Partial};
 use crate::record::{civil_from_days, spark_dayofweek, RejectReason};
 use arrow::array::{
-    ArrayRef, BinaryArray, Date32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, Float64Array, Int32Array, Int64Array,
+    StringArray,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -94,6 +103,11 @@ fn dates(name: &str, v: impl IntoIterator<Item = i32>) -> (Field, ArrayRef) {
     (Field::new(name, DataType::Date32, false), Arc::new(a))
 }
 
+fn bools(name: &str, v: impl IntoIterator<Item = bool>) -> (Field, ArrayRef) {
+    let a: BooleanArray = v.into_iter().map(Some).collect();
+    (Field::new(name, DataType::Boolean, false), Arc::new(a))
+}
+
 fn strs<'a>(name: &str, v: impl IntoIterator<Item = Cow<'a, str>>) -> (Field, ArrayRef) {
     let a = StringArray::from_iter_values(v);
     (Field::new(name, DataType::Utf8, false), Arc::new(a))
@@ -114,6 +128,9 @@ fn batch(name: &'static str, cols: Vec<(Field, ArrayRef)>) -> (&'static str, Rec
         .expect("every column is built with its field and the same row count");
     (name, b)
 }
+
+/// An endpoint (`None`: missing) and its counts.
+type EndpointEntry<'a> = (Option<&'a [u8]>, &'a EndpointStats);
 
 impl Partial {
     /// The summary tables, named as in [`TABLE_NAMES`] and in that order. Row order is
@@ -168,24 +185,61 @@ impl Partial {
             ],
         ));
 
-        let rows = self.sorted_404();
+        let mut rows = self.sorted_404();
+        rows.truncate(self.cfg.max_404_rows);
+        // Every 404 has a row until the cap: the status count says how many were folded.
+        let folded_404 = self.status[404].saturating_sub(rows.len() as u64);
+        let other = (folded_404 > 0).then_some(folded_404);
+        let other_text = || Cow::Borrowed(OTHER_KEY);
         out.push(batch(
             "table_404",
             vec![
                 opt_strs(
                     "endpoint",
-                    rows.iter().map(|r| self.endpoint_key(r.endpoint).map(text)),
+                    rows.iter()
+                        .map(|r| self.endpoint_key(r.endpoint).map(text))
+                        .chain(other.map(|_| Some(other_text()))),
                 ),
-                strs("host", rows.iter().map(|r| text(self.hosts.key(r.host)))),
+                strs(
+                    "host",
+                    rows.iter()
+                        .map(|r| text(self.host_key(r.host)))
+                        .chain(other.map(|_| other_text())),
+                ),
                 i32s(
                     "dayofweek",
-                    rows.iter().map(|r| i32::from(spark_dayofweek(r.date))),
+                    rows.iter()
+                        .map(|r| i32::from(spark_dayofweek(r.date)))
+                        .chain(other.map(|_| 0)),
                 ),
-                i32s("day", rows.iter().map(|r| day_of_month(r.date))),
-                i32s("hour", rows.iter().map(|r| i32::from(r.hour))),
-                dates("date", rows.iter().map(|r| r.date)),
-                i32s("partition", rows.iter().map(|r| r.pos.partition)),
-                i64s("offset", rows.iter().map(|r| r.pos.offset)),
+                i32s(
+                    "day",
+                    rows.iter()
+                        .map(|r| day_of_month(r.date))
+                        .chain(other.map(|_| 0)),
+                ),
+                i32s(
+                    "hour",
+                    rows.iter()
+                        .map(|r| i32::from(r.hour))
+                        .chain(other.map(|_| 0)),
+                ),
+                dates("date", rows.iter().map(|r| r.date).chain(other.map(|_| 0))),
+                i32s(
+                    "partition",
+                    rows.iter()
+                        .map(|r| r.pos.partition)
+                        .chain(other.map(|_| -1)),
+                ),
+                i64s(
+                    "offset",
+                    rows.iter().map(|r| r.pos.offset).chain(other.map(|_| -1)),
+                ),
+                i64s("count", rows.iter().map(|_| 1).chain(other.map(count))),
+                bools(
+                    "overflow",
+                    rows.iter().map(|_| false).chain(other.map(|_| true)),
+                ),
             ],
         ));
 
@@ -205,17 +259,37 @@ impl Partial {
             ],
         ));
 
-        let hosts = self.hosts_by_count(|h| h.count);
+        let mut hosts = self.hosts_by_count(|h| h.count);
+        let mut other_hosts = self.folded.host_requests;
+        if hosts.len() > self.cfg.max_distinct_hosts {
+            let beyond = hosts.split_off(self.cfg.max_distinct_hosts);
+            other_hosts = other_hosts.saturating_add(beyond.iter().map(|h| h.1).sum::<u64>());
+        }
+        let other = (other_hosts > 0).then_some(other_hosts);
         out.push(batch(
             "host_count",
             vec![
-                strs("host", hosts.iter().map(|&(k, _)| text(k))),
-                i64s("count", hosts.iter().map(|&(_, c)| count(c))),
+                strs(
+                    "host",
+                    hosts
+                        .iter()
+                        .map(|&(k, _)| text(k))
+                        .chain(other.map(|_| other_text())),
+                ),
+                i64s(
+                    "count",
+                    hosts.iter().map(|&(_, c)| count(c)).chain(other.map(count)),
+                ),
+                bools(
+                    "overflow",
+                    hosts.iter().map(|_| false).chain(other.map(|_| true)),
+                ),
             ],
         ));
 
-        let mut eps: Vec<(Option<&[u8]>, i32, u64)> = self
-            .endpoints_with_null()
+        let (kept, other_eps) = self.endpoints_capped();
+        let mut eps: Vec<(Option<&[u8]>, i32, u64)> = kept
+            .into_iter()
             .flat_map(|(k, s)| {
                 (0..7)
                     .filter(|&w| s.weekday[w] > 0)
@@ -223,12 +297,21 @@ impl Partial {
             })
             .collect();
         eps.sort_unstable_by(|a, b| b.2.cmp(&a.2).then_with(|| (a.0, a.1).cmp(&(b.0, b.1))));
+        let kept_rows = eps.len();
+        eps.extend((0..7).filter(|&w| other_eps.weekday[w] > 0).map(|w| {
+            (
+                Some(OTHER_KEY.as_bytes()),
+                w as i32 + 1,
+                other_eps.weekday[w],
+            )
+        }));
         out.push(batch(
             "endpoint_count",
             vec![
                 opt_strs("endpoint", eps.iter().map(|e| e.0.map(text))),
                 i32s("weekday", eps.iter().map(|e| e.1)),
                 i64s("count", eps.iter().map(|e| count(e.2))),
+                bools("overflow", (0..eps.len()).map(|i| i >= kept_rows)),
             ],
         ));
 
@@ -242,7 +325,15 @@ impl Partial {
                 ],
             )
         };
-        out.push(by_date("unique_host_count", &|d| d.distinct_hosts() as u64));
+        out.push(batch(
+            "unique_host_count",
+            vec![
+                i32s("day", days.iter().map(|d| day_of_month(d.date))),
+                i64s("count", days.iter().map(|d| count(d.distinct_hosts()))),
+                dates("date", days.iter().map(|d| d.date)),
+                bools("overflow", days.iter().map(|d| d.folded_hosts > 0)),
+            ],
+        ));
         out.push(by_date("daily_request_count", &|d| d.requests));
 
         let hourly = |name, v: &[u64; 24]| {
@@ -320,6 +411,7 @@ impl Partial {
                 i64s("rejects", [count(self.rejects)]),
                 i64s("bytes", [count128(self.sizes.sum)]),
                 i64s("distinct_hosts", [count(self.distinct_hosts())]),
+                bools("overflow", [self.overflowed()]),
             ],
         ));
         out
@@ -338,6 +430,31 @@ impl Partial {
             .collect();
         v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         v
+    }
+
+    /// The endpoints a table lists (the missing one included) and what the endpoint cap folds:
+    /// merges' folded endpoints plus, when more than the cap are held, the least requested.
+    pub(super) fn endpoints_capped(&self) -> (Vec<EndpointEntry<'_>>, EndpointStats) {
+        let mut kept: Vec<_> = self.endpoints_with_null().collect();
+        let mut other = self.folded.endpoints;
+        // The missing endpoint is not a key: it never counts against the cap.
+        let cap = self.cfg.max_distinct_endpoints
+            + usize::from(kept.last().is_some_and(|e| e.0.is_none()));
+        if kept.len() > cap {
+            let total =
+                |s: &EndpointStats| s.weekday.iter().fold(0u64, |a, &c| a.saturating_add(c));
+            kept.sort_unstable_by(|a, b| {
+                (a.0.is_some(), std::cmp::Reverse(total(a.1)), a.0).cmp(&(
+                    b.0.is_some(),
+                    std::cmp::Reverse(total(b.1)),
+                    b.0,
+                ))
+            });
+            for (_, s) in kept.split_off(cap) {
+                add_endpoint(&mut other, s);
+            }
+        }
+        (kept, other)
     }
 
     /// Every endpoint's stats, the missing endpoint as `None` (when it occurred).

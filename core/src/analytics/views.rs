@@ -53,8 +53,11 @@ pub struct WeekdayTop {
 pub struct Views {
     pub records: u64,
     pub rejects: u64,
-    /// Exact distinct hosts over the whole input.
+    /// Distinct hosts over the whole input: exact unless `overflow`, then an upper bound.
     pub distinct_hosts: u64,
+    /// Whether a cap folded hosts, endpoints or 404 rows: rankings then list only the keys
+    /// held, and the tables' `(other)` rows hold the rest (see ARCHITECTURE.md).
+    pub overflow: bool,
     pub top_hosts: Vec<HostCount>,
     /// Aggregated over weekdays.
     pub top_endpoints: Vec<EndpointCount>,
@@ -124,7 +127,7 @@ impl Partial {
         let daily_requests_per_host = days
             .iter()
             .map(|d| {
-                let distinct = d.distinct_hosts() as u64;
+                let distinct = d.distinct_hosts();
                 DailyRequestsPerHost {
                     date: format_date(d.date),
                     day: civil_from_days(d.date).2,
@@ -165,6 +168,7 @@ impl Partial {
             records: self.records,
             rejects: self.rejects,
             distinct_hosts: self.distinct_hosts(),
+            overflow: self.overflowed(),
             top_hosts: hosts(|s| s.count),
             top_endpoints: endpoints(&|s| s.weekday.iter().sum()),
             daily_requests_per_host,

@@ -3,9 +3,11 @@
 
 use crate::kafka::KafkaContext;
 use crate::messages::{Credit, MessageBatch, PartitionMsg, PartitionSink, Waker};
+use crate::metrics::PartitionHealth;
 use rdkafka::consumer::base_consumer::PartitionQueue;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Messages per batch handed to a partition actor.
@@ -77,11 +79,33 @@ pub(super) fn offer_full(
     }
 }
 
-/// Counts a consume error and logs it at powers of two (a dead broker repeats it).
-pub(super) fn consume_error(errors: &mut u32, partition: Option<i32>, e: &KafkaError) {
-    *errors += 1;
-    if errors.is_power_of_two() {
-        tracing::warn!(?partition, error = %e, errors = *errors, "kafka consume error, retrying");
+/// Consecutive consume errors (no message in between) after which a partition is reported
+/// failing: a broker restart or leader move causes a few, a partition that cannot be read keeps
+/// causing them (about one a second at the consumer thread's capped backoff).
+pub(super) const PERSISTENT_ERRORS: u32 = 8;
+
+/// Consume errors since the last message, and where a persistent one is reported.
+pub(super) struct ConsumeErrors {
+    pub(super) count: u32,
+    pub(super) health: Arc<PartitionHealth>,
+}
+
+/// Counts a consume error, logs it at powers of two (a dead broker repeats it), and reports
+/// the partition failing (metric, heartbeat, status) once the errors persist.
+pub(super) fn consume_error(errors: &mut ConsumeErrors, partition: Option<i32>, e: &KafkaError) {
+    errors.count += 1;
+    let count = errors.count;
+    errors.health.consume_error(partition);
+    if count.is_power_of_two() {
+        tracing::warn!(?partition, error = %e, errors = count, "kafka consume error, retrying");
+    }
+    if count >= PERSISTENT_ERRORS {
+        if let Some(p) = partition {
+            if count == PERSISTENT_ERRORS {
+                tracing::error!(partition = p, error = %e, errors = count, "kafka consume errors persist: reporting the partition as failing");
+            }
+            errors.health.failed(p, "consume", e);
+        }
     }
 }
 
@@ -97,7 +121,7 @@ pub(super) fn accept(next: &mut i64, pending: &mut MessageBatch, message: &Borro
 impl Assigned {
     /// Moves what the partition's queue holds into batches for the actor, as long as credits
     /// last. Returns whether anything moved and how the last hand-over went.
-    pub(super) fn drain(&mut self, wake: &Waker, errors: &mut u32) -> (bool, Handover) {
+    pub(super) fn drain(&mut self, wake: &Waker, errors: &mut ConsumeErrors) -> (bool, Handover) {
         let Assigned {
             sink,
             next,
@@ -116,7 +140,7 @@ impl Assigned {
             match queue.poll(Duration::ZERO) {
                 Some(Ok(message)) => {
                     moved = true;
-                    *errors = 0;
+                    errors.count = 0;
                     accept(next, pending, &message);
                     match offer_full(pending, sink, wake) {
                         Handover::Sent => {}
@@ -135,5 +159,43 @@ impl Assigned {
             }
         }
         (moved, Handover::Sent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn persistent_consume_errors_report_the_partition() {
+        let metrics = Metrics::default();
+        let mut errors = ConsumeErrors {
+            count: 0,
+            health: metrics.health(),
+        };
+        let e = KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition);
+        for _ in 1..PERSISTENT_ERRORS {
+            consume_error(&mut errors, Some(5), &e);
+        }
+        assert!(
+            metrics.health().failing().is_empty(),
+            "a few errors are not persistent"
+        );
+        consume_error(&mut errors, Some(5), &e);
+        consume_error(&mut errors, None, &e);
+        let failing = metrics.health().failing();
+        assert_eq!(failing[&5].what, "consume");
+        assert!(
+            failing[&5].error.contains("nknown"),
+            "{}",
+            failing[&5].error
+        );
+        let text = metrics.render();
+        assert!(text.contains(&format!(
+            "sawmill_worker_consume_errors_total{{partition=\"5\"}} {PERSISTENT_ERRORS}"
+        )));
+        assert!(text.contains("sawmill_worker_consume_errors_total{partition=\"client\"} 1"));
     }
 }
