@@ -8,6 +8,12 @@ command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
 command -v cmake >/dev/null || need_apt+=(cmake)
 command -v cc >/dev/null || need_apt+=(build-essential)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+# librdkafka is built with TLS (OpenSSL) and SASL/GSSAPI (Cyrus SASL); the binaries load
+# libgssapi_krb5 for Kerberos at run time (hdfs-native, librdkafka's GSSAPI plugin).
+[[ -e /usr/include/openssl/ssl.h ]] || need_apt+=(libssl-dev)
+[[ -e /usr/include/sasl/sasl.h ]] || need_apt+=(libsasl2-dev)
+compgen -G '/usr/lib/*/sasl2/libgssapiv2.so' >/dev/null || need_apt+=(libsasl2-modules-gssapi-mit)
+compgen -G '/usr/lib/*/libgssapi_krb5.so.2' >/dev/null || need_apt+=(libgssapi-krb5-2)
 if ((${#need_apt[@]})); then
   echo "setup: installing ${need_apt[*]} with apt-get" >&2
   export DEBIAN_FRONTEND=noninteractive

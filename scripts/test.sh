@@ -10,6 +10,9 @@ scripts/setup.sh --test
 
 echo "== services"
 deploy/local/services up
+# The same three with their security on (TLS, SASL, Kerberos), on their own ports, for
+# tests/tests/secure_services.rs (which reads their addresses from services-secure env).
+deploy/local/services-secure up
 eval "$(deploy/local/services env)"
 
 echo "== cargo fmt --check"

@@ -25,6 +25,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext, Pur
 use rdkafka::ClientContext;
 use sawmill_common::embedded::input::InputSpec;
 use sawmill_core::batch::lines;
+use sawmill_core::connection::ConnectionFlags;
+use sawmill_core::settings::ConfigFile;
 use std::io::Read;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -74,10 +76,10 @@ pub struct ProduceArgs {
     /// Replication factor of a topic this command creates.
     #[arg(long, env = "SAWMILL_REPLICATION_FACTOR", default_value_t = 1)]
     pub replication_factor: i32,
-    /// Extra librdkafka producer property, overriding the tuned defaults (repeatable), e.g.
-    /// `-X linger.ms=50`.
-    #[arg(short = 'X', long = "kafka-property", value_name = "KEY=VALUE", value_parser = parse_property)]
-    pub kafka_properties: Vec<(String, String)>,
+    /// librdkafka properties (`-X linger.ms=50` overrides a tuned default; security:
+    /// `--kafka-property security.protocol=SASL_SSL --kafka-secret sasl.password=FILE`).
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
     /// What to do with a line larger than the broker accepts (librdkafka's message.max.bytes,
     /// 1,000,000 unless set with -X, and the topic's max.message.bytes, less framing): `skip`
     /// it, `truncate` it to what fits (both exit 0), or `fail`: deliver every other line, then
@@ -109,20 +111,13 @@ impl ProduceArgs {
             pipeline: None,
             partitions: 3,
             replication_factor: 1,
-            kafka_properties: Vec::new(),
+            connection: ConnectionFlags::default(),
             oversized: OversizedMode::Fail,
             quiet: false,
             connect_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(60),
         }
     }
-}
-
-fn parse_property(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s
-        .split_once('=')
-        .ok_or("expected KEY=VALUE, e.g. linger.ms=50")?;
-    Ok((k.trim().to_string(), v.trim().to_string()))
 }
 
 /// What happened to the topic before producing.
@@ -238,7 +233,7 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
         }
     })?;
     let prepared = topic::prepare_topic(cfg, bar)?;
-    let mut pc = client_config(cfg);
+    let mut pc = client_config(cfg)?;
     // acks=all plus idempotence: retries after a lost response cannot duplicate lines.
     pc.set("enable.idempotence", "true")
         .set("acks", "all")
@@ -251,7 +246,8 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
         // A deep local queue keeps the reader from stalling on every broker round trip.
         .set("queue.buffering.max.messages", "2000000")
         .set("queue.buffering.max.kbytes", "1048576");
-    for (k, v) in &cfg.kafka_properties {
+    // The user's properties win over the tuned defaults above.
+    for (k, v) in kafka_properties(cfg)? {
         pc.set(k, v);
     }
     let limit_bytes =
@@ -450,8 +446,15 @@ pub fn complete_prefix(buf: &[u8]) -> usize {
         .map_or(0, |i| i + 1)
 }
 
-/// Settings shared by the admin client and the producer.
-fn client_config(cfg: &ProduceArgs) -> ClientConfig {
+/// The user's librdkafka properties (`--kafka-property`, `--kafka-secret`, the properties
+/// file), secrets read from their files.
+fn kafka_properties(cfg: &ProduceArgs) -> Result<Vec<(String, String)>, CliError> {
+    let settings = ConfigFile::default().connection(&cfg.connection)?;
+    Ok(settings.kafka_client_properties()?)
+}
+
+/// Settings shared by the admin client and the producer, with the user's properties (security).
+fn client_config(cfg: &ProduceArgs) -> Result<ClientConfig, CliError> {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &cfg.bootstrap_servers)
         // Never let a metadata request create the topic with the broker's defaults.
@@ -460,7 +463,10 @@ fn client_config(cfg: &ProduceArgs) -> ClientConfig {
             "socket.connection.setup.timeout.ms",
             cfg.connect_timeout.as_millis().to_string(),
         );
-    c
+    for (k, v) in kafka_properties(cfg)? {
+        c.set(k, v);
+    }
+    Ok(c)
 }
 
 fn kafka_error(cfg: &ProduceArgs, what: &str, e: KafkaError) -> CliError {

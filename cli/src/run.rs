@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sawmill_common::embedded::input::InputSpec;
 use sawmill_common::embedded::pipeline::{self, Progress, RunConfig};
 use sawmill_common::storage;
+use sawmill_core::connection::ConnectionFlags;
 use sawmill_core::layout;
 use sawmill_core::settings::{ConfigFile, ConfigFlag, OutputFlags, PipelineFlags};
 use std::path::PathBuf;
@@ -40,14 +41,19 @@ pub struct RunArgs {
     /// root.
     #[command(flatten)]
     pub output: OutputFlags,
+    /// HDFS Kerberos for an hdfs:// output (the Kafka and etcd settings are not used here).
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
 }
 
 pub fn execute(args: RunArgs) -> Result<(), CliError> {
     // The embedded run uses the output half of the pipeline settings, layered like everywhere.
-    let settings = ConfigFile::load(args.config.config.as_deref())?.pipeline(&PipelineFlags {
+    let file = ConfigFile::load(args.config.config.as_deref())?;
+    let settings = file.pipeline(&PipelineFlags {
         output: args.output.clone(),
         ..PipelineFlags::default()
     })?;
+    let conn = file.connection(&args.connection)?;
     let mut cfg = RunConfig::default();
     if let Some(t) = args.threads {
         cfg.threads = t.max(1);
@@ -67,7 +73,7 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
         })
         .collect();
     let io = crate::io_runtime()?;
-    let out = io.block_on(storage::open(&settings.output))?;
+    let out = io.block_on(storage::open_with(&settings.output, &conn))?;
     let cluster_files = io.block_on(async {
         let mut files = out.list(layout::PARTIALS_DIR).await?;
         files.extend(out.list(layout::STAGING_DIR).await?);
@@ -215,6 +221,7 @@ mod tests {
                 output: Some(root.display().to_string()),
                 ..OutputFlags::default()
             },
+            connection: ConnectionFlags::default(),
         };
         let err = execute(args).expect_err("a cluster's root is refused");
         assert!(matches!(err, CliError::Refused(_)), "{err}");

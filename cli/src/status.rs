@@ -4,6 +4,8 @@
 
 use crate::CliError;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use sawmill_common::coordinator_client;
+use sawmill_core::connection::CoordinatorAccess;
 use sawmill_proto::v1::coordinator_client::CoordinatorClient;
 use sawmill_proto::v1::{ClusterStatus, StatusRequest};
 use std::fmt::Display;
@@ -17,10 +19,12 @@ pub struct StatusArgs {
     /// Print the status document (JSON) instead of tables.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub access: CoordinatorAccess,
 }
 
 pub fn execute(args: StatusArgs) -> Result<(), CliError> {
-    let status = fetch(&args.coordinator)?;
+    let status = fetch(&args.coordinator, &args.access)?;
     if args.json {
         let json = serde_json::to_string(&status)
             .map_err(|e| CliError::Coordinator(format!("cannot encode the status: {e}")))?;
@@ -32,12 +36,9 @@ pub fn execute(args: StatusArgs) -> Result<(), CliError> {
 }
 
 /// The cluster status.
-pub fn fetch(coordinator: &str) -> Result<ClusterStatus, CliError> {
-    let uri = if coordinator.contains("://") {
-        coordinator.to_string()
-    } else {
-        format!("http://{coordinator}")
-    };
+pub fn fetch(coordinator: &str, access: &CoordinatorAccess) -> Result<ClusterStatus, CliError> {
+    let endpoint = coordinator_client::endpoint(coordinator, access)?;
+    let bearer = coordinator_client::bearer(access)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -48,15 +49,14 @@ pub fn fetch(coordinator: &str) -> Result<ClusterStatus, CliError> {
                 "cannot reach the coordinator at {coordinator}: {e} (is `coordinator serve` running? check --coordinator)"
             ))
         };
-        let channel = tonic::transport::Endpoint::from_shared(uri)
-            .map_err(|e| CliError::Coordinator(format!("bad address {coordinator:?}: {e}")))?
+        let channel = endpoint
             .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(10))
             .connect()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let resp = CoordinatorClient::new(channel)
-            .status(StatusRequest {})
+            .status(coordinator_client::authorized(StatusRequest {}, &bearer))
             .await
             .map_err(|e| unreachable(e.message().to_string()))?;
         resp.into_inner().status.ok_or_else(|| {

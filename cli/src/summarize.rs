@@ -6,6 +6,7 @@ use crate::{show, CliError};
 use sawmill_common::committed::merge_committed;
 use sawmill_common::etcd::Checkpoints;
 use sawmill_common::{storage, summary};
+use sawmill_core::connection::ConnectionFlags;
 use sawmill_core::settings::{ConfigFile, ConfigFlag, PipelineFlags};
 
 #[derive(Debug, clap::Args)]
@@ -16,6 +17,8 @@ pub struct SummarizeArgs {
     /// etcd, topic or pipeline name and the encoding are used.
     #[command(flatten)]
     pub pipeline: PipelineFlags,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
     /// Rows shown in each top-N table.
     #[arg(long, default_value_t = 10)]
     pub top: usize,
@@ -24,11 +27,15 @@ pub struct SummarizeArgs {
 }
 
 pub fn execute(args: SummarizeArgs) -> Result<(), CliError> {
-    let settings = ConfigFile::load(args.config.config.as_deref())?.pipeline(&args.pipeline)?;
+    let file = ConfigFile::load(args.config.config.as_deref())?;
+    let settings = file.pipeline(&args.pipeline)?;
+    let conn = file.connection(&args.connection)?;
     let parquet = settings.parquet()?;
     let (out, committed) = crate::io_runtime()?.block_on(async {
-        let out = storage::open(&settings.output).await?;
-        let mut etcd = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
+        let out = storage::open_with(&settings.output, &conn).await?;
+        let mut etcd =
+            Checkpoints::connect_with(&settings.etcd, settings.pipeline_name(), &conn.etcd_auth()?)
+                .await?;
         let committed = merge_committed(&mut etcd, out.clone(), &settings.analytics()).await?;
         // Encoding (CPU work) inline is fine: `block_on` polls this future on the calling
         // thread, not on one of the runtime's threads.

@@ -7,12 +7,14 @@
 //!   HDFS in [`storage::hdfs`].
 //! - [`etcd`]: every etcd key and transaction (epochs, next offsets, manifests, generation).
 //! - [`committed`]: merges every committed shard's partial aggregates (etcd + storage).
+//! - [`coordinator_client`]: a gRPC channel to the coordinator through TLS, mutual TLS and token.
 //! - [`summary`]: writes and reads the merged `summary/<table>.parquet` tables.
 //! - [`embedded`]: the one-process run (`sawmill run`): input chunking and the threaded pipeline.
 //! - [`process`]: binaries' logging set-up, runtime and shutdown signal.
 //! - [`error`]: the crate's one error enum.
 
 pub mod committed;
+pub mod coordinator_client;
 pub mod embedded;
 pub mod error;
 pub mod etcd;

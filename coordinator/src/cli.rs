@@ -5,6 +5,7 @@
 use crate::config::{CoordinatorFlags, ServeConfig, COORDINATOR_HEADING};
 use crate::error::Result;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use sawmill_core::connection::ConnectionFlags;
 use sawmill_core::settings::{self, ConfigFile, ConfigFlag, PipelineFlags, PipelineSettings};
 use std::io::Write;
 use std::process::ExitCode;
@@ -34,13 +35,17 @@ pub struct ServeArgs {
     pub coordinator: CoordinatorFlags,
     #[command(flatten)]
     pub pipeline: PipelineFlags,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
 }
 
 impl ServeArgs {
     /// Defaults → file → (environment and flags, as clap resolved them).
     pub fn config(&self) -> Result<ServeConfig> {
         let file = ConfigFile::load(self.config.config.as_deref())?;
-        ServeConfig::layered(&file, &self.coordinator, &self.pipeline)
+        let mut cfg = ServeConfig::layered(&file, &self.coordinator, &self.pipeline)?;
+        cfg.pipeline.connection = file.connection(&self.connection)?;
+        Ok(cfg)
     }
 }
 
@@ -105,7 +110,7 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.pipeline.topic, "from-file");
         assert_eq!(c.pipeline.shard_max_rows, 5);
-        assert_eq!(c.http, "0.0.0.0:7001");
+        assert_eq!(c.http, "127.0.0.1:7001");
     }
 
     #[test]
@@ -115,7 +120,7 @@ mod tests {
         let help = serve.render_help().to_string();
         assert!(help.contains("Coordinator settings"), "{help}");
         assert!(help.contains("[default: 3000]"), "{help}");
-        assert!(help.contains("[default: 0.0.0.0:7000]"), "{help}");
+        assert!(help.contains("[default: 127.0.0.1:7000]"), "{help}");
         assert!(help.contains("[default: 500000]"), "{help}");
     }
 }

@@ -274,6 +274,8 @@ impl ClusterState {
         let settings_json =
             serde_json::to_string(&self.args.cfg.pipeline).map_err(ClusterError::Settings)?;
         Ok(JoinResponse {
+            // Filled in by the service, which owns the session secrets.
+            session_secret: String::new(),
             generation,
             settings_json,
             heartbeat_interval_ms: self.args.cfg.heartbeat_interval_ms,

@@ -5,6 +5,7 @@
 use crate::error::{CoordinatorError, Result};
 use sawmill_core::settings::{layer, ConfigFile, PipelineFlags, PipelineSettings};
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything `coordinator serve` needs.
@@ -29,6 +30,24 @@ pub struct ServeConfig {
     pub merge_poll_ms: u64,
     /// Summary tables are rewritten at most this often (and on shutdown) when they changed.
     pub summary_interval_ms: u64,
+    /// PEM certificate (chain) and key of the gRPC and HTTP listeners: TLS on both.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Workers must show a client certificate signed by this CA (mutual TLS).
+    pub tls_client_ca: Option<PathBuf>,
+    /// With mutual TLS: patterns (`*` wildcards) one of a worker certificate's names (common
+    /// name or DNS names) must match; empty allows any certificate the CA signed.
+    pub allowed_workers: Vec<String>,
+    /// A shared token (read from this file): every gRPC call, and every HTTP request but
+    /// /healthz (and /metrics with `metrics_open`), must carry `authorization: Bearer TOKEN`.
+    pub token_file: Option<PathBuf>,
+    /// Serve /metrics without the token (for a Prometheus without credentials).
+    pub metrics_open: bool,
+    /// Allow the HTTP API on a non-loopback address without TLS and token.
+    pub http_insecure: bool,
+    /// HTTP requests served at once, and the time limit of each.
+    pub http_max_concurrency: usize,
+    pub http_timeout_ms: u64,
 }
 
 /// The help heading under which the coordinator's own defaults are shown.
@@ -70,13 +89,56 @@ pub struct CoordinatorFlags {
     #[arg(long, env = "SAWMILL_SUMMARY_INTERVAL_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub summary_interval_ms: Option<u64>,
+    /// PEM certificate of the gRPC and HTTP listeners (turns TLS on, with --tls-key).
+    #[arg(long, value_name = "PATH", env = "SAWMILL_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "PATH", env = "SAWMILL_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// Require worker client certificates signed by this CA (mutual TLS).
+    #[arg(long, value_name = "PATH", env = "SAWMILL_TLS_CLIENT_CA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Worker certificate name patterns allowed to join (repeatable, `*` wildcards).
+    #[arg(
+        long = "allow-worker",
+        value_name = "PATTERN",
+        env = "SAWMILL_ALLOWED_WORKERS",
+        value_delimiter = ','
+    )]
+    #[serde(rename = "allowed_workers", skip_serializing_if = "Vec::is_empty")]
+    pub allowed_workers: Vec<String>,
+    /// File holding the shared token every call must carry (never the token itself).
+    #[arg(long, value_name = "PATH", env = "SAWMILL_TOKEN_FILE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
+    /// Serve /metrics without the token.
+    #[arg(long, env = "SAWMILL_METRICS_OPEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics_open: Option<bool>,
+    /// Allow the HTTP API on a non-loopback address without TLS and token.
+    #[arg(long, env = "SAWMILL_HTTP_INSECURE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_insecure: Option<bool>,
+    /// HTTP requests served at once.
+    #[arg(long, env = "SAWMILL_HTTP_MAX_CONCURRENCY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_max_concurrency: Option<usize>,
+    /// Time limit of one HTTP request.
+    #[arg(long, env = "SAWMILL_HTTP_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_timeout_ms: Option<u64>,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
         ServeConfig {
-            listen: "0.0.0.0:7000".into(),
-            http: "0.0.0.0:7001".into(),
+            // Loopback by default: exposing the ports is a decision (with TLS and a token, see
+            // docs/security.md).
+            listen: "127.0.0.1:7000".into(),
+            http: "127.0.0.1:7001".into(),
             pipeline: PipelineSettings::default(),
             session_timeout_ms: 3000,
             heartbeat_interval_ms: 500,
@@ -84,6 +146,15 @@ impl Default for ServeConfig {
             tick_ms: 1000,
             merge_poll_ms: 500,
             summary_interval_ms: 2000,
+            tls_cert: None,
+            tls_key: None,
+            tls_client_ca: None,
+            allowed_workers: Vec::new(),
+            token_file: None,
+            metrics_open: false,
+            http_insecure: false,
+            http_max_concurrency: 64,
+            http_timeout_ms: 10_000,
         }
     }
 }
@@ -139,6 +210,27 @@ impl ServeConfig {
                 "tick and merge poll periods must be positive".into(),
             ));
         }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(CoordinatorError::Config(
+                "--tls-cert and --tls-key go together: give both or neither".into(),
+            ));
+        }
+        if self.tls_client_ca.is_some() && self.tls_cert.is_none() {
+            return Err(CoordinatorError::Config(
+                "--tls-client-ca (mutual TLS) needs TLS: give --tls-cert and --tls-key".into(),
+            ));
+        }
+        if !self.allowed_workers.is_empty() && self.tls_client_ca.is_none() {
+            return Err(CoordinatorError::Config(
+                "--allow-worker patterns match client certificates: give --tls-client-ca too"
+                    .into(),
+            ));
+        }
+        if self.http_max_concurrency == 0 || self.http_timeout_ms == 0 {
+            return Err(CoordinatorError::Config(
+                "--http-max-concurrency and --http-timeout-ms must be positive".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -164,7 +256,7 @@ mod tests {
         assert_eq!(c.session_timeout_ms, 9000);
         assert_eq!(c.heartbeat_interval_ms, 500);
         assert_eq!(c.listen, "127.0.0.1:0");
-        assert_eq!(c.http, "0.0.0.0:7001");
+        assert_eq!(c.http, "127.0.0.1:7001");
     }
 
     #[test]

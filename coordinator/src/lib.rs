@@ -8,6 +8,8 @@
 //!   cluster actor's replies).
 //! - [`config`]: layered configuration (defaults → JSON file → environment → flags).
 //! - [`metrics`]: every Prometheus metric of the coordinator.
+//! - [`auth`]: who may call the gRPC port (mTLS identity and allow-list, shared token, per-session
+//!   secret), decided before a call reaches the cluster actor.
 //! - [`assign`]: the pure partition-assignment decision (balanced, sticky, deterministic).
 //! - [`ownership`]: each partition's ownership state machine (Unassigned/Owned/Releasing), pure.
 //! - [`membership`]: a worker's registration, version check and status line.
@@ -33,6 +35,7 @@
 //! [`serve`] runs all of it in-process (tests start a coordinator on port 0 this way).
 
 pub mod assign;
+pub mod auth;
 pub mod cli;
 pub mod cluster;
 pub mod compact;
@@ -50,6 +53,7 @@ pub mod state;
 pub mod status;
 pub mod throughput;
 pub mod topic;
+pub mod transport;
 
 pub use config::ServeConfig;
 pub use error::{CoordinatorError, Result};
@@ -108,9 +112,14 @@ pub async fn serve(
     let cfg = Arc::new(cfg);
     let metrics = Metrics::default();
     let started = Instant::now();
-    let checkpoints =
-        Checkpoints::connect(&cfg.pipeline.etcd, cfg.pipeline.pipeline_name()).await?;
-    let storage = sawmill_common::storage::open(&cfg.pipeline.output).await?;
+    let checkpoints = Checkpoints::connect_with(
+        &cfg.pipeline.etcd,
+        cfg.pipeline.pipeline_name(),
+        &cfg.pipeline.connection.etcd_auth()?,
+    )
+    .await?;
+    let storage =
+        sawmill_common::storage::open_with(&cfg.pipeline.output, &cfg.pipeline.connection).await?;
     let grpc_listener = bind(&cfg.listen).await?;
     let http_listener = bind(&cfg.http).await?;
     let grpc = grpc_listener
@@ -119,6 +128,7 @@ pub async fn serve(
     let http = http_listener
         .local_addr()
         .map_err(|e| CoordinatorError::Server(e.to_string()))?;
+    let transport = transport::Transport::load(&cfg, grpc, http)?;
 
     let merged = snapshot::shared(MergedSnapshot::new(Partial::new(&cfg.pipeline.analytics())));
     let (merge, merge_join) = Actor::spawn(
@@ -164,11 +174,23 @@ pub async fn serve(
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = transport.grpc_tls.clone() {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| CoordinatorError::Config(format!("gRPC TLS: {e}")))?;
+    }
     let grpc_server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(CoordinatorServer::new(service::CoordinatorService {
-                api: api.clone(),
-            }))
+        builder
+            .add_service(
+                CoordinatorServer::new(service::CoordinatorService {
+                    api: api.clone(),
+                    policy: transport.policy.clone(),
+                    sessions: Arc::new(auth::Sessions::new(cfg.session_timeout())),
+                })
+                // Requests are small (a heartbeat lists a worker's partitions): bound them.
+                .max_decoding_message_size(service::MAX_REQUEST_BYTES),
+            )
             .serve_with_incoming_shutdown(
                 tonic::transport::server::TcpIncoming::from(grpc_listener),
                 stopped(stop_rx.clone()),
@@ -176,8 +198,8 @@ pub async fn serve(
     );
     let http_app = http::router(api);
     let http_server = tokio::spawn(async move {
-        axum::serve(http_listener, http_app)
-            .with_graceful_shutdown(stopped(stop_rx))
+        transport
+            .serve_http(http_listener, http_app, stopped(stop_rx))
             .await
     });
     tracing::info!(grpc = %grpc, http = %http, topic = %cfg.pipeline.topic, output = %cfg.pipeline.output, "coordinator listening");

@@ -2,16 +2,19 @@
 //! membership and assignment state, so calls are serialized without locks. The actor replies
 //! with [`ClusterError`]s; [`to_status`] is the one place that turns them into status codes.
 
+use crate::auth::{AccessPolicy, Sessions};
 use crate::cluster::{ClusterMsg, Reply};
 use crate::error::ClusterError;
 use crate::state::ApiState;
 use ractor::rpc::CallResult;
 use sawmill_proto::v1::coordinator_server::Coordinator;
+use sawmill_proto::v1::OwnedPartition;
 use sawmill_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest, LeaveResponse,
     StatusRequest, StatusResponse,
 };
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
 
 /// Long enough for an assignment pass that bumps several epochs in etcd.
@@ -34,8 +37,48 @@ pub fn to_status(error: ClusterError) -> Status {
     }
 }
 
+/// The largest request the gRPC port decodes: a heartbeat of a worker owning thousands of
+/// partitions is far smaller.
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+/// Bounds on the free-text fields of a request.
+const MAX_ID_BYTES: usize = 128;
+const MAX_FIELD_BYTES: usize = 256;
+const MAX_PARTITIONS: usize = 100_000;
+
 pub struct CoordinatorService {
     pub api: ApiState,
+    /// Who may call (mTLS identity, token), checked before anything else.
+    pub policy: Arc<AccessPolicy>,
+    /// Session secrets and the identity each worker id is bound to.
+    pub sessions: Arc<Sessions>,
+}
+
+/// Refuses a worker id that is empty, too long or not printable, saying what to change.
+fn check_id(id: &str) -> Result<(), Status> {
+    if id.len() > MAX_ID_BYTES || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(Status::invalid_argument(format!(
+            "worker id must be at most {MAX_ID_BYTES} bytes without spaces or control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_field(what: &str, v: &str) -> Result<(), Status> {
+    if v.len() > MAX_FIELD_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "{what} must be at most {MAX_FIELD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn check_partitions(owned: &[OwnedPartition]) -> Result<(), Status> {
+    if owned.len() > MAX_PARTITIONS || owned.iter().any(|p| p.partition < 0) {
+        return Err(Status::invalid_argument(format!(
+            "partitions must be non-negative and at most {MAX_PARTITIONS}"
+        )));
+    }
+    Ok(())
 }
 
 impl CoordinatorService {
@@ -59,30 +102,57 @@ impl CoordinatorService {
 #[tonic::async_trait]
 impl Coordinator for CoordinatorService {
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let identity = self.policy.check(&req, true)?;
         let req = req.into_inner();
-        self.call("join", |reply| ClusterMsg::Join(req, reply))
-            .await
+        check_id(&req.worker_id)?;
+        check_field("version", &req.version)?;
+        check_field("metrics address", &req.metrics_address)?;
+        check_partitions(&req.owned)?;
+        // Before the cluster replaces any registration: a live id stays with its identity.
+        let secret = self
+            .sessions
+            .join(&req.worker_id, &identity, Instant::now())?;
+        let mut resp = self
+            .call("join", |reply| ClusterMsg::Join(req, reply))
+            .await?;
+        resp.get_mut().session_secret = secret;
+        Ok(resp)
     }
 
     async fn heartbeat(
         &self,
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
+        self.policy.check(&req, true)?;
         let req = req.into_inner();
+        check_id(&req.worker_id)?;
+        check_partitions(&req.owned)?;
+        self.sessions
+            .check(&req.worker_id, &req.session_secret, Instant::now())?;
         self.call("heartbeat", |reply| ClusterMsg::Heartbeat(req, reply))
             .await
     }
 
     async fn leave(&self, req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
+        self.policy.check(&req, true)?;
         let req = req.into_inner();
-        self.call("leave", |reply| ClusterMsg::Leave(req, reply))
-            .await
+        check_id(&req.worker_id)?;
+        check_partitions(&req.released)?;
+        self.sessions
+            .check(&req.worker_id, &req.session_secret, Instant::now())?;
+        let id = req.worker_id.clone();
+        let resp = self
+            .call("leave", |reply| ClusterMsg::Leave(req, reply))
+            .await;
+        self.sessions.leave(&id);
+        resp
     }
 
     async fn status(
         &self,
-        _req: Request<StatusRequest>,
+        req: Request<StatusRequest>,
     ) -> Result<Response<StatusResponse>, Status> {
+        self.policy.check(&req, false)?;
         let status = self
             .api
             .status()

@@ -16,13 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A metadata-only Kafka client (never subscribes, never commits).
-pub fn client(bootstrap: &str) -> Result<BaseConsumer> {
-    Ok(ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+/// `properties`: this process's librdkafka properties (security), applied last.
+pub fn client(bootstrap: &str, properties: &[(String, String)]) -> Result<BaseConsumer> {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
         .set("group.id", "sawmill-coordinator")
         .set("enable.auto.commit", "false")
-        .set("socket.timeout.ms", "5000")
-        .create()?)
+        .set("socket.timeout.ms", "5000");
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    Ok(c.create()?)
 }
 
 /// Partitions and high watermarks of `topic`, or why they cannot be read.
@@ -59,7 +63,8 @@ pub fn spawn_poller(
     cluster: ActorRef<ClusterMsg>,
     metrics: Metrics,
 ) -> Result<tokio::task::JoinHandle<()>> {
-    let kafka = Arc::new(client(&cfg.pipeline.bootstrap_servers)?);
+    let properties = cfg.pipeline.connection.kafka_client_properties()?;
+    let kafka = Arc::new(client(&cfg.pipeline.bootstrap_servers, &properties)?);
     Ok(tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(cfg.tick_ms));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

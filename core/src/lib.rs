@@ -14,11 +14,14 @@
 //! - [`manifest`]: the commit protocol's manifests and its pure decisions (commit outcome,
 //!   recovery plan, chain check).
 //! - [`settings`]: one pipeline's settings, their defaults, validation and flags.
+//! - [`connection`]: how this process reaches Kafka and etcd through their security (per
+//!   process, never sent to workers; secrets only by file).
 //! - [`generate`]: realistic synthetic access logs for scale tests and benchmarks.
 //! - [`error`]: the crate's one error enum.
 
 pub mod analytics;
 pub mod batch;
+pub mod connection;
 pub mod error;
 pub mod generate;
 pub mod layout;

@@ -62,6 +62,11 @@ pub struct PipelineSettings {
     /// A shard is cut before a line whose date would make it span more dates than this: each
     /// date is a file and a manifest entry (etcd refuses requests past ~1.5 MiB).
     pub shard_max_dates: usize,
+    /// How *this process* reaches Kafka, etcd and HDFS through their security: set by each
+    /// process from its own `[connection]` settings and flags, never serialized, so never part
+    /// of the settings the coordinator sends to workers.
+    #[serde(skip)]
+    pub connection: crate::connection::ConnectionSettings,
 }
 
 impl Default for PipelineSettings {
@@ -85,6 +90,7 @@ impl Default for PipelineSettings {
             max_404_rows: crate::analytics::DEFAULT_CAP,
             max_line_bytes: crate::batch::DEFAULT_MAX_LINE_BYTES,
             shard_max_dates: 64,
+            connection: Default::default(),
         }
     }
 }
@@ -300,7 +306,7 @@ pub struct ConfigFile {
 }
 
 /// The tables a config file may have; anything else is a typo.
-const TABLES: [&str; 2] = ["pipeline", "coordinator"];
+const TABLES: [&str; 3] = ["pipeline", "coordinator", "connection"];
 
 impl ConfigFile {
     /// Reads `path` if given (an absent flag is an empty file).
@@ -329,7 +335,10 @@ impl ConfigFile {
             serde_json::to_value(table).map_err(|e| e.to_string())?
         };
         let Value::Object(tables) = value else {
-            return Err("the file must be a table of tables ([pipeline], [coordinator])".into());
+            return Err(
+                "the file must be a table of tables ([pipeline], [coordinator], [connection])"
+                    .into(),
+            );
         };
         for (name, table) in &tables {
             if !TABLES.contains(&name.as_str()) {
@@ -348,6 +357,22 @@ impl ConfigFile {
     /// One table, if present.
     pub fn table(&self, name: &str) -> Option<&Value> {
         self.tables.get(name)
+    }
+
+    /// This process's connection security: defaults → `[connection]` → environment and
+    /// flags, validated (see [`crate::connection`]).
+    pub fn connection(
+        &self,
+        flags: &crate::connection::ConnectionFlags,
+    ) -> Result<crate::connection::ConnectionSettings> {
+        let settings: crate::connection::ConnectionSettings = layer(
+            "connection",
+            &Default::default(),
+            self.table("connection"),
+            &flags.overrides()?,
+        )?;
+        settings.validate()?;
+        Ok(settings)
     }
 
     /// The pipeline settings: defaults → `[pipeline]` → environment and flags, validated.

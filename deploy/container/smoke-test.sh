@@ -217,7 +217,7 @@ if [[ -n ${WANT[sawmill]:-} ]]; then
       -e SAWMILL_BOOTSTRAP_SERVERS=kafka:9092 -e SAWMILL_TOPIC=access-logs \
       -e SAWMILL_OUTPUT=hdfs://namenode:9000/sawmill/smoke-out -e SAWMILL_ETCD=http://etcd:2379 \
       -e SAWMILL_SHARD_MAX_AGE_MS=2000 -- \
-      coordinator serve --listen 0.0.0.0:7000 --http 0.0.0.0:7001
+      coordinator serve --listen 0.0.0.0:7000 --http 0.0.0.0:7001 --http-insecure
     if wait_healthy coordinator; then
       ok "coordinator serve healthy (HEALTHCHECK: GET /healthz on :7001)"
     else

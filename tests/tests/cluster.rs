@@ -374,26 +374,33 @@ async fn stale_and_unknown_generations_are_refused() {
         (topic.as_str(), 20000)
     );
 
-    let hb = |id: &str, generation| HeartbeatRequest {
+    let hb = |id: &str, generation, secret: &str| HeartbeatRequest {
         worker_id: id.into(),
         generation,
+        session_secret: secret.into(),
         ..Default::default()
     };
-    let e = c.heartbeat(hb("twin", g1.generation)).await.unwrap_err();
+    let e = c
+        .heartbeat(hb("twin", g1.generation, &g1.session_secret))
+        .await
+        .unwrap_err();
     assert_eq!(format!("{:?}", e.code()), "FailedPrecondition");
     assert!(
         e.message().contains("stale generation") && e.message().contains("rejoin"),
         "{}",
         e.message()
     );
-    let e = c.heartbeat(hb("nobody", g2.generation)).await.unwrap_err();
+    let e = c
+        .heartbeat(hb("nobody", g2.generation, &g2.session_secret))
+        .await
+        .unwrap_err();
     assert_eq!(format!("{:?}", e.code()), "NotFound");
     assert!(
         e.message().contains("unknown worker nobody: join first"),
         "{}",
         e.message()
     );
-    c.heartbeat(hb("twin", g2.generation))
+    c.heartbeat(hb("twin", g2.generation, &g2.session_secret))
         .await
         .expect("the current generation is accepted");
 

@@ -62,6 +62,7 @@ async fn serves_in_process_on_free_ports() {
     c.heartbeat(HeartbeatRequest {
         worker_id: "solo".into(),
         generation: j.generation,
+        session_secret: j.session_secret.clone(),
         ..Default::default()
     })
     .await

@@ -45,7 +45,7 @@ async fn zstd_compressed_batches_are_consumed_by_a_worker() {
     cfg.reset = true;
     cfg.partitions = 2;
     cfg.quiet = true;
-    cfg.kafka_properties = vec![("compression.type".into(), "zstd".into())];
+    cfg.connection.kafka_property = vec!["compression.type=zstd".into()];
     let report = tokio::task::spawn_blocking(move || produce_lib(&cfg, &ProgressBar::hidden()))
         .await
         .unwrap()

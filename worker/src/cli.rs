@@ -4,6 +4,7 @@
 
 use crate::standalone::{self, StandaloneOptions};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use sawmill_core::connection::{ConnectionFlags, CoordinatorAccess};
 use sawmill_core::settings::{self, ConfigFile, ConfigFlag, PipelineFlags, PipelineSettings};
 use std::process::ExitCode;
 
@@ -24,7 +25,8 @@ pub enum Command {
     // Boxed: the pipeline flags make it far larger than `Join` (clippy::large_enum_variant).
     Run(Box<RunArgs>),
     /// Join a coordinator and process the partitions it assigns, until SIGINT/SIGTERM.
-    Join(JoinArgs),
+    // Boxed too: with the connection and coordinator-access flags it is as large.
+    Join(Box<JoinArgs>),
 }
 
 /// `worker join`: the pipeline settings come from the coordinator; these flags replace a few
@@ -53,6 +55,13 @@ pub struct JoinArgs {
     /// The version reported at Join (tests of the version check only).
     #[arg(long, hide = true)]
     pub report_version: Option<String>,
+    /// `[connection]` table of this file (the pipeline settings come from the coordinator).
+    #[command(flatten)]
+    pub config: ConfigFlag,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
+    #[command(flatten)]
+    pub access: CoordinatorAccess,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,6 +70,8 @@ pub struct RunArgs {
     pub config: ConfigFlag,
     #[command(flatten)]
     pub pipeline: PipelineFlags,
+    #[command(flatten)]
+    pub connection: ConnectionFlags,
     /// Partitions to own, comma-separated (default: all).
     #[arg(long, value_delimiter = ',')]
     pub partitions: Vec<i32>,
@@ -97,7 +108,9 @@ impl Cli {
 impl RunArgs {
     pub fn settings(&self) -> crate::Result<PipelineSettings> {
         let file = ConfigFile::load(self.config.config.as_deref())?;
-        Ok(file.pipeline(&self.pipeline)?)
+        let mut settings = file.pipeline(&self.pipeline)?;
+        settings.connection = file.connection(&self.connection)?;
+        Ok(settings)
     }
 }
 
@@ -126,6 +139,8 @@ pub fn main() -> ExitCode {
                 Ok(())
             }
             Command::Join(args) => {
+                let file = ConfigFile::load(args.config.config.as_deref())?;
+                let connection = file.connection(&args.connection)?;
                 let opts = crate::session::JoinOptions {
                     coordinator: args.coordinator,
                     worker_id: args.worker_id.unwrap_or_else(default_worker_id),
@@ -133,8 +148,10 @@ pub fn main() -> ExitCode {
                         bootstrap_servers: args.bootstrap_servers,
                         output: args.output,
                         etcd: args.etcd,
+                        connection,
                     },
                     metrics_listen: args.metrics_listen,
+                    access: args.access,
                     version: args
                         .report_version
                         .unwrap_or_else(|| sawmill_core::VERSION.to_string()),

@@ -18,7 +18,7 @@ mod assignment;
 mod feed;
 
 use crate::error::{Result, WorkerError};
-use crate::kafka::{create_consumer, KafkaConsumer};
+use crate::kafka::{create_consumer_with, KafkaConsumer};
 use crate::messages::{PartitionSink, Waker};
 use crate::metrics::PartitionHealth;
 use assignment::{apply, Assignment, ConsumerCmd};
@@ -85,7 +85,18 @@ pub fn spawn(
     group: &str,
     health: Arc<PartitionHealth>,
 ) -> Result<ConsumerHandle> {
-    let mut consumer = create_consumer(bootstrap, group)?;
+    spawn_with(bootstrap, topic, group, health, &[])
+}
+
+/// [`spawn`] with this process's librdkafka properties (security) on top.
+pub fn spawn_with(
+    bootstrap: &str,
+    topic: &str,
+    group: &str,
+    health: Arc<PartitionHealth>,
+    properties: &[(String, String)],
+) -> Result<ConsumerHandle> {
+    let mut consumer = create_consumer_with(bootstrap, group, properties)?;
     let (tx, rx) = mpsc::channel();
     let (wake_tx, wake_rx) = mpsc::sync_channel(1);
     let wake = Waker(wake_tx);

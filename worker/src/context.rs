@@ -2,7 +2,7 @@
 
 use crate::consumer::ConsumerHandle;
 use crate::error::{Result, WorkerError};
-use crate::kafka::{create_consumer, topic_partitions, KafkaConsumer};
+use crate::kafka::{create_consumer_with, topic_partitions, KafkaConsumer};
 use crate::metrics::Metrics;
 use rdkafka::consumer::Consumer;
 use sawmill_common::etcd::Checkpoints;
@@ -37,12 +37,20 @@ impl WorkerContext {
         let t0 = std::time::Instant::now();
         let parquet = settings.parquet()?;
         let analytics = settings.analytics();
-        let storage = sawmill_common::storage::open(&settings.output).await?;
+        let conn = &settings.connection;
+        let kafka_properties = conn.kafka_client_properties()?;
+        let storage = sawmill_common::storage::open_with(&settings.output, conn).await?;
         let t_storage = t0.elapsed();
-        let checkpoints = Checkpoints::connect(&settings.etcd, settings.pipeline_name()).await?;
+        let checkpoints =
+            Checkpoints::connect_with(&settings.etcd, settings.pipeline_name(), &conn.etcd_auth()?)
+                .await?;
         let t_etcd = t0.elapsed();
         let group = format!("sawmill-{}", settings.pipeline_name());
-        let meta = Arc::new(create_consumer(&settings.bootstrap_servers, &group)?);
+        let meta = Arc::new(create_consumer_with(
+            &settings.bootstrap_servers,
+            &group,
+            &kafka_properties,
+        )?);
         {
             let meta = meta.clone();
             let (bootstrap, topic) = (settings.bootstrap_servers.clone(), settings.topic.clone());
@@ -51,11 +59,12 @@ impl WorkerContext {
                 .map_err(|e| WorkerError::Actor(e.to_string()))??;
         }
         let metrics = Metrics::default();
-        let consumer = crate::consumer::spawn(
+        let consumer = crate::consumer::spawn_with(
             &settings.bootstrap_servers,
             &settings.topic,
             &group,
             metrics.health(),
+            &kafka_properties,
         )?;
         tracing::debug!(
             storage_ms = t_storage.as_millis() as u64,

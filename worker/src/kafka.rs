@@ -60,7 +60,20 @@ pub fn consumer_config(bootstrap: &str, group: &str) -> ClientConfig {
 
 /// Creates a consumer with [`consumer_config`] and our context.
 pub fn create_consumer(bootstrap: &str, group: &str) -> Result<KafkaConsumer> {
-    Ok(consumer_config(bootstrap, group).create_with_context(KafkaContext)?)
+    create_consumer_with(bootstrap, group, &[])
+}
+
+/// [`create_consumer`] with this process's librdkafka properties (security) on top.
+pub fn create_consumer_with(
+    bootstrap: &str,
+    group: &str,
+    properties: &[(String, String)],
+) -> Result<KafkaConsumer> {
+    let mut c = consumer_config(bootstrap, group);
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    Ok(c.create_with_context(KafkaContext)?)
 }
 
 /// Checks the topic exists and returns its partition ids, or a clear error.

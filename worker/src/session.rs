@@ -20,7 +20,9 @@ use crate::metrics::Failing;
 use crate::metrics_server::serve_metrics;
 use crate::supervisor::{SupervisorArgs, WorkerSupervisor};
 use ractor::{Actor, ActorRef};
+use sawmill_common::coordinator_client::authorized;
 use sawmill_common::process::shutdown_signal;
+use sawmill_core::connection::CoordinatorAccess;
 use sawmill_core::settings::PipelineSettings;
 use sawmill_proto::v1::coordinator_client::CoordinatorClient;
 use sawmill_proto::v1::{
@@ -31,7 +33,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::Channel;
 use tonic::Code;
 
 /// Settings this worker replaces in what the coordinator hands out (all optional).
@@ -40,6 +43,8 @@ pub struct SettingsOverrides {
     pub bootstrap_servers: Option<String>,
     pub output: Option<String>,
     pub etcd: Option<String>,
+    /// This worker's own way through the services' security (never from the coordinator).
+    pub connection: sawmill_core::connection::ConnectionSettings,
 }
 
 impl SettingsOverrides {
@@ -53,6 +58,7 @@ impl SettingsOverrides {
         if let Some(v) = &self.etcd {
             s.etcd = v.clone();
         }
+        s.connection = self.connection.clone();
     }
 }
 
@@ -66,6 +72,8 @@ pub struct JoinOptions {
     pub metrics_listen: Option<String>,
     /// The version reported at Join (the real one unless a test says otherwise).
     pub version: String,
+    /// TLS, client certificate and token for a secured coordinator.
+    pub access: sawmill_core::connection::CoordinatorAccess,
 }
 
 /// Backoff while the coordinator is unreachable: short, so a restarted coordinator sees its
@@ -76,17 +84,8 @@ const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// (the supervisor answers at once unless it is starting a partition).
 const OWNED_TIMEOUT_MS: u64 = 200;
 
-fn endpoint(coordinator: &str) -> Result<Channel> {
-    let uri = if coordinator.contains("://") {
-        coordinator.to_string()
-    } else {
-        format!("http://{coordinator}")
-    };
-    let ep = Endpoint::from_shared(uri.clone()).map_err(|e| {
-        WorkerError::Config(format!(
-            "bad coordinator address {coordinator:?}: {e} (use host:port)"
-        ))
-    })?;
+fn endpoint(coordinator: &str, access: &CoordinatorAccess) -> Result<Channel> {
+    let ep = sawmill_common::coordinator_client::endpoint(coordinator, access)?;
     Ok(ep
         .connect_timeout(Duration::from_secs(3))
         .timeout(RPC_TIMEOUT)
@@ -122,6 +121,10 @@ type Released = (i32, Option<i64>);
 struct Session {
     opts: JoinOptions,
     client: CoordinatorClient<Channel>,
+    /// `authorization` for every call (the shared token), if any.
+    bearer: Option<MetadataValue<Ascii>>,
+    /// This session's secret (from Join), carried by every Heartbeat and Leave.
+    secret: String,
     generation: u64,
     interval: Duration,
     /// What runs here: partition → epoch (the supervisor's view when it answers in time).
@@ -146,12 +149,15 @@ impl Session {
     fn new(
         opts: JoinOptions,
         client: CoordinatorClient<Channel>,
+        bearer: Option<MetadataValue<Ascii>>,
     ) -> (Self, mpsc::UnboundedReceiver<Released>) {
         let (release_tx, released) = mpsc::unbounded_channel();
         let interval = Duration::from_millis(500);
         let session = Session {
             opts,
             client,
+            bearer,
+            secret: String::new(),
             generation: 0,
             interval,
             owned: BTreeMap::new(),
@@ -194,8 +200,13 @@ impl Session {
             metrics_address: self.opts.metrics_listen.clone().unwrap_or_default(),
             owned: self.owned_list(),
         };
-        let response = self.client.join(request).await?.into_inner();
+        let response = self
+            .client
+            .join(authorized(request, &self.bearer))
+            .await?
+            .into_inner();
         self.generation = response.generation;
+        self.secret = response.session_secret.clone();
         self.interval = Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(50)));
         Ok(response)
     }
@@ -260,8 +271,13 @@ impl Session {
             generation: self.generation,
             owned: self.owned_list(),
             records_consumed: records,
+            session_secret: self.secret.clone(),
         };
-        Ok(self.client.heartbeat(request).await?.into_inner())
+        Ok(self
+            .client
+            .heartbeat(authorized(request, &self.bearer))
+            .await?
+            .into_inner())
     }
 
     /// Time for a heartbeat: send it and act on the answer.
@@ -413,7 +429,9 @@ impl Session {
             worker_id: self.opts.worker_id.clone(),
             generation: self.generation,
             released,
+            session_secret: self.secret.clone(),
         };
+        let leave = authorized(leave, &self.bearer);
         match tokio::time::timeout(Duration::from_secs(5), self.client.leave(leave)).await {
             Ok(Ok(_)) => tracing::info!(committed = ?offsets, "left the coordinator"),
             Ok(Err(e)) => {
@@ -426,8 +444,9 @@ impl Session {
 
 /// Joins the coordinator and works until SIGINT/SIGTERM.
 pub async fn run(opts: JoinOptions) -> Result<()> {
-    let client = CoordinatorClient::new(endpoint(&opts.coordinator)?);
-    let (mut session, mut released) = Session::new(opts, client);
+    let client = CoordinatorClient::new(endpoint(&opts.coordinator, &opts.access)?);
+    let bearer = sawmill_common::coordinator_client::bearer(&opts.access)?;
+    let (mut session, mut released) = Session::new(opts, client, bearer);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let Some(joined) = session.first_join(&mut shutdown).await? else {

@@ -7,6 +7,7 @@
 use super::ProduceArgs;
 use crate::CliError;
 use sawmill_common::etcd::Checkpoints;
+use sawmill_core::settings::ConfigFile;
 
 /// Where etcd is looked for when neither `--etcd` nor `SAWMILL_ETCD` says.
 const DEFAULT_ETCD: &str = "http://localhost:2379";
@@ -23,7 +24,10 @@ pub(super) fn check_before_reset(
     let pipeline = cfg.pipeline.as_deref().unwrap_or(&cfg.topic);
     let endpoints = cfg.etcd.as_deref().unwrap_or(DEFAULT_ETCD);
     let io = crate::io_runtime()?;
-    let mut checkpoints = match io.block_on(Checkpoints::connect(endpoints, pipeline)) {
+    let auth = ConfigFile::default()
+        .connection(&cfg.connection)?
+        .etcd_auth()?;
+    let mut checkpoints = match io.block_on(Checkpoints::connect_with(endpoints, pipeline, &auth)) {
         Ok(c) => c,
         // Nobody said where etcd is and there is none at the default: no pipeline to protect
         // that this command could know of.

@@ -5,11 +5,116 @@ use super::{client_config, kafka_error, ProduceArgs, TopicSetup};
 use crate::CliError;
 use indicatif::ProgressBar;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use rdkafka::client::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, Producer};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-type Admin = AdminClient<DefaultClientContext>;
+type Admin = AdminClient<Recorder>;
+
+/// Keeps librdkafka's last client error: an authentication failure reaches the application
+/// only through this callback, while the request that fails says "transport failure".
+#[derive(Default)]
+pub(super) struct Recorder {
+    last: Mutex<Option<String>>,
+}
+
+/// Whether a client error says why the broker refused us (what the user must fix).
+fn telling(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["authentication", "sasl", "ssl", "certificate"]
+        .iter()
+        .any(|w| m.contains(w))
+}
+
+impl Recorder {
+    fn last(&self) -> Option<String> {
+        self.last.lock().ok().and_then(|l| l.clone())
+    }
+
+    /// Keeps `message` unless a telling one is kept already ("all brokers down" follows an
+    /// authentication failure and says less).
+    fn record(&self, message: String) {
+        if let Ok(mut last) = self.last.lock() {
+            if !last.as_deref().is_some_and(telling) {
+                *last = Some(message);
+            }
+        }
+    }
+}
+
+impl rdkafka::producer::ProducerContext for Recorder {
+    type DeliveryOpaque = ();
+    fn delivery(&self, _: &rdkafka::message::DeliveryResult<'_>, _: Self::DeliveryOpaque) {}
+}
+
+impl ClientContext for Recorder {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.record(format!("{error} ({reason})"));
+    }
+
+    // librdkafka states an authentication failure in an error-level log line (`FAIL`).
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        use rdkafka::config::RDKafkaLogLevel as L;
+        if matches!(level, L::Emerg | L::Alert | L::Critical | L::Error) {
+            self.record(message.to_string());
+        } else {
+            tracing::debug!(facility = fac, "librdkafka: {message}");
+        }
+    }
+}
+
+/// What a fresh client is told by the broker within a few seconds: librdkafka reports an
+/// authentication or TLS failure only as an event on its main queue, which the admin client
+/// never serves, so a short-lived producer serves it here (failure path only).
+fn diagnose(cfg: &ProduceArgs) -> Option<String> {
+    let producer: BaseProducer<Recorder> = client_config(cfg)
+        .ok()?
+        .create_with_context(Recorder::default())
+        .ok()?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        producer.poll(Duration::from_millis(200));
+        if let Some(r) = producer.context().last().filter(|r| telling(r)) {
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// Why Kafka could not be reached: the failed request, with what the client was told if it
+/// says more (authentication, TLS).
+fn unreachable(admin: &Admin, cfg: &ProduceArgs, e: &dyn std::fmt::Display) -> CliError {
+    let said = admin
+        .inner()
+        .context()
+        .last()
+        .filter(|s| telling(s))
+        .or_else(|| diagnose(cfg));
+    let lower = said.as_deref().unwrap_or("").to_ascii_lowercase();
+    let message = if lower.contains("authentication") || lower.contains("sasl") {
+        format!(
+            "cannot reach Kafka at {}: {e}; authentication failed: {} (check sasl.username, the \
+             --kafka-secret sasl.password file and sasl.mechanisms)",
+            cfg.bootstrap_servers,
+            said.unwrap_or_default()
+        )
+    } else if lower.contains("ssl") || lower.contains("certificate") {
+        format!(
+            "cannot reach Kafka at {}: {e}; TLS failed: {} (check security.protocol and \
+             ssl.ca.location)",
+            cfg.bootstrap_servers,
+            said.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "cannot reach Kafka at {}: {e} (is the broker running? check --bootstrap-servers)",
+            cfg.bootstrap_servers
+        )
+    };
+    CliError::Kafka(message)
+}
 
 /// The topic, ready to take messages.
 pub(super) struct PreparedTopic {
@@ -25,8 +130,8 @@ pub(super) fn prepare_topic(
     cfg: &ProduceArgs,
     bar: &ProgressBar,
 ) -> Result<PreparedTopic, CliError> {
-    let admin: Admin = client_config(cfg)
-        .create()
+    let admin: Admin = client_config(cfg)?
+        .create_with_context(Recorder::default())
         .map_err(|e| kafka_error(cfg, "cannot create a Kafka client", e))?;
     let result = setup_topic(&admin, cfg, bar).map(|(setup, partitions)| PreparedTopic {
         setup,
@@ -43,12 +148,7 @@ fn setup_topic(
     cfg: &ProduceArgs,
     bar: &ProgressBar,
 ) -> Result<(TopicSetup, usize), CliError> {
-    let existing = topic_state(admin, cfg).map_err(|e| {
-        CliError::Kafka(format!(
-            "cannot reach Kafka at {}: {e} (is the broker running? check --bootstrap-servers)",
-            cfg.bootstrap_servers
-        ))
-    })?;
+    let existing = topic_state(admin, cfg).map_err(|e| unreachable(admin, cfg, &e))?;
     let notice = |msg: String| {
         if !cfg.quiet {
             bar.suspend(|| eprintln!("{msg}"));

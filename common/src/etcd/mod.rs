@@ -12,7 +12,11 @@ pub use fold::{StoredManifest, StoredSegment};
 pub use keys::{Keys, ETCD_ROOT};
 
 use crate::error::{Error, Result};
-use etcd_client::{Client, Compare, CompareOp, ConnectOptions, GetOptions, Txn, TxnOp};
+use etcd_client::{
+    Certificate, Client, Compare, CompareOp, ConnectOptions, GetOptions, Identity, TlsOptions, Txn,
+    TxnOp,
+};
+pub use sawmill_core::connection::EtcdAuth;
 use sawmill_core::manifest::{classify_failed_commit, CommitOutcome, ShardManifest, StoredState};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -45,9 +49,20 @@ fn etcd_err(endpoints: &str, what: &str) -> impl FnOnce(etcd_client::Error) -> E
     let endpoints = endpoints.to_string();
     let what = what.to_string();
     move |e| {
-        Error::Etcd(format!(
-            "{what} at {endpoints}: {e} (is etcd running? check --etcd)"
-        ))
+        let text = e.to_string();
+        let lower = text.to_ascii_lowercase();
+        let hint = if lower.contains("permission denied") || lower.contains("authentication") {
+            "check --etcd-user/--etcd-password-file and that the user's role may read and write \
+             this pipeline's prefix"
+        } else if lower.contains("certificate")
+            || lower.contains("tls")
+            || lower.contains("handshake")
+        {
+            "check --etcd-ca, --etcd-cert and --etcd-key"
+        } else {
+            "is etcd running? check --etcd, and its TLS and user settings"
+        };
+        Error::Etcd(format!("{what} at {endpoints}: {text} ({hint})"))
     }
 }
 
@@ -76,9 +91,26 @@ impl Checkpoints {
     /// Connects to etcd (`http://host:port`, comma-separated for several) for one pipeline.
     /// Fails within a few seconds when etcd is unreachable.
     pub async fn connect(endpoints: &str, pipeline: &str) -> Result<Self> {
+        Self::connect_with(endpoints, pipeline, &EtcdAuth::default()).await
+    }
+
+    /// [`Self::connect`] through etcd's security: TLS (server CA, client certificate) and a
+    /// user. `https://` endpoints, or any TLS setting, turn TLS on.
+    pub async fn connect_with(endpoints: &str, pipeline: &str, auth: &EtcdAuth) -> Result<Self> {
+        let tls = auth.tls || endpoints.contains("https://");
         let eps: Vec<String> = endpoints
             .split(',')
-            .map(|e| e.trim().trim_start_matches("http://").to_string())
+            .map(|e| {
+                let host = e
+                    .trim()
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://");
+                if tls && !host.is_empty() {
+                    format!("https://{host}")
+                } else {
+                    host.to_string()
+                }
+            })
             .filter(|e| !e.is_empty())
             .collect();
         if eps.is_empty() {
@@ -86,21 +118,39 @@ impl Checkpoints {
                 "no etcd endpoint in {endpoints:?}: use http://host:2379"
             )));
         }
-        let opts = ConnectOptions::new()
+        let mut opts = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(3))
             .with_timeout(Duration::from_secs(5))
             .with_keep_alive(Duration::from_secs(5), Duration::from_secs(5));
+        if tls {
+            let mut t = TlsOptions::new();
+            if let Some(ca) = &auth.ca_pem {
+                t = t.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &auth.identity {
+                t = t.identity(Identity::from_pem(cert, key));
+            }
+            opts = opts.with_tls(t);
+        }
+        if let Some((user, password)) = &auth.user {
+            opts = opts.with_user(user.clone(), password.clone());
+        }
         let mut client = Client::connect(&eps, Some(opts))
             .await
             .map_err(etcd_err(endpoints, "cannot connect to etcd"))?;
-        // connect() is lazy; one read proves the endpoint answers.
+        // connect() is lazy; one read proves the endpoint answers (and, with RBAC, that this
+        // user may read the pipeline's own prefix, the only one it needs).
+        let keys = Keys::new(pipeline);
         client
-            .get("/sawmill/", Some(GetOptions::new().with_count_only()))
+            .get(
+                format!("{}/", keys.prefix()),
+                Some(GetOptions::new().with_count_only()),
+            )
             .await
             .map_err(etcd_err(endpoints, "etcd does not answer"))?;
         Ok(Checkpoints {
             client,
-            keys: Keys::new(pipeline),
+            keys,
             endpoints: endpoints.to_string(),
         })
     }

@@ -20,6 +20,7 @@
 use super::Storage;
 use crate::error::{Error, Result};
 use hdfs_native::{Client, ClientBuilder, HdfsError, WriteOptions};
+use sawmill_core::connection::ConnectionSettings;
 use std::future::Future;
 use std::time::Duration;
 
@@ -71,19 +72,37 @@ impl HdfsStorage {
     /// worker start half a second slower. An unreachable DataNode shows at the first write, as
     /// a logged and retried storage error that names it.)
     pub async fn open(url: &str) -> Result<Self> {
+        Self::open_with(url, &ConnectionSettings::default()).await
+    }
+
+    /// [`Self::open`] as the Kerberos principal of `conn` (keytab or ticket cache), with its
+    /// Hadoop configuration directory (else `HADOOP_CONF_DIR`).
+    pub async fn open_with(url: &str, conn: &ConnectionSettings) -> Result<Self> {
         let (namenode, base) = parse_url(url)?;
-        let client = ClientBuilder::new()
+        let mut builder = ClientBuilder::new()
             .with_url(namenode.as_str())
             .with_config(CLIENT_CONFIG.iter().copied())
             // Pin the client's background tasks to the runtime opening the storage, whatever
             // runtime a later call happens to come from (see the module docs).
-            .with_io_runtime(tokio::runtime::Handle::current())
-            .build()
-            .map_err(|e| {
-                Error::Config(format!(
-                    "cannot use HDFS URL {url:?}: {e} (expected hdfs://host:port/path)"
-                ))
-            })?;
+            .with_io_runtime(tokio::runtime::Handle::current());
+        if let Some(dir) = &conn.hadoop_conf_dir {
+            builder = builder.with_config_dir(dir.display().to_string());
+        }
+        if let Some(p) = &conn.hdfs_principal {
+            builder = builder.with_kerberos_principal(p.clone());
+        }
+        if let Some(k) = &conn.hdfs_keytab {
+            builder = builder.with_kerberos_keytab(k.display().to_string());
+        }
+        if let Some(c) = &conn.hdfs_ticket_cache {
+            builder = builder.with_kerberos_cache(c.clone());
+        }
+        let client = builder.build().map_err(|e| {
+            Error::Config(format!(
+                "cannot use HDFS URL {url:?}: {e} (expected hdfs://host:port/path; for a \
+                 Kerberos cluster check --hdfs-principal, --hdfs-keytab and KRB5_CONFIG)"
+            ))
+        })?;
         let storage = HdfsStorage {
             namenode,
             base,

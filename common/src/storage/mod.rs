@@ -10,6 +10,7 @@ pub mod hdfs;
 use crate::error::{Error, Result};
 use arrow::record_batch::RecordBatch;
 use async_trait::async_trait;
+use sawmill_core::connection::ConnectionSettings;
 use sawmill_core::layout::temp_staging_path;
 use sawmill_core::shard::{self, KeyValues};
 use std::fmt::Debug;
@@ -87,11 +88,16 @@ pub(crate) async fn off_runtime<T: Send + 'static>(
 /// way the root is created and checked writable here, so bad configuration fails before any work.
 /// HDFS storage lives on the runtime that opened it: see [`hdfs`] for the threading rule.
 pub async fn open(root: &str) -> Result<Arc<dyn Storage>> {
+    open_with(root, &ConnectionSettings::default()).await
+}
+
+/// [`open`] with this process's connection settings (HDFS Kerberos, Hadoop configuration).
+pub async fn open_with(root: &str, conn: &ConnectionSettings) -> Result<Arc<dyn Storage>> {
     if let Some(rest) = root.strip_prefix("file://") {
         return Ok(Arc::new(LocalFs::create(rest)?));
     }
     if root.starts_with("hdfs://") {
-        return Ok(Arc::new(hdfs::HdfsStorage::open(root).await?));
+        return Ok(Arc::new(hdfs::HdfsStorage::open_with(root, conn).await?));
     }
     if root.starts_with("viewfs://") {
         return Err(Error::Config(format!(
