@@ -1,12 +1,12 @@
 //! The merged analytics as `summary/<table>.parquet`, one file per table.
 //!
-//! **Replacement.** A table is written under `_staging/`, then swapped in: the current file is
-//! renamed aside to `summary/<table>.parquet.prev`, the new one renamed to its name, and the
-//! aside copy deleted. `Storage::rename` refuses an existing destination (HDFS's plain rename
-//! does), so some moment has no `<table>.parquet`; this order keeps the old table visible as
-//! `.prev` during it, and [`read`] falls back to it. The window is the time between two
-//! renames on the NameNode (milliseconds); a reader that globs only `*.parquet` (pyarrow, Spark)
-//! can miss the table inside it and should retry. A reader never sees a partial table.
+//! **Replacement.** A table is written under `_staging/`, then renamed over the current one in
+//! one atomic step (`Storage::replace`: rename(2) on a local directory, rename2 with OVERWRITE
+//! on the NameNode), so any reader, also one that only globs `*.parquet` (pyarrow, Spark), sees
+//! the old table or the new one, never neither and never a partial one. A storage without
+//! such a rename falls back to a swap: the current file is renamed aside to
+//! `summary/<table>.parquet.prev`, the new one renamed in, the aside copy deleted; [`read`]
+//! falls back to the aside copy during that window.
 //!
 //! **Incremental.** [`SummaryWriter`] remembers a hash of each table's content as last written
 //! and rewrites only the tables whose content changed, so a coordinator whose analytics barely
@@ -147,6 +147,18 @@ async fn replace(storage: &dyn Storage, path: &str, bytes: &[u8]) -> Result<()> 
         // HDFS creates the file before writing: do not leave an empty one behind.
         let _ = storage.delete(&staging).await;
         return Err(e);
+    }
+    match storage.replace(&staging, path).await {
+        Ok(true) => {
+            // An aside copy a crashed swap of an earlier release left behind is stale now.
+            let _ = storage.delete(&aside).await;
+            return Ok(());
+        }
+        Ok(false) => {}
+        Err(e) => {
+            let _ = storage.delete(&staging).await;
+            return Err(e);
+        }
     }
     let swapped = swap_in(storage, &staging, path, &aside).await;
     if swapped.is_err() {

@@ -123,4 +123,14 @@ mod tests {
         assert!(help.contains("[default: 127.0.0.1:7000]"), "{help}");
         assert!(help.contains("[default: 500000]"), "{help}");
     }
+
+    #[test]
+    fn switches_take_no_value() {
+        let cli =
+            Cli::try_parse_from(["coordinator", "serve", "--http-insecure", "--metrics-open"])
+                .expect("bare switches parse");
+        let Command::Serve(args) = cli.command;
+        assert_eq!(args.coordinator.http_insecure, Some(true));
+        assert_eq!(args.coordinator.metrics_open, Some(true));
+    }
 }

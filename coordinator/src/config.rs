@@ -115,11 +115,11 @@ pub struct CoordinatorFlags {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
     /// Serve /metrics without the token.
-    #[arg(long, env = "SAWMILL_METRICS_OPEN")]
+    #[arg(long, env = "SAWMILL_METRICS_OPEN", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_open: Option<bool>,
     /// Allow the HTTP API on a non-loopback address without TLS and token.
-    #[arg(long, env = "SAWMILL_HTTP_INSECURE")]
+    #[arg(long, env = "SAWMILL_HTTP_INSECURE", num_args = 0..=1, default_missing_value = "true")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_insecure: Option<bool>,
     /// HTTP requests served at once.

@@ -140,7 +140,7 @@ async fn mutual_tls_admits_allowed_workers_only_and_binds_ids_to_identities() {
                 assert!(
                     matches!(
                         e.code(),
-                        Code::Unavailable | Code::Unknown | Code::Unauthenticated
+                        Code::Unavailable | Code::Unknown | Code::Unauthenticated | Code::Cancelled
                     ),
                     "{who:?}: {e:?}"
                 );

@@ -157,12 +157,22 @@ pub async fn stage_shard(
     to_write.push((partial_staging, partial_bytes));
     let encode = t0.elapsed();
     // Files are independent: write them concurrently.
-    retry_with(&policy, "stage shard", || {
+    let staged = retry_with(&policy, "stage shard", || {
         for_each_file("stage shard", &to_write, |(path, bytes)| {
             storage.write(path, bytes)
         })
     })
-    .await?;
+    .await;
+    if let Err(e) = staged {
+        // A failed attempt leaves nothing staged (each file on its own, best effort; what is
+        // left is deleted by the partition's next recovery).
+        let _ = for_each_file("clean up a failed stage", &to_write, |(path, _)| async {
+            let _ = storage.delete(path).await;
+            Ok(())
+        })
+        .await;
+        return Err(e);
+    }
     let stage = t0.elapsed() - encode;
     let records = files
         .iter()
@@ -318,4 +328,73 @@ pub async fn recover_partition(
     })
     .await?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use sawmill_common::storage::LocalFs;
+    use sawmill_core::analytics::{AnalyticsConfig, Partial};
+    use sawmill_core::batch::ChunkParser;
+
+    /// A local directory whose writes of partial files fail (after the data files staged).
+    #[derive(Debug)]
+    struct FailingPartials(LocalFs);
+
+    #[async_trait]
+    impl Storage for FailingPartials {
+        fn root(&self) -> String {
+            self.0.root()
+        }
+        async fn write(&self, path: &str, data: &[u8]) -> sawmill_common::Result<()> {
+            if path.ends_with(".partial") {
+                return Err(sawmill_common::Error::Config("no partials here".into()));
+            }
+            self.0.write(path, data).await
+        }
+        async fn read(&self, path: &str) -> sawmill_common::Result<Vec<u8>> {
+            self.0.read(path).await
+        }
+        async fn rename(&self, from: &str, to: &str) -> sawmill_common::Result<()> {
+            self.0.rename(from, to).await
+        }
+        async fn list(&self, dir: &str) -> sawmill_common::Result<Vec<String>> {
+            self.0.list(dir).await
+        }
+        async fn delete(&self, path: &str) -> sawmill_common::Result<()> {
+            self.0.delete(path).await
+        }
+        async fn exists(&self, path: &str) -> sawmill_common::Result<bool> {
+            self.0.exists(path).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_stage_leaves_nothing_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(FailingPartials(LocalFs::create(dir.path()).unwrap()));
+        let mut parser = ChunkParser::new("logs".into(), 0);
+        let mut partial = Partial::new(&AnalyticsConfig::default());
+        let line = b"h - - [01/Jul/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 1";
+        let _ = parser.push(line, 0, &mut partial);
+        let shard = ShardToCommit {
+            source: "logs".into(),
+            partition: 0,
+            epoch: 1,
+            worker: "w".into(),
+            first: 0,
+            last: 0,
+            parsed: parser.finish().unwrap(),
+            partial,
+            retry: RetryPolicy {
+                deadline: Duration::from_millis(200),
+                report: None,
+            },
+        };
+        let staged = stage_shard(storage.clone(), &ParquetOptions::default(), shard).await;
+        assert!(staged.is_err(), "the partial's write fails");
+        let left = storage.list(layout::STAGING_DIR).await.unwrap();
+        assert!(left.is_empty(), "a failed stage left {left:?}");
+    }
 }

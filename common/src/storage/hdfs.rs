@@ -263,6 +263,21 @@ impl Storage for HdfsStorage {
         .await
     }
 
+    async fn replace(&self, from: &str, to: &str) -> Result<bool> {
+        let (src, dst) = (self.abs(from), self.abs(to));
+        let parent = dst
+            .rsplit_once('/')
+            .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p })
+            .to_string();
+        self.run("replace", to, Call::Meta, async {
+            self.client.mkdirs(&parent, DIR_PERMISSION, true).await?;
+            // overwrite=true: the NameNode's rename2 with OVERWRITE replaces `dst` in one step.
+            self.client.rename(&src, &dst, true).await
+        })
+        .await?;
+        Ok(true)
+    }
+
     async fn list(&self, dir: &str) -> Result<Vec<String>> {
         let abs = self.abs(dir);
         let found = self

@@ -28,6 +28,13 @@ pub trait Storage: Send + Sync + Debug {
     async fn read(&self, path: &str) -> Result<Vec<u8>>;
     /// Atomically renames `from` to `to`, creating `to`'s parent. Fails if `to` exists.
     async fn rename(&self, from: &str, to: &str) -> Result<()>;
+    /// Atomically renames `from` to `to`, *replacing* an existing `to`: a reader sees the old
+    /// file or the new one, never neither. `Ok(false)`: this storage cannot, and the caller
+    /// must fall back to moving the old file aside first.
+    async fn replace(&self, from: &str, to: &str) -> Result<bool> {
+        let _ = (from, to);
+        Ok(false)
+    }
     /// Files (not directories) under `dir`, recursively, as root-relative paths, sorted.
     /// A missing directory lists as empty.
     async fn list(&self, dir: &str) -> Result<Vec<String>>;
@@ -238,6 +245,12 @@ impl LocalFs {
                 message: "destination exists".into(),
             });
         }
+        self.replace_now(from, to)
+    }
+
+    /// rename(2), which replaces an existing destination atomically.
+    fn replace_now(&self, from: &str, to: &str) -> Result<()> {
+        let dst = self.abs(to);
         let src = self.abs(from);
         let parent = dst.parent().unwrap_or(&self.root).to_path_buf();
         self.create_dirs(&parent, to)?;
@@ -300,6 +313,12 @@ impl Storage for LocalFs {
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (from, to) = (from.to_string(), to.to_string());
         self.blocking(move |fs| fs.rename_now(&from, &to)).await
+    }
+
+    async fn replace(&self, from: &str, to: &str) -> Result<bool> {
+        let (from, to) = (from.to_string(), to.to_string());
+        self.blocking(move |fs| fs.replace_now(&from, &to)).await?;
+        Ok(true)
     }
 
     async fn list(&self, dir: &str) -> Result<Vec<String>> {
