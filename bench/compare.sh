@@ -9,7 +9,8 @@
 #   bench/compare.sh BEFORE [AFTER]     # commits (default AFTER: the working tree's HEAD)
 #
 # Env: RUNS (default 5), LINES (default 2000000), PARTS (default 3), BENCH_DIR
-# (default /var/tmp/sawmill-bench), SKIP_WORKER=1 (only `sawmill run`). Release builds go to
+# (default /var/tmp/sawmill-bench), SKIP_WORKER=1 (only `sawmill run`), SKIP_RUN=1 (only the
+# worker). Release builds go to
 # /var/tmp/sawmill-compare/<commit> (kept: a second comparison of the same commit is quick).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -62,6 +63,7 @@ echo "input:  $FILE ($LINES lines); $RUNS runs each, interleaved"
 
 declare -A wall rss
 for i in $(seq "$RUNS"); do
+  [[ ${SKIP_RUN:-0} == 1 ]] && break
   for side in before after; do
     bin=$B; [[ $side == after ]] && bin=$A
     read -r s r < <(timed "$bin/sawmill" run "$FILE" --out "$DIR/compare-out-$side" -q)
