@@ -94,7 +94,14 @@ case $cmd in
     mkdir -p "$DATA"
     if [[ ! -f $DATA/meta.properties ]]; then
       # A KRaft cluster id is 16 random bytes, base64url without padding.
-      id=${KAFKA_CLUSTER_ID:-$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')}
+      # A leading '-' would be read as an option by the storage tool: draw again.
+      id=${KAFKA_CLUSTER_ID:-}
+      if [[ -z $id ]]; then
+        id=-
+        while [[ $id == -* ]]; do
+          id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+        done
+      fi
       echo "kafka: formatting $DATA (cluster id $id)" >&2
       java "${TOOL_JVM[@]}" -cp "$CP" kafka.tools.StorageTool format --standalone \
         --ignore-formatted -t "$id" -c "$CONF/server.properties"
