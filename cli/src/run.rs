@@ -73,7 +73,7 @@ pub fn execute(args: RunArgs) -> Result<(), CliError> {
         })
         .collect();
     let io = crate::io_runtime()?;
-    let out = io.block_on(storage::open_with(&settings.output, &conn))?;
+    let out = io.block_on(storage::open_batch_output(&settings.output, &conn))?;
     let cluster_files = io.block_on(async {
         let mut files = out.list(layout::PARTIALS_DIR).await?;
         files.extend(out.list(layout::STAGING_DIR).await?);

@@ -98,6 +98,16 @@ pub async fn open(root: &str) -> Result<Arc<dyn Storage>> {
     open_with(root, &ConnectionSettings::default()).await
 }
 
+/// [`open_with`] for the embedded run's output: a local directory there skips the fsyncs (see
+/// [`LocalFs::without_fsync`]); HDFS is the same as for a worker.
+pub async fn open_batch_output(root: &str, conn: &ConnectionSettings) -> Result<Arc<dyn Storage>> {
+    let local = root.strip_prefix("file://").unwrap_or(root);
+    if !local.contains("://") {
+        return Ok(Arc::new(LocalFs::create(local)?.without_fsync()));
+    }
+    open_with(root, conn).await
+}
+
 /// [`open`] with this process's connection settings (HDFS Kerberos, Hadoop configuration).
 pub async fn open_with(root: &str, conn: &ConnectionSettings) -> Result<Arc<dyn Storage>> {
     if let Some(rest) = root.strip_prefix("file://") {
@@ -125,10 +135,13 @@ pub async fn open_with(root: &str, conn: &ConnectionSettings) -> Result<Arc<dyn 
 ///
 /// Durable before it returns: a write fsyncs the file and the directory entries it created, a
 /// rename fsyncs the directories it changed, so what a worker staged and published survives a
-/// power loss once the etcd commit that names it is made.
+/// power loss once the etcd commit that names it is made. [`LocalFs::without_fsync`] drops the
+/// fsyncs for a writer whose output nothing else refers to (`sawmill run`).
 #[derive(Debug, Clone)]
 pub struct LocalFs {
     root: PathBuf,
+    /// fsync files and directories before a call returns.
+    durable: bool,
     /// fsyncs issued (files, directories), shared by the clones each call runs on.
     syncs: Arc<SyncCounts>,
 }
@@ -154,8 +167,17 @@ impl LocalFs {
         std::fs::remove_file(&probe).map_err(err)?;
         Ok(LocalFs {
             root,
+            durable: true,
             syncs: Arc::default(),
         })
+    }
+
+    /// No fsyncs: for the embedded run, which rewrites its whole output each time and commits
+    /// it nowhere (no etcd transaction names its files), so a crash means running it again.
+    /// The fsyncs were 8 % of its time on the reference machine (BENCHMARKS.md).
+    pub fn without_fsync(mut self) -> Self {
+        self.durable = false;
+        self
     }
 
     /// fsyncs issued so far, `(files, directories)`.
@@ -169,6 +191,9 @@ impl LocalFs {
 
     /// fsyncs directory `dir` (its entries: names created, renamed or removed in it).
     fn sync_dir(&self, dir: &Path, path: &str) -> Result<()> {
+        if !self.durable {
+            return Ok(());
+        }
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())
             .map_err(self.io_err(path))?;
@@ -222,18 +247,24 @@ impl LocalFs {
         let abs = self.abs(path);
         let parent = abs.parent().unwrap_or(&self.root).to_path_buf();
         self.create_dirs(&parent, path)?;
+        let durable = self.durable;
         let written = std::fs::File::create(&abs).and_then(|mut f| {
             f.write_all(data)?;
-            f.sync_all()
+            if durable {
+                f.sync_all()?;
+            }
+            Ok(())
         });
         if let Err(e) = written {
             // No empty or partial file left behind for a retry to trip over.
             let _ = std::fs::remove_file(&abs);
             return Err(self.io_err(path)(e));
         }
-        self.syncs
-            .files
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if durable {
+            self.syncs
+                .files
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.sync_dir(&parent, path)
     }
 
@@ -360,6 +391,18 @@ mod tests {
             .is_empty());
         assert!(fs.list("missing").await.unwrap().is_empty());
         fs.delete("nope").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_batch_output_skips_fsyncs_and_still_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = LocalFs::create(dir.path()).unwrap().without_fsync();
+        fs.write("_staging/a/x.tmp", b"one").await.unwrap();
+        fs.rename("_staging/a/x.tmp", "records/x.parquet")
+            .await
+            .unwrap();
+        assert_eq!(fs.read("records/x.parquet").await.unwrap(), b"one");
+        assert_eq!(fs.syncs(), (0, 0));
     }
 
     #[tokio::test]
