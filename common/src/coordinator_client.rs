@@ -2,7 +2,7 @@
 //! `worker join` and `sawmill status`.
 
 use crate::error::{Error, Result};
-use sawmill_core::connection::CoordinatorAccess;
+use sawmill_core::connection::{read_file, CoordinatorAccess};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
@@ -23,18 +23,14 @@ pub fn endpoint(coordinator: &str, access: &CoordinatorAccess) -> Result<Endpoin
     if !tls {
         return Ok(ep);
     }
-    let read = |what: &str, p: &std::path::Path| {
-        std::fs::read(p)
-            .map_err(|e| Error::Config(format!("cannot read the {what} {}: {e}", p.display())))
-    };
     let mut config = ClientTlsConfig::new();
     if let Some(ca) = &access.coordinator_ca {
-        config = config.ca_certificate(Certificate::from_pem(read("coordinator CA", ca)?));
+        config = config.ca_certificate(Certificate::from_pem(read_file("coordinator CA", ca)?));
     }
     if let (Some(c), Some(k)) = (&access.client_cert, &access.client_key) {
         config = config.identity(Identity::from_pem(
-            read("client certificate", c)?,
-            read("client key", k)?,
+            read_file("client certificate", c)?,
+            read_file("client key", k)?,
         ));
     }
     ep.tls_config(config)

@@ -40,9 +40,7 @@ pub struct HttpGuard {
 }
 
 fn read(what: &str, p: &Path) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|e| {
-        CoordinatorError::Config(format!("cannot read the {what} {}: {e}", p.display()))
-    })
+    Ok(sawmill_core::connection::read_file(what, p)?)
 }
 
 impl Transport {

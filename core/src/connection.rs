@@ -73,6 +73,12 @@ pub fn read_secret(what: &str, path: &Path) -> Result<String> {
     Ok(value.to_string())
 }
 
+/// A certificate or key file, whole; the error names what it is for and where.
+pub fn read_file(what: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| Error::Config(format!("cannot read the {what} {}: {e}", path.display())))
+}
+
 /// Parses a Java-style properties file: `KEY=VALUE` (or `KEY: VALUE`) lines, `#`/`!` comments.
 pub fn parse_properties(text: &str) -> std::result::Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
@@ -176,18 +182,14 @@ impl ConnectionSettings {
 
     /// The etcd credentials, read from their files.
     pub fn etcd_auth(&self) -> Result<EtcdAuth> {
-        let read = |what: &str, p: &Path| {
-            std::fs::read(p)
-                .map_err(|e| Error::Config(format!("cannot read the {what} {}: {e}", p.display())))
-        };
         let ca_pem = match &self.etcd_ca {
-            Some(p) => Some(read("etcd CA certificate", p)?),
+            Some(p) => Some(read_file("etcd CA certificate", p)?),
             None => None,
         };
         let identity = match (&self.etcd_cert, &self.etcd_key) {
             (Some(c), Some(k)) => Some((
-                read("etcd client certificate", c)?,
-                read("etcd client key", k)?,
+                read_file("etcd client certificate", c)?,
+                read_file("etcd client key", k)?,
             )),
             _ => None,
         };

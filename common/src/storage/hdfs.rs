@@ -249,10 +249,7 @@ impl Storage for HdfsStorage {
 
     async fn rename(&self, from: &str, to: &str) -> Result<()> {
         let (src, dst) = (self.abs(from), self.abs(to));
-        let parent = dst
-            .rsplit_once('/')
-            .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p })
-            .to_string();
+        let parent = parent_dir(&dst);
         self.run("rename", to, Call::Meta, async {
             // HDFS renames do not create the destination's parent.
             self.client.mkdirs(&parent, DIR_PERMISSION, true).await?;
@@ -265,10 +262,7 @@ impl Storage for HdfsStorage {
 
     async fn replace(&self, from: &str, to: &str) -> Result<bool> {
         let (src, dst) = (self.abs(from), self.abs(to));
-        let parent = dst
-            .rsplit_once('/')
-            .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p })
-            .to_string();
+        let parent = parent_dir(&dst);
         self.run("replace", to, Call::Meta, async {
             self.client.mkdirs(&parent, DIR_PERMISSION, true).await?;
             // overwrite=true: the NameNode's rename2 with OVERWRITE replaces `dst` in one step.
@@ -373,6 +367,14 @@ fn parse_url(url: &str) -> Result<(String, String)> {
         base.push_str(segment);
     }
     Ok((format!("hdfs://{authority}"), base))
+}
+
+/// The directory an absolute HDFS path is in (`/` for a top-level name): HDFS renames do not
+/// create it.
+fn parent_dir(path: &str) -> String {
+    path.rsplit_once('/')
+        .map_or("/", |(p, _)| if p.is_empty() { "/" } else { p })
+        .to_string()
 }
 
 #[cfg(test)]
