@@ -88,8 +88,16 @@ cleanup() {
   ids=$( { podman ps -aq --filter "label=sawmill.fleet=$P"; \
            podman ps -aq --filter "label=io.podman.compose.project=$P"; } 2>/dev/null | sort -u)
   mkdir -p "$R/logs"
+  local name
   for c in $ids; do
-    podman logs "$c" >"$R/logs/$(podman inspect --format '{{.Name}}' "$c" 2>/dev/null || echo "$c").log" 2>&1 || true
+    name=$(podman inspect --format '{{.Name}}' "$c" 2>/dev/null || echo "$c")
+    podman logs "$c" >"$R/logs/$name.log" 2>&1 || true
+    # On a failure the logs directory is gone with the machine (CI): show the Sawmill
+    # containers' state and last lines here.
+    if (( rc != 0 )) && [[ $name == *_worker_* || $name == *_coordinator_* ]]; then
+      log "$name: $(podman inspect --format '{{.State.Status}} (exit {{.State.ExitCode}})' "$c" 2>/dev/null)"
+      tail -n 15 "$R/logs/$name.log" | sed "s/^/  $name| /" >&2
+    fi
   done
   # shellcheck disable=SC2086  # a list of ids
   [[ -z $ids ]] || podman rm -f -t 2 $ids >/dev/null 2>&1 || true

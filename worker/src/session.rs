@@ -10,6 +10,7 @@
 //!   rejoin with the partitions still running, so a restarted coordinator keeps them here.
 //! - Coordinator unreachable: keep processing what is owned (fencing keeps that safe) and
 //!   retry with a capped backoff.
+//! - Kafka, etcd or the output storage not reachable at start: leave, wait, join again.
 //! - SIGINT/SIGTERM: release everything (open shards are committed), Leave, exit 0.
 //! - A refused Join (e.g. incompatible version): exit non-zero with the coordinator's message.
 
@@ -79,6 +80,8 @@ pub struct JoinOptions {
 /// Backoff while the coordinator is unreachable: short, so a restarted coordinator sees its
 /// workers again well within their session timeout.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Backoff while the pipeline's services cannot be reached at start.
+const CONNECT_MAX_BACKOFF: Duration = Duration::from_secs(10);
 const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a heartbeat waits for the supervisor's owned list before using its own record
 /// (the supervisor answers at once unless it is starting a partition).
@@ -235,6 +238,37 @@ impl Session {
                         )))
                     }
                 }
+            }
+        }
+    }
+
+    /// Joins, then connects to the pipeline's services. A service that cannot be reached yet
+    /// (a container whose network is still settling, a broker starting) is waited for: the
+    /// session leaves, so the coordinator does not give it partitions meanwhile, and joins
+    /// again after a backoff. `None` if stopped first.
+    async fn join_and_connect(
+        &mut self,
+        shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
+    ) -> Result<Option<Arc<WorkerContext>>> {
+        let mut backoff = Duration::from_millis(500);
+        loop {
+            let Some(joined) = self.first_join(shutdown).await? else {
+                return Ok(None);
+            };
+            let settings = self.settings(&joined)?;
+            tracing::info!(worker = %self.opts.worker_id, generation = self.generation, topic = %settings.topic, output = %settings.output, "joined the coordinator");
+            match WorkerContext::connect(self.opts.worker_id.clone(), settings).await {
+                Ok(ctx) => return Ok(Some(ctx)),
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "the pipeline's services are not reachable yet: leaving, then joining again");
+                    self.leave(BTreeMap::new()).await;
+                    tokio::select! {
+                        _ = &mut *shutdown => return Ok(None),
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(CONNECT_MAX_BACKOFF);
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -449,12 +483,9 @@ pub async fn run(opts: JoinOptions) -> Result<()> {
     let (mut session, mut released) = Session::new(opts, client, bearer);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
-    let Some(joined) = session.first_join(&mut shutdown).await? else {
+    let Some(ctx) = session.join_and_connect(&mut shutdown).await? else {
         return Ok(());
     };
-    let settings = session.settings(&joined)?;
-    tracing::info!(worker = %session.opts.worker_id, generation = session.generation, topic = %settings.topic, output = %settings.output, "joined the coordinator");
-    let ctx = WorkerContext::connect(session.opts.worker_id.clone(), settings).await?;
     let metrics_server = match &session.opts.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, ctx.clone()).await?),
         None => None,
