@@ -31,18 +31,4 @@ impl From<sawmill_core::Error> for WorkerError {
     }
 }
 
-impl WorkerError {
-    /// Whether the same step can succeed later without a person: a service not reachable yet
-    /// (a name that does not resolve while a container network settles, a broker starting).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            WorkerError::Common(e) => {
-                crate::retry::classify(e) == crate::retry::ErrorClass::Retryable
-            }
-            WorkerError::Kafka(_) => true,
-            WorkerError::Actor(_) | WorkerError::Config(_) | WorkerError::GaveUp { .. } => false,
-        }
-    }
-}
-
 pub type Result<T, E = WorkerError> = std::result::Result<T, E>;

@@ -259,7 +259,7 @@ impl Session {
             tracing::info!(worker = %self.opts.worker_id, generation = self.generation, topic = %settings.topic, output = %settings.output, "joined the coordinator");
             match WorkerContext::connect(self.opts.worker_id.clone(), settings).await {
                 Ok(ctx) => return Ok(Some(ctx)),
-                Err(e) if e.is_transient() => {
+                Err(e) if is_transient(&e) => {
                     tracing::warn!(error = %e, retry_ms = backoff.as_millis() as u64, "the pipeline's services are not reachable yet: leaving, then joining again");
                     self.leave(BTreeMap::new()).await;
                     tokio::select! {
@@ -530,6 +530,16 @@ pub async fn run(opts: JoinOptions) -> Result<()> {
         server.abort();
     }
     session.outcome
+}
+
+/// Whether the same step can succeed later without a person: a service not reachable yet
+/// (a name that does not resolve while a container network settles, a broker starting).
+fn is_transient(error: &WorkerError) -> bool {
+    match error {
+        WorkerError::Common(e) => crate::retry::classify(e) == crate::retry::ErrorClass::Retryable,
+        WorkerError::Kafka(_) => true,
+        WorkerError::Actor(_) | WorkerError::Config(_) | WorkerError::GaveUp { .. } => false,
+    }
 }
 
 #[cfg(test)]
