@@ -1,11 +1,12 @@
 // Validates rendered Kubernetes manifests (a multi-document YAML stream on stdin) against the
 // API's schemas, offline: kubernetes-models carries validators generated from the Kubernetes
 // OpenAPI document (types, formats, enums, required fields) and @kubernetes-models/
-// prometheus-operator those of the monitoring.coreos.com CRDs. An object of a kind neither
-// knows is an error, not a skip. Prints the documents as one JSON array on stdout (for the
+// prometheus-operator those of the monitoring.coreos.com CRDs; strict.mjs adds unknown fields.
+// An object of a kind neither knows is an error, not a skip. Prints the documents as one JSON array on stdout (for the
 // explicit rules of tests/tests/kubernetes.rs); errors go to stderr and exit with status 1.
 import { parseAllDocuments } from "yaml";
 import { readFileSync } from "node:fs";
+import { checkObject, kindFile } from "./strict.mjs";
 
 const input = readFileSync(0, "utf8");
 const docs = [];
@@ -54,6 +55,9 @@ for (const obj of docs) {
   } catch (e) {
     errors.push(`${where}: ${e.message}`);
   }
+  const unknown = [];
+  checkObject(obj, kindFile(obj.apiVersion, obj.kind), "", unknown);
+  for (const u of unknown) errors.push(`${where}: ${u}`);
 }
 
 if (errors.length) {

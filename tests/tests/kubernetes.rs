@@ -1,6 +1,7 @@
 //! deploy/kubernetes, checked offline: both overlays render (kustomize), every object passes
-//! the Kubernetes and Prometheus Operator schemas (`deploy/kubernetes/validate.sh`, which
-//! fails on a broken manifest: checked below), and explicit rules tie the manifests to the
+//! the Kubernetes and Prometheus Operator schemas, unknown fields included
+//! (`deploy/kubernetes/validate.sh`, which fails on a broken manifest: checked below), and
+//! explicit rules tie the manifests to the
 //! binaries and the documented figures: flags and variables exist, probes hit the real
 //! endpoints, Services and budgets select the pods, secrets are files under mounted Secrets,
 //! grace periods cover the worker's drain, memory covers the benchmarked peak.
@@ -416,6 +417,12 @@ fn the_validation_fails_on_a_broken_manifest() {
             "- name: worker\n          image: sawmill",
             "- image: sawmill",
             "must have required property name",
+        ),
+        (
+            "a misspelt field",
+            "          image: sawmill\n",
+            "          image: sawmill\n          imagePullPolicyy: Always\n",
+            "containers[0].imagePullPolicyy: unknown field",
         ),
         (
             "an unknown kind",
