@@ -195,9 +195,15 @@ fn secure_compose_override_is_consistent_with_the_binaries_and_the_certificates(
             .map(|s| s.as_str().unwrap())
             .collect();
         for (key, value) in svc["environment"].as_object().unwrap() {
-            assert!(helptext.contains(key.as_str()), "{name} does not read {key}");
+            assert!(
+                helptext.contains(key.as_str()),
+                "{name} does not read {key}"
+            );
             if let Some(secret) = value.as_str().unwrap().strip_prefix("/run/secrets/") {
-                assert!(mounted.contains(&secret), "{name}: {key} names unmounted {secret}");
+                assert!(
+                    mounted.contains(&secret),
+                    "{name}: {key} names unmounted {secret}"
+                );
             }
         }
         for secret in &mounted {
@@ -216,7 +222,10 @@ fn secure_compose_override_is_consistent_with_the_binaries_and_the_certificates(
         serde_json::from_value(doc["services"]["coordinator"]["command"].clone()).unwrap();
     assert_eq!(&coord[..2], ["coordinator", "serve"]);
     for flag in coord.iter().filter(|a| a.starts_with("--")) {
-        assert!(serve_help.contains(flag.as_str()), "coordinator serve has no {flag}");
+        assert!(
+            serve_help.contains(flag.as_str()),
+            "coordinator serve has no {flag}"
+        );
     }
     assert!(!coord.iter().any(|a| a == "--http-insecure"));
     // Workers dial coordinator:7000 (docker-compose.yml): the server certificate names it, and
@@ -233,11 +242,28 @@ fn secure_compose_override_is_consistent_with_the_binaries_and_the_certificates(
         assert!(out.status.success(), "openssl {args:?}: {out:?}");
         String::from_utf8_lossy(&out.stdout).to_string()
     };
-    openssl(&["verify", "-CAfile", "ca.pem", "coordinator.pem", "worker.pem", "status.pem"]);
-    let san = openssl(&["x509", "-in", "coordinator.pem", "-noout", "-ext", "subjectAltName"]);
+    openssl(&[
+        "verify",
+        "-CAfile",
+        "ca.pem",
+        "coordinator.pem",
+        "worker.pem",
+        "status.pem",
+    ]);
+    let san = openssl(&[
+        "x509",
+        "-in",
+        "coordinator.pem",
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
     assert!(san.contains("DNS:coordinator,"), "{san}");
     let subject = openssl(&["x509", "-in", "worker.pem", "-noout", "-subject"]);
     assert!(subject.contains(&format!("CN = {allowed}")), "{subject}");
     let subject = openssl(&["x509", "-in", "status.pem", "-noout", "-subject"]);
-    assert!(!subject.contains(&format!("CN = {allowed}")), "status must not act as a worker");
+    assert!(
+        !subject.contains(&format!("CN = {allowed}")),
+        "status must not act as a worker"
+    );
 }

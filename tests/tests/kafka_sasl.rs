@@ -27,7 +27,10 @@ fn sample() -> PathBuf {
 /// The profile's variables with Kafka reached through `mechanism` (`plain` or `gssapi`).
 fn with_mechanism(mechanism: &str, ccache: &std::path::Path) -> BTreeMap<String, String> {
     let mut env = secure_env();
-    let key = format!("SAWMILL_SECURE_KAFKA_{}_PROPERTIES", mechanism.to_uppercase());
+    let key = format!(
+        "SAWMILL_SECURE_KAFKA_{}_PROPERTIES",
+        mechanism.to_uppercase()
+    );
     let props = env[&key].clone();
     env.insert("SAWMILL_KAFKA_PROPERTIES_FILE".into(), props);
     if mechanism == "gssapi" {
@@ -48,7 +51,15 @@ fn produce(env: &BTreeMap<String, String>, topic: &str) -> Output {
         cmd.env_remove("SAWMILL_KAFKA_SECRET");
     }
     secure(&mut cmd, env)
-        .args(["produce", "-q", "--topic", topic, "--partitions", "2", "--reset"])
+        .args([
+            "produce",
+            "-q",
+            "--topic",
+            topic,
+            "--partitions",
+            "2",
+            "--reset",
+        ])
         .args(["--bootstrap-servers", &env["SAWMILL_KAFKA"], "--file"])
         .arg(sample())
         .output()
@@ -92,10 +103,18 @@ fn round_trip(mechanism: &str) {
     let env = with_mechanism(mechanism, cc.path());
     let topic = unique(&format!("sasl-{mechanism}"));
     let out = produce(&env, &topic);
-    assert!(out.status.success(), "produce over {mechanism}: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "produce over {mechanism}: {}",
+        text(&out)
+    );
     let lines = sawmill_core::batch::count_lines(&std::fs::read(sample()).unwrap());
     let (records, rejects) = worker_run(&env, &topic);
-    assert_eq!(records + rejects, lines, "{mechanism}: every line committed");
+    assert_eq!(
+        records + rejects,
+        lines,
+        "{mechanism}: every line committed"
+    );
     if mechanism == "gssapi" {
         assert!(
             cc.path().join("krb5cc").exists(),
@@ -141,8 +160,14 @@ fn a_wrong_plain_password_fails_fast_with_a_clear_error() {
     let t = text(&out);
     assert!(!out.status.success(), "a wrong password must fail: {t}");
     assert!(t.to_lowercase().contains("authentication"), "{t}");
-    assert!(t.contains("PLAIN"), "the error names the mechanism: {t}");
-    assert!(!t.contains("not-the-plain-password"), "the secret leaked: {t}");
+    assert!(
+        t.contains("Invalid username or password") && t.contains("sasl.username"),
+        "the error says what was refused and what to check: {t}"
+    );
+    assert!(
+        !t.contains("not-the-plain-password"),
+        "the secret leaked: {t}"
+    );
     assert!(
         t0.elapsed() < Duration::from_secs(30),
         "took {:?}",

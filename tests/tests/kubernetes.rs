@@ -158,7 +158,11 @@ fn container_env(objs: &[Value], c: &Value) -> Vec<(String, String)> {
         out.push((e["name"].as_str().unwrap().to_string(), value));
     }
     for from in c["envFrom"].as_array().into_iter().flatten() {
-        let cm = find(objs, "ConfigMap", from["configMapRef"]["name"].as_str().unwrap());
+        let cm = find(
+            objs,
+            "ConfigMap",
+            from["configMapRef"]["name"].as_str().unwrap(),
+        );
         for (k, v) in cm["data"].as_object().unwrap() {
             out.push((k.clone(), v.as_str().unwrap().to_string()));
         }
@@ -216,10 +220,7 @@ fn check_common(objs: &[Value], overlay: &str) {
         } else {
             args.join(" ")
         };
-        assert!(
-            cmdline.contains(first),
-            "{overlay}: {name} runs {cmdline}"
-        );
+        assert!(cmdline.contains(first), "{overlay}: {name} runs {cmdline}");
         for flag in cmdline.split_whitespace().filter(|a| a.starts_with("--")) {
             let flag = flag.split('=').next().unwrap();
             assert!(
@@ -229,7 +230,10 @@ fn check_common(objs: &[Value], overlay: &str) {
         }
         for (k, _) in container_env(objs, c) {
             if k.starts_with("SAWMILL_") && k != "SAWMILL_LOG" {
-                assert!(binary_help.contains(&k), "{overlay}: {name} does not read {k}");
+                assert!(
+                    binary_help.contains(&k),
+                    "{overlay}: {name} does not read {k}"
+                );
             }
         }
         // Probes: /healthz on the port the process really serves HTTP on.
@@ -260,7 +264,11 @@ fn check_common(objs: &[Value], overlay: &str) {
                     .unwrap()
                     .1
             };
-            assert_eq!(served, format!("0.0.0.0:{port}"), "{overlay}: {name} {probe}");
+            assert_eq!(
+                served,
+                format!("0.0.0.0:{port}"),
+                "{overlay}: {name} {probe}"
+            );
         }
     }
     // Workers reach every coordinator through the headless Service.
@@ -293,7 +301,10 @@ fn check_common(objs: &[Value], overlay: &str) {
         workspace().join("deploy/kubernetes/monitoring/prometheus-adapter-rules.yaml"),
     )
     .unwrap();
-    assert!(adapter.contains(&format!("as: {metric}")), "adapter serves {metric}");
+    assert!(
+        adapter.contains(&format!("as: {metric}")),
+        "adapter serves {metric}"
+    );
     let http_api = std::fs::read_to_string(workspace().join("docs/http-api.md")).unwrap();
     assert!(
         adapter.contains("sawmill_coordinator_partition_lag")
@@ -318,7 +329,11 @@ fn check_common(objs: &[Value], overlay: &str) {
                     .iter()
                     .any(|p| &p["name"] == port)
         });
-        assert!(hit, "{overlay}: ServiceMonitor {} selects nothing", sm["metadata"]["name"]);
+        assert!(
+            hit,
+            "{overlay}: ServiceMonitor {} selects nothing",
+            sm["metadata"]["name"]
+        );
     }
 }
 
@@ -333,9 +348,17 @@ fn check_secure(objs: &[Value]) {
         assert!(!text.contains("--http-insecure"), "{name}");
         assert!(!text.contains(&token_b64), "{name}: the token is inlined");
         for (k, v) in container_env(objs, c) {
-            let is_path = ["_FILE", "_CERT", "_KEY", "_CA", "_KEYTAB", "KRB5_CONFIG", "_CONF_DIR"]
-                .iter()
-                .any(|s| k.ends_with(s));
+            let is_path = [
+                "_FILE",
+                "_CERT",
+                "_KEY",
+                "_CA",
+                "_KEYTAB",
+                "KRB5_CONFIG",
+                "_CONF_DIR",
+            ]
+            .iter()
+            .any(|s| k.ends_with(s));
             if !is_path {
                 continue;
             }
@@ -344,7 +367,10 @@ fn check_secure(objs: &[Value]) {
                 .as_array()
                 .unwrap()
                 .iter()
-                .find(|m| v.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap())) || v == m["mountPath"].as_str().unwrap())
+                .find(|m| {
+                    v.starts_with(&format!("{}/", m["mountPath"].as_str().unwrap()))
+                        || v == m["mountPath"].as_str().unwrap()
+                })
                 .unwrap_or_else(|| panic!("{name}: {k}={v} is not under a mount"));
             assert_eq!(mount["readOnly"], true, "{name}: {k}");
             let vol = pod["volumes"]
@@ -366,8 +392,15 @@ fn check_secure(objs: &[Value]) {
                 continue;
             }
             let data = &find(objs, kind, source)["data"];
-            assert!(data.get(key).is_some(), "{name}: {k}={v}: no {key} in {kind} {source}");
-            if k.contains("TOKEN") || k.contains("PASSWORD") || k.ends_with("_KEY") || k.ends_with("_KEYTAB") {
+            assert!(
+                data.get(key).is_some(),
+                "{name}: {k}={v}: no {key} in {kind} {source}"
+            );
+            if k.contains("TOKEN")
+                || k.contains("PASSWORD")
+                || k.ends_with("_KEY")
+                || k.ends_with("_KEYTAB")
+            {
                 assert_eq!(kind, "Secret", "{name}: {k} must come from a Secret");
             }
         }
@@ -399,8 +432,10 @@ fn kubernetes_manifests_are_valid_and_consistent_with_the_binaries() {
     check_secure(&objs[1]);
     // The plain overlay says, explicitly, that its HTTP API is open.
     let plain = find(&objs[0], "Deployment", "sawmill-coordinator");
-    assert!(strs(&plain["spec"]["template"]["spec"]["containers"][0]["args"])
-        .contains(&"--http-insecure".to_string()));
+    assert!(
+        strs(&plain["spec"]["template"]["spec"]["containers"][0]["args"])
+            .contains(&"--http-insecure".to_string())
+    );
 }
 
 #[test]
@@ -432,11 +467,17 @@ fn the_validation_fails_on_a_broken_manifest() {
         ),
     ] {
         let copy = prepared_copy();
-        let path = copy
-            .path()
-            .join(if what == "an unknown kind" { "base/autoscaling.yaml" } else { "base/worker.yaml" });
+        let path = copy.path().join(if what == "an unknown kind" {
+            "base/autoscaling.yaml"
+        } else {
+            "base/worker.yaml"
+        });
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{what}: {from:?} not in {}", path.display());
+        assert!(
+            text.contains(from),
+            "{what}: {from:?} not in {}",
+            path.display()
+        );
         std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
         match validate(copy.path(), &["overlays/plain"]) {
             Ok(_) => panic!("{what}: accepted"),

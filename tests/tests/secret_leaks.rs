@@ -40,11 +40,17 @@ fn secrets(dir: &Path, session: &str) -> Vec<(String, Vec<u8>)> {
     }
     let hex: String = keytab.iter().map(|b| format!("{b:02x}")).collect();
     out.push(("sawmill.keytab hex".into(), hex.into_bytes()));
-    out.push(("sawmill.keytab base64".into(), base64(&keytab)[..40].as_bytes().to_vec()));
+    out.push((
+        "sawmill.keytab base64".into(),
+        base64(&keytab)[..40].as_bytes().to_vec(),
+    ));
     // Private keys: each base64 line of the PEM body.
     for f in ["coordinator.key", "worker-a.key", "sawmill.key"] {
         let pem = std::fs::read_to_string(dir.join(f)).unwrap();
-        for line in pem.lines().filter(|l| !l.starts_with("-----") && l.len() >= 32) {
+        for line in pem
+            .lines()
+            .filter(|l| !l.starts_with("-----") && l.len() >= 32)
+        {
             out.push((f.to_string(), line.as_bytes().to_vec()));
         }
     }
@@ -139,7 +145,10 @@ fn sigterm_and_wait(child: &mut ChildGuard, what: &str) {
         .status()
         .unwrap()
         .success());
-    assert!(child.wait_ok(Duration::from_secs(60)), "{what} did not exit cleanly");
+    assert!(
+        child.wait_ok(Duration::from_secs(60)),
+        "{what} did not exit cleanly"
+    );
 }
 
 #[test]
@@ -176,7 +185,12 @@ fn a_secured_pipeline_with_debug_logs_shows_no_secret_anywhere() {
     secure(&mut cmd, &env)
         .args(["--tls-cert", &secret("coordinator.pem")])
         .args(["--tls-key", &secret("coordinator.key")])
-        .args(["--tls-client-ca", &secret("ca.pem"), "--allow-worker", "worker-*"])
+        .args([
+            "--tls-client-ca",
+            &secret("ca.pem"),
+            "--allow-worker",
+            "worker-*",
+        ])
         .args(["--token-file", &secret("sawmill-token.password")])
         .env("SAWMILL_LOG", "debug")
         .stderr(std::fs::File::create(logs.path().join("coordinator.log")).unwrap());
@@ -190,7 +204,13 @@ fn a_secured_pipeline_with_debug_logs_shows_no_secret_anywhere() {
     };
     let mut wcmd = Command::new(bin("worker"));
     secure(&mut wcmd, &env)
-        .args(["join", "--coordinator", &coord.grpc, "--worker-id", "leak-w1"])
+        .args([
+            "join",
+            "--coordinator",
+            &coord.grpc,
+            "--worker-id",
+            "leak-w1",
+        ])
         .env("SAWMILL_LOG", "debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(logs.path().join("worker.log")).unwrap());
@@ -206,7 +226,8 @@ fn a_secured_pipeline_with_debug_logs_shows_no_secret_anywhere() {
         let out = st.output().unwrap();
         let doc: Option<serde_json::Value> = serde_json::from_slice(&out.stdout).ok();
         let merged = doc.as_ref().map_or(0, |d| {
-            d["merged"]["records"].as_u64().unwrap_or(0) + d["merged"]["rejects"].as_u64().unwrap_or(0)
+            d["merged"]["records"].as_u64().unwrap_or(0)
+                + d["merged"]["rejects"].as_u64().unwrap_or(0)
         });
         if merged == lines {
             break String::from_utf8(out.stdout).unwrap();
@@ -236,8 +257,17 @@ fn a_secured_pipeline_with_debug_logs_shows_no_secret_anywhere() {
         ("status json".to_string(), status_json),
         ("settings_json".to_string(), settings_json.clone()),
     ];
-    for path in ["/", "/api/v1/status", "/api/v1/dashboard", "/api/v1/analytics", "/metrics"] {
-        documents.push((format!("GET {path}"), https_get(&env, &coord.http, path, &header)));
+    for path in [
+        "/",
+        "/api/v1/status",
+        "/api/v1/dashboard",
+        "/api/v1/analytics",
+        "/metrics",
+    ] {
+        documents.push((
+            format!("GET {path}"),
+            https_get(&env, &coord.http, path, &header),
+        ));
     }
     assert!(documents[2].1.contains("<html"), "the dashboard page");
     // The settings a worker receives carry no connection settings at all.
@@ -258,9 +288,20 @@ fn a_secured_pipeline_with_debug_logs_shows_no_secret_anywhere() {
         let log = std::fs::read(logs.path().join(f)).unwrap();
         // Debug logging was really on, so the search covers debug lines.
         assert!(contains(&log, b"DEBUG"), "{f} has no debug line");
+        // hdfs-native's SASL exchange (tokens, negotiated keys) stays out of debug logs.
+        let text = String::from_utf8_lossy(&log);
+        let sasl: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("DEBUG") && l.contains("hdfs_native::security"))
+            .take(3)
+            .collect();
+        assert!(sasl.is_empty(), "{f} logs the HDFS SASL exchange: {sasl:?}");
         haystacks.push((f.to_string(), log));
     }
-    assert!(contains(&produced.stderr, b"DEBUG"), "produce logged no debug line");
+    assert!(
+        contains(&produced.stderr, b"DEBUG"),
+        "produce logged no debug line"
+    );
     let mut leaks = Vec::new();
     for (what, needle) in secrets(&dir, &session) {
         for (where_, hay) in &haystacks {
