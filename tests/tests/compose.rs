@@ -2,6 +2,8 @@
 //! validated statically: the YAML parses, references resolve, and every command and flag it
 //! uses exists in the binaries we build.
 
+#![allow(clippy::unwrap_used)]
+
 use sawmill_tests::{bin, workspace};
 use std::process::Command;
 

@@ -42,7 +42,7 @@ fn secrets(dir: &Path, session: &str) -> Vec<(String, Vec<u8>)> {
     out.push(("sawmill.keytab hex".into(), hex.into_bytes()));
     out.push((
         "sawmill.keytab base64".into(),
-        base64(&keytab)[..40].as_bytes().to_vec(),
+        base64(&keytab).as_bytes()[..40].to_vec(),
     ));
     // Private keys: each base64 line of the PEM body.
     for f in ["coordinator.key", "worker-a.key", "sawmill.key"] {
