@@ -46,6 +46,19 @@ if [[ "${1:-}" == "--test" ]]; then
     echo "setup: installing cargo-audit with cargo install (a few minutes)" >&2
     cargo install --locked -q cargo-audit
   fi
+  # The Kubernetes manifests' offline validation (tests/tests/kubernetes.rs): the API's schemas
+  # from npm, and a kustomize renderer (kubectl's built-in one, else kustomize from the Go
+  # module proxy).
+  k8s=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/k8s" && pwd)
+  if [[ ! -d $k8s/node_modules/kubernetes-models ]]; then
+    echo "setup: installing the Kubernetes schema validators with npm" >&2
+    npm ci --prefix "$k8s" --no-audit --no-fund --loglevel=error
+  fi
+  if ! command -v kubectl >/dev/null && ! command -v kustomize >/dev/null \
+      && [[ ! -x ${GOPATH:-$HOME/go}/bin/kustomize ]]; then
+    echo "setup: installing kustomize with go install" >&2
+    GOFLAGS=-mod=mod go install sigs.k8s.io/kustomize/kustomize/v5@v5.7.1
+  fi
   rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
   rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 fi

@@ -1,10 +1,24 @@
 //! What every Sawmill binary does around its main function: logging set-up, the tokio runtime,
 //! and waiting for SIGINT or SIGTERM (graceful shutdown).
 
+/// Targets of dependencies whose debug lines carry credentials: hdfs-native logs its SASL
+/// exchange whole (Kerberos and block tokens, the negotiated data-transfer keys). They stay at
+/// `info` under a general `SAWMILL_LOG=debug`; naming the target in `SAWMILL_LOG` still turns
+/// them on, deliberately.
+const CREDENTIAL_TARGETS: &[&str] = &["hdfs_native::security"];
+
 /// Logs to stderr, filtered by `SAWMILL_LOG` (an `EnvFilter` directive), else by `default`.
 pub fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SAWMILL_LOG")
+    let spec = std::env::var("SAWMILL_LOG").unwrap_or_default();
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("SAWMILL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    for target in CREDENTIAL_TARGETS {
+        if !spec.contains(target) {
+            if let Ok(directive) = format!("{target}=info").parse() {
+                filter = filter.add_directive(directive);
+            }
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

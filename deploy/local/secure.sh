@@ -6,9 +6,11 @@
 #   etcd   TLS on the client port, client certificates required (--client-cert-auth), and
 #          RBAC: user `root` (admin), user `sawmill` whose role may read and write only the
 #          prefix /sawmill/ (tests add narrower users with `services etcdctl`).
-#   Kafka  a SASL_SSL listener for clients (SCRAM-SHA-512; users `admin` and `sawmill`), with a
-#          broker certificate from the profile's CA; the controller and the broker's own
-#          listener stay on loopback in plaintext.
+#   Kafka  a SASL_SSL listener for clients with three mechanisms: SCRAM-SHA-512 and PLAIN
+#          (users `admin` and `sawmill`, the same passwords) and GSSAPI (Kerberos: the broker is
+#          kafka/127.0.0.1@SAWMILL.LOCAL in the profile's KDC), with a broker certificate from
+#          the profile's CA; the controller and the broker's own listener stay on loopback in
+#          plaintext.
 # Every secret is generated at `up` under STATE_DIR/secrets (0700): a CA, a server
 # certificate for 127.0.0.1/localhost, client certificates (root, sawmill, worker-a,
 # worker-b) and, signed by a second CA nobody trusts, `outsider`; passwords in files.
@@ -142,8 +144,11 @@ listeners=SASL_SSL://$HOST:$KAFKA_PORT,INTERNAL://$HOST:$KAFKA_INTERNAL_PORT,CON
 advertised.listeners=SASL_SSL://$HOST:$KAFKA_PORT,INTERNAL://$HOST:$KAFKA_INTERNAL_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
 listener.security.protocol.map=SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=INTERNAL
-sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN,GSSAPI
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="$(<"$SECRETS_DIR/kafka-admin.password")" user_sawmill="$(<"$SECRETS_DIR/kafka-sawmill.password")";
+sasl.kerberos.service.name=kafka
+listener.name.sasl_ssl.gssapi.sasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true isInitiator=false keyTab="$SECRETS_DIR/kafka.keytab" principal="$KAFKA_KRB_PRINCIPAL";
 ssl.keystore.type=PKCS12
 ssl.keystore.location=$SECRETS_DIR/kafka-broker.p12
 ssl.keystore.password=$pw
@@ -171,14 +176,36 @@ kafka_scram_format_args() {
 }
 
 # The librdkafka properties a Sawmill client of the secure profile uses (KEY=VALUE lines;
-# the password by file reference, as `--kafka-property-file` reads it).
+# the password comes from its own file, SAWMILL_KAFKA_SECRET). `plain` and `gssapi` give the
+# other two mechanisms: PLAIN takes the same password; GSSAPI logs in as sawmill@REALM from
+# its keytab (librdkafka runs kinit into KRB5CCNAME).
 kafka_sawmill_client_conf() {
-  cat <<EOF
-security.protocol=SASL_SSL
-sasl.mechanisms=SCRAM-SHA-512
-sasl.username=sawmill
-ssl.ca.location=$SECRETS_DIR/ca.pem
-EOF
+  local mechanism=SCRAM-SHA-512
+  case ${1:-scram} in plain) mechanism=PLAIN ;; gssapi) mechanism=GSSAPI ;; esac
+  printf 'security.protocol=SASL_SSL\nsasl.mechanisms=%s\nssl.ca.location=%s\n' \
+    "$mechanism" "$SECRETS_DIR/ca.pem"
+  if [[ $mechanism == GSSAPI ]]; then
+    printf 'sasl.kerberos.service.name=kafka\nsasl.kerberos.principal=%s\nsasl.kerberos.keytab=%s\n' \
+      "sawmill@$REALM" "$SECRETS_DIR/sawmill.keytab"
+  else
+    echo "sasl.username=sawmill"
+  fi
+}
+
+# JVM flags of the secure profile's broker: its GSSAPI acceptor reads the profile's krb5.conf.
+kafka_secure_jvm_opts() {
+  (( SECURE )) || return 0
+  printf '%s\n' "-Djava.security.krb5.conf=$KRB_DIR/krb5.conf" -Dsun.security.krb5.disableReferrals=true
+}
+
+# kdc_for_kafka: the broker's GSSAPI needs its keytab from the realm before it starts, so in
+# this profile `up` starts the KDC (a process of the service hdfs) before Kafka; start_hdfs
+# then finds it running and keeps it.
+kdc_for_kafka() {
+  (( SECURE )) || return 0
+  proc_pid kdc >/dev/null && kdc_healthy && return 0
+  start_kdc
+  wait_kdc
 }
 
 # secure_env: the exports `services env` adds in the secure profile (paths, never secrets):
@@ -194,6 +221,9 @@ secure_env() {
   printf 'export SAWMILL_KAFKA_PROPERTIES_FILE=%q\n' "$CONF_DIR/kafka/sawmill-client.properties"
   printf 'export SAWMILL_KAFKA_SECRET=%q\n' "sasl.password=$SECRETS_DIR/kafka-sawmill.password"
   printf 'export SAWMILL_KAFKA_PASSWORD_FILE=%q\n' "$SECRETS_DIR/kafka-sawmill.password"
+  # The same client with SASL PLAIN or GSSAPI instead of SCRAM (as SAWMILL_KAFKA_PROPERTIES_FILE).
+  printf 'export SAWMILL_SECURE_KAFKA_PLAIN_PROPERTIES=%q\n' "$CONF_DIR/kafka/sawmill-client-plain.properties"
+  printf 'export SAWMILL_SECURE_KAFKA_GSSAPI_PROPERTIES=%q\n' "$CONF_DIR/kafka/sawmill-client-gssapi.properties"
   printf 'export KRB5_CONFIG=%q\n' "$KRB_DIR/krb5.conf"
   printf 'export SAWMILL_KRB5_CONFIG=%q\n' "$KRB_DIR/krb5.conf"
   printf 'export SAWMILL_HDFS_PRINCIPAL=%q\n' "sawmill@$REALM"
@@ -204,8 +234,11 @@ secure_env() {
 # ---------------------------------------------------------------- Kerberos (HDFS)
 # A real MIT KDC (Debian's krb5-kdc) for the realm SAWMILL.LOCAL on 127.0.0.1:KDC_PORT, run as
 # the process `kdc` of the service hdfs in this profile. Principals: nn/localhost,
-# dn/localhost, HTTP/localhost (keytab secrets/hdfs.keytab) and sawmill (secrets/sawmill.keytab).
+# dn/localhost, HTTP/localhost (keytab secrets/hdfs.keytab), the broker kafka/127.0.0.1
+# (secrets/kafka.keytab: librdkafka names the broker by the host it dials) and sawmill
+# (secrets/sawmill.keytab).
 readonly REALM=SAWMILL.LOCAL
+KAFKA_KRB_PRINCIPAL=kafka/$HOST@$REALM
 KRB_DIR=$CONF_DIR/krb5
 
 krb_env() {  # the environment every Kerberos tool and server of this profile runs with
@@ -278,11 +311,12 @@ start_kdc() {
     krb_env
     kdb5_util create -s -r "$REALM" -P "$(head -c 32 /dev/urandom | base64)"
     local p
-    for p in nn/localhost dn/localhost HTTP/localhost sawmill; do
+    for p in nn/localhost dn/localhost HTTP/localhost "kafka/$HOST" sawmill; do
       kadmin.local -q "addprinc -randkey $p@$REALM"
     done
-    rm -f "$SECRETS_DIR/hdfs.keytab" "$SECRETS_DIR/sawmill.keytab"
+    rm -f "$SECRETS_DIR/hdfs.keytab" "$SECRETS_DIR/sawmill.keytab" "$SECRETS_DIR/kafka.keytab"
     kadmin.local -q "ktadd -k $SECRETS_DIR/hdfs.keytab nn/localhost@$REALM dn/localhost@$REALM HTTP/localhost@$REALM"
+    kadmin.local -q "ktadd -k $SECRETS_DIR/kafka.keytab $KAFKA_KRB_PRINCIPAL"
     kadmin.local -q "ktadd -k $SECRETS_DIR/sawmill.keytab sawmill@$REALM"
     chmod 600 "$SECRETS_DIR"/*.keytab
   ) >>"$LOG_DIR/kdc.log" 2>&1 || fail_service kdc "creating the Kerberos realm failed" kdc

@@ -2,6 +2,8 @@
 //! validated statically: the YAML parses, references resolve, and every command and flag it
 //! uses exists in the binaries we build.
 
+#![allow(clippy::unwrap_used)]
+
 use sawmill_tests::{bin, workspace};
 use std::process::Command;
 
@@ -141,4 +143,129 @@ fn fleet_compose_file_is_consistent_with_the_binaries() {
     ] {
         assert!(text.contains(needle), "fleet.compose.yml lacks {needle}");
     }
+}
+
+/// A YAML file as JSON (PyYAML; anchors and merge keys resolved).
+fn yaml(path: &str) -> serde_json::Value {
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import json, sys, yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))",
+        ])
+        .arg(workspace().join(path))
+        .output()
+        .expect("python3 with PyYAML (scripts/setup.sh --test installs it)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// deploy/compose/secure.compose.yml, the secured override of docker-compose.yml: its flags
+/// and variables exist, every path it names is a mounted secret, the secret files are the ones
+/// deploy/certs/gen-certs.sh makes, and the certificates they make verify for these names.
+#[test]
+fn secure_compose_override_is_consistent_with_the_binaries_and_the_certificates() {
+    let doc = yaml("deploy/compose/secure.compose.yml");
+    let base = yaml("docker-compose.yml");
+    let secrets = doc["secrets"].as_object().unwrap();
+    let certs = tempfile::tempdir().unwrap();
+    let st = Command::new(workspace().join("deploy/certs/gen-certs.sh"))
+        .arg(certs.path())
+        .status()
+        .unwrap();
+    assert!(st.success(), "gen-certs.sh failed");
+    let serve_help = help("coordinator", &["serve"]);
+    let join_help = help("worker", &["join"]);
+    let status_help = help("sawmill", &["status"]);
+    for (name, helptext) in [
+        ("coordinator", &serve_help),
+        ("worker", &join_help),
+        ("sawmill", &status_help),
+    ] {
+        let svc = &doc["services"][name];
+        assert!(
+            base["services"].get(name).is_some(),
+            "{name} overrides no service of docker-compose.yml"
+        );
+        let mounted: Vec<&str> = svc["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap())
+            .collect();
+        for (key, value) in svc["environment"].as_object().unwrap() {
+            assert!(
+                helptext.contains(key.as_str()),
+                "{name} does not read {key}"
+            );
+            if let Some(secret) = value.as_str().unwrap().strip_prefix("/run/secrets/") {
+                assert!(
+                    mounted.contains(&secret),
+                    "{name}: {key} names unmounted {secret}"
+                );
+            }
+        }
+        for secret in &mounted {
+            let file = secrets[*secret]["file"].as_str().unwrap();
+            let made = file
+                .strip_prefix("./deploy/compose/secrets/")
+                .unwrap_or_else(|| panic!("{secret}: {file} is not under deploy/compose/secrets"));
+            assert!(
+                certs.path().join(made).exists(),
+                "gen-certs.sh does not make {made}"
+            );
+        }
+    }
+    // No secret is a flag value; the HTTP API is not opened without TLS and token.
+    let coord: Vec<String> =
+        serde_json::from_value(doc["services"]["coordinator"]["command"].clone()).unwrap();
+    assert_eq!(&coord[..2], ["coordinator", "serve"]);
+    for flag in coord.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            serve_help.contains(flag.as_str()),
+            "coordinator serve has no {flag}"
+        );
+    }
+    assert!(!coord.iter().any(|a| a == "--http-insecure"));
+    // Workers dial coordinator:7000 (docker-compose.yml): the server certificate names it, and
+    // the worker certificate matches the allow-list.
+    let allowed = doc["services"]["coordinator"]["environment"]["SAWMILL_ALLOWED_WORKERS"]
+        .as_str()
+        .unwrap();
+    let openssl = |args: &[&str]| -> String {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(certs.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    openssl(&[
+        "verify",
+        "-CAfile",
+        "ca.pem",
+        "coordinator.pem",
+        "worker.pem",
+        "status.pem",
+    ]);
+    let san = openssl(&[
+        "x509",
+        "-in",
+        "coordinator.pem",
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(san.contains("DNS:coordinator,"), "{san}");
+    let subject = openssl(&["x509", "-in", "worker.pem", "-noout", "-subject"]);
+    assert!(subject.contains(&format!("CN = {allowed}")), "{subject}");
+    let subject = openssl(&["x509", "-in", "status.pem", "-noout", "-subject"]);
+    assert!(
+        !subject.contains(&format!("CN = {allowed}")),
+        "status must not act as a worker"
+    );
 }
