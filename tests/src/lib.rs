@@ -8,13 +8,15 @@
 //!
 //! [`cluster`] holds the fixtures of whole-cluster tests (coordinator and worker processes,
 //! the status document, end-to-end checks); [`checker`] those of `sawmill verify` and the
-//! chaos tests (tagged input, a private services instance, memory samples).
+//! chaos tests (tagged input, a private services instance, memory samples); [`faults`] those of
+//! the fault tests that drive a worker in-process or slow a dependency down.
 
 // Fixtures panic on failure: that is how the test using them fails.
 #![allow(clippy::unwrap_used)]
 
 pub mod checker;
 pub mod cluster;
+pub mod faults;
 
 use arrow::array::{Array, Int32Array, Int64Array};
 use arrow::record_batch::RecordBatch;
