@@ -195,7 +195,7 @@ impl Run {
         let recovery = back.elapsed();
         self.coordinator.stop();
         self.worker.kill9();
-        assert_verified(&self.s, &self.topic, &self.topic, KEYS as usize, &self.root);
+        assert_verified(&self.s, &self.topic, &self.root, KEYS as usize, "storage full");
         (recovery, max_rss)
     }
 }
