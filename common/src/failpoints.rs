@@ -50,7 +50,11 @@ pub fn arm_from_env() -> Result<()> {
             ))
         })?;
         armed::arm(name.trim(), actions.trim()).map_err(crate::error::Error::Config)?;
-        tracing::warn!(failpoint = name.trim(), actions = actions.trim(), "fail point armed");
+        tracing::warn!(
+            failpoint = name.trim(),
+            actions = actions.trim(),
+            "fail point armed"
+        );
     }
     #[cfg(not(feature = "failpoints"))]
     tracing::warn!(
@@ -71,7 +75,10 @@ pub mod armed {
 
     pub(super) fn record(name: &str) {
         if let Ok(mut fired) = FIRED.lock() {
-            fired.entry(name.to_string()).or_default().push(Instant::now());
+            fired
+                .entry(name.to_string())
+                .or_default()
+                .push(Instant::now());
         }
     }
 

@@ -37,7 +37,13 @@ impl Tmpfs {
     fn mount(path: &Path, size: &str) -> Result<Tmpfs, String> {
         std::fs::create_dir_all(path).map_err(|e| e.to_string())?;
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "sawmill-chaos"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "sawmill-chaos",
+            ])
             .arg(path)
             .output()
             .map_err(|e| e.to_string())?;
@@ -117,19 +123,18 @@ async fn start(s: &Services, prefix: &str, root: impl FnOnce(&str) -> String) ->
     let log = std::fs::File::create(logs.path().join("coordinator.log")).unwrap();
     let mut cmd = Coordinator::command(s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0");
     cmd.args(["--shard-max-rows", "2000", "--shard-max-age-ms", "500"])
-        .args(["--commit-deadline-ms", "3000", "--summary-interval-ms", "1000"])
+        .args([
+            "--commit-deadline-ms",
+            "3000",
+            "--summary-interval-ms",
+            "1000",
+        ])
         .env("SAWMILL_LOG", "info")
         .stderr(log);
     let coordinator = Coordinator::spawn(&mut cmd);
     let worker = worker(&coordinator.grpc, "w1", logs.path());
     let end = end_offsets(s, &topic);
-    wait_caught_up(
-        &coordinator.grpc,
-        &end,
-        LINES / 2,
-        Duration::from_secs(120),
-    )
-    .await;
+    wait_caught_up(&coordinator.grpc, &end, LINES / 2, Duration::from_secs(120)).await;
     Run {
         s: s.clone(),
         topic,
@@ -170,7 +175,10 @@ impl Run {
             .flat_map(|m| m.files.iter().map(|f| f.path.clone()))
             .collect();
         for f in published {
-            assert!(named.contains(&f), "{f} published but committed by no manifest");
+            assert!(
+                named.contains(&f),
+                "{f} published but committed by no manifest"
+            );
         }
         error
     }
@@ -182,20 +190,31 @@ impl Run {
         let pid = self.worker.pid().unwrap();
         let grpc = self.coordinator.grpc.clone();
         let mut max_rss = 0;
-        wait_for("lag 0 after space came back", Duration::from_secs(120), async || {
-            max_rss = max_rss.max(rss_bytes(pid).unwrap_or(0));
-            let doc = status(&grpc).await?;
-            let merged = doc["merged"]["records"].as_u64()? + doc["merged"]["rejects"].as_u64()?;
-            let done = committed(&doc)
-                .iter()
-                .all(|(p, c)| end.get(&(*p as i32)) == Some(c));
-            (done && merged == LINES).then_some(())
-        })
+        wait_for(
+            "lag 0 after space came back",
+            Duration::from_secs(120),
+            async || {
+                max_rss = max_rss.max(rss_bytes(pid).unwrap_or(0));
+                let doc = status(&grpc).await?;
+                let merged =
+                    doc["merged"]["records"].as_u64()? + doc["merged"]["rejects"].as_u64()?;
+                let done = committed(&doc)
+                    .iter()
+                    .all(|(p, c)| end.get(&(*p as i32)) == Some(c));
+                (done && merged == LINES).then_some(())
+            },
+        )
         .await;
         let recovery = back.elapsed();
         self.coordinator.stop();
         self.worker.kill9();
-        assert_verified(&self.s, &self.topic, &self.root, KEYS as usize, "storage full");
+        assert_verified(
+            &self.s,
+            &self.topic,
+            &self.root,
+            KEYS as usize,
+            "storage full",
+        );
         (recovery, max_rss)
     }
 }
@@ -218,7 +237,10 @@ async fn chaos_local_disk_full_fails_cleanly_then_drains() {
     };
     let private = PrivateServices::up(&["etcd", "kafka"], 900);
     let out = mnt.join("out");
-    let mut run = start(&private.services, "chaos-full", |_| out.display().to_string()).await;
+    let mut run = start(&private.services, "chaos-full", |_| {
+        out.display().to_string()
+    })
+    .await;
 
     // Fill the file system to the last byte.
     let filler = mnt.join("filler");

@@ -72,7 +72,12 @@ async fn chaos_scale_1_3_2_workers_and_new_partitions_under_load() {
     let log = std::fs::File::create(logs.path().join("coordinator.log")).unwrap();
     let mut cmd = Coordinator::command(&s, &topic, &root, "127.0.0.1:0", "127.0.0.1:0");
     cmd.args(["--shard-max-rows", "4000", "--shard-max-age-ms", "500"])
-        .args(["--session-timeout-ms", "3000", "--heartbeat-interval-ms", "500"])
+        .args([
+            "--session-timeout-ms",
+            "3000",
+            "--heartbeat-interval-ms",
+            "500",
+        ])
         .args(["--summary-interval-ms", "1000"])
         .env("SAWMILL_LOG", "info")
         .stderr(log);
@@ -92,7 +97,14 @@ async fn chaos_scale_1_3_2_workers_and_new_partitions_under_load() {
     sample(&workers, &mut max_rss);
 
     // The topic grows to 6 partitions; the next lines go to all of them.
-    let out = private.tool(&["kafka-topics", "--alter", "--topic", &topic, "--partitions", "6"]);
+    let out = private.tool(&[
+        "kafka-topics",
+        "--alter",
+        "--topic",
+        &topic,
+        "--partitions",
+        "6",
+    ]);
     assert!(
         out.status.success(),
         "kafka-topics --alter: {}",
@@ -137,7 +149,13 @@ async fn chaos_scale_1_3_2_workers_and_new_partitions_under_load() {
     for w in workers.iter_mut() {
         w.kill9();
     }
-    assert_verified(&s, &topic, &root, KEYS as usize, "scale 1→3→2, 4→6 partitions");
+    assert_verified(
+        &s,
+        &topic,
+        &root,
+        KEYS as usize,
+        "scale 1→3→2, 4→6 partitions",
+    );
     println!(
         "chaos_scale: 1→3→2 workers, 4→6 partitions, last change to lag 0 {:.1}s, max worker RSS {:.0} MiB, total {:.0}s",
         recovery.as_secs_f64(),

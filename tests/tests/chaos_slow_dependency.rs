@@ -72,7 +72,12 @@ async fn chaos_slow_etcd_moves_no_partition_and_loses_nothing() {
     let log = std::fs::File::create(logs.path().join("coordinator.log")).unwrap();
     let mut cmd = Coordinator::command(&slow, &topic, &root, "127.0.0.1:0", "127.0.0.1:0");
     cmd.args(["--shard-max-rows", "5000", "--shard-max-age-ms", "500"])
-        .args(["--session-timeout-ms", "3000", "--heartbeat-interval-ms", "500"])
+        .args([
+            "--session-timeout-ms",
+            "3000",
+            "--heartbeat-interval-ms",
+            "500",
+        ])
         .args(["--summary-interval-ms", "1000"])
         .env("SAWMILL_LOG", "info")
         .stderr(log);
@@ -84,10 +89,14 @@ async fn chaos_slow_etcd_moves_no_partition_and_loses_nothing() {
         .collect();
     let end = end_offsets(&s, &topic);
     wait_caught_up(&grpc, &end, LINES / 4, Duration::from_secs(120)).await;
-    let settled = wait_for("both workers own partitions", Duration::from_secs(60), async || {
-        let doc = status(&grpc).await?;
-        balanced(&doc, &["w1", "w2"], PARTITIONS as usize).then_some(doc)
-    })
+    let settled = wait_for(
+        "both workers own partitions",
+        Duration::from_secs(60),
+        async || {
+            let doc = status(&grpc).await?;
+            balanced(&doc, &["w1", "w2"], PARTITIONS as usize).then_some(doc)
+        },
+    )
     .await;
     let owned = owners(&settled);
 
@@ -113,12 +122,19 @@ async fn chaos_slow_etcd_moves_no_partition_and_loses_nothing() {
                 "a partition changed owner or epoch while etcd was slow"
             );
             let alive = alive_workers(&doc);
-            assert_eq!(alive.len(), 2, "a worker expired while etcd was slow: {alive:?}");
+            assert_eq!(
+                alive.len(),
+                2,
+                "a worker expired while etcd was slow: {alive:?}"
+            );
             samples += 1;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(samples >= 5, "the status document answered only {samples} times");
+    assert!(
+        samples >= 5,
+        "the status document answered only {samples} times"
+    );
     let committed_while_slow = status(&grpc).await.unwrap();
     proxy.set_delay(0);
     let slow_end = Instant::now();
@@ -138,8 +154,12 @@ async fn chaos_slow_etcd_moves_no_partition_and_loses_nothing() {
         w.kill9();
     }
     assert_verified(&s, &topic, &root, KEYS as usize, "slow etcd");
-    let merged_slow = committed_while_slow["merged"]["records"].as_u64().unwrap_or(0)
-        + committed_while_slow["merged"]["rejects"].as_u64().unwrap_or(0);
+    let merged_slow = committed_while_slow["merged"]["records"]
+        .as_u64()
+        .unwrap_or(0)
+        + committed_while_slow["merged"]["rejects"]
+            .as_u64()
+            .unwrap_or(0);
     println!(
         "chaos_slow_dependency: etcd +{slow_ms} ms per chunk for {:.0}s ({merged_slow} of {LINES} lines merged by its end), slow end to lag 0 {:.1}s, max worker RSS {:.0} MiB, total {:.0}s",
         slow_for.as_secs_f64(),
