@@ -11,9 +11,11 @@ cd "$(dirname "$0")/.."
 filter=${1:-chaos_}
 # Binaries first: the tests start `sawmill`, `worker` and `coordinator` processes.
 cargo build --locked -p sawmill-cli -p sawmill-worker -p sawmill-coordinator --bins
-# One test at a time: each runs a cluster and its own services on two cores.
+# One test at a time: each runs a cluster and its own services on two cores. `failpoints`
+# compiles the commit protocol's fail points into the worker library the tests link
+# (chaos_failpoints.rs arms them in-process); the binaries built above carry none.
 for t in tests/tests/chaos_*.rs; do
   name=$(basename "$t" .rs)
-  cargo test --locked -p sawmill-tests --features services --test "$name" -- \
+  cargo test --locked -p sawmill-tests --features services,failpoints --test "$name" -- \
     --test-threads 1 --nocapture "$filter"
 done

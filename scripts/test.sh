@@ -19,7 +19,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked --features sawmill-tests/services -- -D warnings
+cargo clippy --workspace --all-targets --locked \
+  --features sawmill-tests/services,sawmill-tests/failpoints -- -D warnings
 
 echo "== cargo audit"
 # Known vulnerabilities and unmaintained or yanked crates in Cargo.lock, from the RustSec
@@ -43,6 +44,10 @@ cargo build --workspace --bins --locked
 # layer changes).
 SAWMILL_BINARIES_DIR="${CARGO_TARGET_DIR:-target}/debug" deploy/container/build-images.sh all
 # The `services` feature runs the tests that need Kafka, HDFS and etcd (without it they show
-# as ignored); a missing service then fails them.
-cargo test --workspace --locked --no-fail-fast --features sawmill-tests/services \
+# as ignored); a missing service then fails them. `failpoints` compiles the commit protocol's
+# fail points into sawmill-common and sawmill-worker for tests/tests/chaos_failpoints.rs; by
+# feature unification the binaries this step rebuilds carry them too (disarmed: nothing arms
+# them outside that test), while those built above without it, used for the images, carry none.
+cargo test --workspace --locked --no-fail-fast \
+  --features sawmill-tests/services,sawmill-tests/failpoints \
   -- --test-threads "${SAWMILL_TEST_THREADS:-2}"

@@ -11,6 +11,7 @@
 //! - [`summary`]: writes and reads the merged `summary/<table>.parquet` tables.
 //! - [`embedded`]: the one-process run (`sawmill run`): input chunking and the threaded pipeline.
 //! - [`process`]: binaries' logging set-up, runtime and shutdown signal.
+//! - [`failpoints`]: fail points in the commit protocol, compiled in only for the chaos tests.
 //! - [`error`]: the crate's one error enum.
 
 pub mod committed;
@@ -18,6 +19,7 @@ pub mod coordinator_client;
 pub mod embedded;
 pub mod error;
 pub mod etcd;
+pub mod failpoints;
 pub mod process;
 pub mod storage;
 pub mod summary;

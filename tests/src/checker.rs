@@ -131,6 +131,11 @@ impl PrivateServices {
         me
     }
 
+    /// `services ARGS...` on this instance (e.g. `hadoop-class CLASS ...`); its output.
+    pub fn tool(&self, args: &[&str]) -> std::process::Output {
+        self.script().args(args).output().unwrap()
+    }
+
     /// `services <verb> <proc>` on this instance (stop, start, restart, pause, resume).
     pub fn fault(&self, verb: &str, proc: &str) {
         let st = self.script().args([verb, proc]).status().unwrap();

@@ -8,14 +8,16 @@
 //!
 //! [`cluster`] holds the fixtures of whole-cluster tests (coordinator and worker processes,
 //! the status document, end-to-end checks); [`checker`] those of `sawmill verify` and the
-//! chaos tests (tagged input, a private services instance, memory samples); [`secure`] those
-//! of the tests against the secure services profile.
+//! chaos tests (tagged input, a private services instance, memory samples); [`faults`] those of
+//! the fault tests that drive a worker in-process or slow a dependency down; [`secure`] those of
+//! the tests against the secure services profile.
 
 // Fixtures panic on failure: that is how the test using them fails.
 #![allow(clippy::unwrap_used)]
 
 pub mod checker;
 pub mod cluster;
+pub mod faults;
 pub mod secure;
 
 use arrow::array::{Array, Int32Array, Int64Array};

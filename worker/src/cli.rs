@@ -118,6 +118,7 @@ pub fn main() -> ExitCode {
     let matches = Cli::command_with_defaults().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     sawmill_common::process::run_main("info", async {
+        sawmill_common::failpoints::arm_from_env()?;
         match cli.command {
             Command::Run(args) => {
                 let settings = args.settings()?;

@@ -7,6 +7,7 @@ pub use crate::retry::retry;
 use crate::retry::{retry_with, Attempts, RetryPolicy};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use sawmill_common::etcd::Checkpoints;
+use sawmill_common::failpoints;
 use sawmill_common::storage::{publish, Storage};
 use sawmill_core::analytics::Partial;
 use sawmill_core::batch::ParsedChunk;
@@ -213,6 +214,7 @@ pub async fn commit_staged(
     staged: StagedShard,
 ) -> Result<ShardOutcome> {
     let t0 = std::time::Instant::now();
+    failpoints::check(failpoints::STAGED_BEFORE_TXN)?;
     let mut manifest = staged.manifest;
     manifest.committed_at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -237,9 +239,14 @@ pub async fn commit_staged(
     match outcome {
         CommitOutcome::Committed | CommitOutcome::AlreadyCommitted => {
             // 3. publish. A crash here is repaired by recovery: the manifest names the staging files.
+            failpoints::check(failpoints::COMMITTED_BEFORE_PUBLISH)?;
             retry_with(&policy, "publish shard", || {
                 for_each_file("publish shard", manifest.all_files(), |f| {
-                    publish(storage.as_ref(), &f.staging, &f.path)
+                    let storage = storage.clone();
+                    async move {
+                        failpoints::check(failpoints::PUBLISH_FILE)?;
+                        publish(storage.as_ref(), &f.staging, &f.path).await
+                    }
                 })
             })
             .await?;

@@ -306,7 +306,14 @@ impl Checkpoints {
                 TxnOp::put(next_key.as_str(), m.next_offset().to_string(), None),
                 TxnOp::put(manifest_key.as_str(), body, None),
             ]);
-        match self.client.txn(txn).await {
+        let answer = self.client.txn(txn).await.map_err(|e| e.to_string());
+        // The chaos tests lose the answer of a transaction that applied (failpoints builds only).
+        let answer = answer.and_then(|resp| {
+            crate::failpoints::check(crate::failpoints::COMMIT_ANSWER_LOST)
+                .map(|()| resp)
+                .map_err(|e| e.to_string())
+        });
+        match answer {
             Ok(resp) if resp.succeeded() => return Ok(CommitOutcome::Committed),
             Ok(_) => {}
             // The answer is lost, not necessarily the write: read back and classify.
