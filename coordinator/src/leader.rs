@@ -117,6 +117,10 @@ pub async fn run(
                     }
                     if let Err(err) = outcome {
                         tracing::warn!(error = %err, "term ended with an error; standing by");
+                        tokio::select! {
+                            _ = tokio::time::sleep(poll_interval(ttl)) => {}
+                            _ = shutdown.changed() => {}
+                        }
                     }
                     continue;
                 }
@@ -195,9 +199,8 @@ async fn lead(
             _ = fence.deposed() => break "a write was refused by the fence",
             _ = shutdown.changed() => break "shutdown",
             _ = renew.tick() => {
-                let sent = Instant::now();
                 let renewal = match tokio::time::timeout(ttl / 3, keepalive.renew()).await {
-                    Ok(Ok(Some(granted))) => {
+                    Ok(Ok(Some((sent, granted)))) => {
                         fence.extend(sent, granted);
                         Renewal::Renewed
                     }

@@ -109,6 +109,9 @@ pub type Campaign = std::result::Result<(Arc<Fence>, LeaseKeepAlive), Option<Lea
 pub struct LeaseKeepAlive {
     keeper: LeaseKeeper,
     stream: LeaseKeepAliveStream,
+    /// When each request still unanswered was sent, oldest first: answers come in order, so a
+    /// late answer (its wait timed out) is credited to its own request, never to a later one.
+    sent: std::collections::VecDeque<Instant>,
 }
 
 impl LeaseKeepAlive {
@@ -117,12 +120,19 @@ impl LeaseKeepAlive {
         self.keeper.id()
     }
 
-    /// One keep-alive round trip; the TTL granted, `None` when the lease is gone (expired).
-    pub async fn renew(&mut self) -> Result<Option<Duration>> {
+    /// One keep-alive round trip: the answered request's send time and the TTL granted from
+    /// then, `None` when the lease is gone (expired). A caller may time it out; the request
+    /// stays queued and its answer is read by the next call.
+    pub async fn renew(&mut self) -> Result<Option<(Instant, Duration)>> {
         let err = |e: etcd_client::Error| Error::Etcd(format!("lease keep-alive failed: {e}"));
+        // Queued before sending: a call cancelled in between leaves an extra, older entry, so
+        // later answers are credited to earlier sends (a shorter tenure), never to later ones.
+        self.sent.push_back(Instant::now());
         self.keeper.keep_alive().await.map_err(err)?;
-        match self.stream.message().await.map_err(err)? {
-            Some(r) if r.ttl() > 0 => Ok(Some(Duration::from_secs(r.ttl() as u64))),
+        let answer = self.stream.message().await.map_err(err)?;
+        let sent = self.sent.pop_front().unwrap_or_else(Instant::now);
+        match answer {
+            Some(r) if r.ttl() > 0 => Ok(Some((sent, Duration::from_secs(r.ttl() as u64)))),
             _ => Ok(None),
         }
     }
@@ -259,7 +269,14 @@ impl Checkpoints {
             .lease_keep_alive(lease.id())
             .await
             .map_err(etcd_err(&self.endpoints, "cannot keep the lease alive"))?;
-        Ok(Ok((fence, LeaseKeepAlive { keeper, stream })))
+        Ok(Ok((
+            fence,
+            LeaseKeepAlive {
+                keeper,
+                stream,
+                sent: Default::default(),
+            },
+        )))
     }
 
     /// Gives leadership up: deletes the leader key if it still carries `fence`'s revision (so
