@@ -2,7 +2,8 @@
 //! `--output` override points at a root whose `_staging` is a file), one worker is healthy. With
 //! a short `--progress-timeout-ms`, the partitions stuck on the first are taken from it
 //! (released, or fenced after the release timeout) and committed by the healthy one; they are
-//! not handed back; everything verifies exactly once.
+//! not handed back to the stuck worker (its log and metric say which); everything verifies
+//! exactly once.
 
 // Test helpers panic on failure: that is how the test using them fails.
 #![allow(clippy::unwrap_used)]
@@ -15,6 +16,24 @@ use std::time::{Duration, Instant};
 
 const LINES: u64 = 40_000;
 const PARTITIONS: u32 = 4;
+
+/// The log without its terminal colours (`ESC [ ... m`).
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
 
 #[cfg_attr(
     not(feature = "services"),
@@ -31,10 +50,21 @@ async fn stuck_partitions_move_to_a_healthy_worker_and_verify() {
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("_staging"), b"not a directory").unwrap();
-    let file = dir.path().join("tagged.log");
-    generate_tagged(&file, LINES, 3, 777, 4);
-    produce(&s, &topic, &file, PARTITIONS, true);
-    let end = end_offsets(&s, &topic);
+    // Keyless lines land on partitions picked at random per batch: produce runs until every
+    // partition has lines, so whichever partitions stay on the stuck worker have lag.
+    let mut run = 0;
+    let end = loop {
+        let file = dir.path().join(format!("tagged{run}.log"));
+        generate_tagged(&file, LINES / 4, 3, 777 + run, 4);
+        produce(&s, &topic, &file, PARTITIONS, run == 0);
+        let end = end_offsets(&s, &topic);
+        run += 1;
+        if end.values().all(|&e| e > 0) && run >= 4 {
+            break end;
+        }
+        assert!(run < 40, "some partition got no line: {end:?}");
+    };
+    let lines: u64 = end.values().sum::<i64>() as u64;
 
     let logs = logs_dir("progress_watchdog");
     let log = std::fs::File::create(logs.path().join("coordinator.log")).unwrap();
@@ -63,27 +93,51 @@ async fn stuck_partitions_move_to_a_healthy_worker_and_verify() {
             .stdout(Stdio::null())
             .stderr(stuck_log),
     );
-    // The stuck worker owns everything first; the healthy one joins and gets half.
+    // The stuck worker owns everything first, past the progress timeout (alone, nothing is
+    // taken from it: no one else could); then the healthy one joins: half moves by balance,
+    // the rest is taken by the watchdog at once.
     wait_for(
-        "w-stuck owns partitions",
+        "w-stuck owns every partition",
         Duration::from_secs(30),
         async || {
             let doc = status(&coordinator.grpc).await?;
-            owners(&doc)
-                .values()
-                .any(|(w, _, st)| w == "w-stuck" && st == "owned")
-                .then_some(())
+            let o = owners(&doc);
+            (o.len() == PARTITIONS as usize
+                && o.values().all(|(w, _, st)| w == "w-stuck" && st == "owned"))
+            .then_some(())
         },
     )
     .await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     let mut good = worker(&coordinator.grpc, "w-good", logs.path());
 
-    let doc = wait_caught_up(&coordinator.grpc, &end, LINES, Duration::from_secs(80)).await;
+    // Lag zero: everything committed, necessarily by the healthy worker (the stuck one cannot
+    // write). Partitions with no lag left may be balanced back to the stuck worker (there is
+    // nothing to be stuck on), but never one the watchdog took from it.
+    wait_caught_up(&coordinator.grpc, &end, lines, Duration::from_secs(80)).await;
     let moved_after = started.elapsed();
-    assert!(
-        owners(&doc).values().all(|(w, _, _)| w == "w-good"),
-        "every partition ends on the healthy worker (none handed back): {doc}"
-    );
+    let text = plain(&std::fs::read_to_string(logs.path().join("coordinator.log")).unwrap());
+    let lines: Vec<&str> = text.lines().collect();
+    let mut taken = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if !line.contains("taking the partition from its owner") {
+            continue;
+        }
+        let p = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("partition="))
+            .map(|v| v.trim_matches(|c: char| !c.is_ascii_digit()).to_string())
+            .unwrap();
+        let back = format!("partition={p} worker=w-stuck");
+        assert!(
+            !lines[i..]
+                .iter()
+                .any(|l| l.contains("partition granted") && l.contains(&back)),
+            "partition {p} was handed back to the stuck worker after the watchdog took it"
+        );
+        taken.push(p);
+    }
+    assert!(!taken.is_empty(), "the watchdog took no partition:\n{text}");
     let http = coordinator.http.clone();
     let (_, metrics) = blocking(move || http_get(&http, "/metrics")).await;
     let releases: u64 = metrics
@@ -104,7 +158,7 @@ async fn stuck_partitions_move_to_a_healthy_worker_and_verify() {
         "verify after the watchdog moved stuck partitions: {report:#}"
     );
     println!(
-        "progress_watchdog: {releases} watchdog releases, caught up after {:.1}s",
+        "progress_watchdog: {releases} watchdog releases (partitions {taken:?}), caught up after {:.1}s",
         moved_after.as_secs_f64()
     );
 }
