@@ -98,6 +98,19 @@ pub fn render(status: &ClusterStatus) -> String {
         "pipeline {} (topic {}), output {}, generation {}, total lag {}\n",
         status.pipeline, status.topic, status.output, status.generation, status.total_lag,
     );
+    // Coordinators of earlier releases send no role: they are the only, leading one.
+    let role = if status.role.is_empty() {
+        "leader"
+    } else {
+        status.role.as_str()
+    };
+    out.push_str(&format!(
+        "coordinator role {role}, leader {}\n",
+        text(status.leader.as_ref())
+    ));
+    if role == "standby" {
+        out.push_str("this coordinator stands by: ask the leader for workers and partitions\n");
+    }
     let mut workers = table(&[
         "worker",
         "health",
@@ -254,6 +267,26 @@ mod tests {
         );
         let json = serde_json::to_value(&status).unwrap();
         assert_eq!(json["partitions"][0]["last_error"]["attempts"], 7);
+    }
+
+    #[test]
+    fn a_standby_names_its_leader() {
+        let status = ClusterStatus {
+            role: "standby".into(),
+            leader: Some("10.0.0.2:7000".into()),
+            ..Default::default()
+        };
+        let s = render(&status);
+        assert!(
+            s.contains("coordinator role standby, leader 10.0.0.2:7000"),
+            "{s}"
+        );
+        assert!(s.contains("ask the leader"), "{s}");
+        let json = serde_json::to_value(&status).unwrap();
+        assert_eq!(json["role"], "standby");
+        assert_eq!(json["leader"], "10.0.0.2:7000");
+        // An earlier coordinator sends no role: it leads.
+        assert!(render(&ClusterStatus::default()).contains("coordinator role leader, leader -"));
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum Error {
         epoch: u64,
         current: Option<u64>,
     },
+    /// A coordinator write refused because another coordinator leads now (or this one's lease
+    /// is over): step down.
+    #[error("not the leader: {0}; this coordinator steps down and follows the new leader")]
+    NotLeader(String),
     #[error("no summary tables under {root}: run `sawmill run` or a cluster first")]
     NoSummary { root: String },
     #[error("pipeline stopped: {0}")]

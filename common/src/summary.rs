@@ -125,8 +125,24 @@ impl SummaryWriter {
         storage: &dyn Storage,
         tables: Vec<EncodedTable>,
     ) -> Result<usize> {
+        self.write_while(storage, tables, || true).await
+    }
+
+    /// [`Self::write`], checking `allowed` before each table is replaced: a coordinator whose
+    /// leadership ended during the write stops before the next rename.
+    pub async fn write_while(
+        &mut self,
+        storage: &dyn Storage,
+        tables: Vec<EncodedTable>,
+        allowed: impl Fn() -> bool,
+    ) -> Result<usize> {
         let n = tables.len();
         for t in tables {
+            if !allowed() {
+                return Err(Error::NotLeader(
+                    "the lease ended while the summary tables were being replaced".into(),
+                ));
+            }
             // Forget it first: if the swap fails half way, the next call rewrites it.
             self.written.remove(t.name);
             replace(storage, &t.path, &t.bytes).await?;

@@ -18,6 +18,7 @@ use crate::error::ClusterError;
 use crate::membership::{compatible, failing, owned, reported, Member};
 use crate::metrics::Metrics;
 use crate::ownership::{self, Ownership, Step};
+use crate::watchdog::{Observed, Watchdog};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sawmill_common::etcd::{Checkpoints, StoredPartition};
 use sawmill_proto::v1::{
@@ -85,6 +86,8 @@ pub struct ClusterState {
     /// After a restart, owners recorded in etcd get this long to rejoin before their
     /// partitions are given to others (keeps assignments sticky across coordinator restarts).
     grace_until: Option<Instant>,
+    /// Takes partitions that make no progress from owners that still heartbeat.
+    watchdog: Watchdog,
     ticker: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -132,6 +135,32 @@ impl ClusterState {
         true
     }
 
+    /// Feeds the watchdog each settled owner's progress; takes what it finds stuck.
+    fn watch_progress(&mut self, now: Instant, live: usize) {
+        let timeout = Duration::from_millis(self.args.cfg.progress_timeout_ms);
+        let observed: Vec<Observed<'_>> = self
+            .ownership
+            .iter()
+            .map(|(&partition, state)| Observed {
+                partition,
+                owner: match state {
+                    Ownership::Owned { worker, .. }
+                        if self.members.get(worker).is_some_and(|m| m.alive) =>
+                    {
+                        Some(worker)
+                    }
+                    _ => None,
+                },
+                committed: self.committed.get(&partition).copied().unwrap_or(0),
+                end: self.ends.get(&partition).copied(),
+            })
+            .collect();
+        for (worker, partition) in self.watchdog.observe(&observed, live, timeout, now) {
+            self.args.metrics.watchdog_releases.inc();
+            tracing::warn!(partition, worker = %worker, timeout_ms = timeout.as_millis() as u64, "no progress with lag: taking the partition from its owner (release, then fence)");
+        }
+    }
+
     /// One pass of the assignment loop.
     async fn assign_pass(&mut self) {
         let now = Instant::now();
@@ -139,12 +168,14 @@ impl ClusterState {
             return;
         }
         let live = self.alive_ids();
+        self.watch_progress(now, live.len());
         let current: BTreeMap<i32, WorkerId> = self
             .ownership
             .iter()
             .filter_map(|(p, state)| state.holder().map(|w| (*p, w.clone())))
             .collect();
-        let target = assign(&self.partitions, &live, &current);
+        let mut target = assign(&self.partitions, &live, &current);
+        self.watchdog.reroute(&mut target, &live);
         let keys: BTreeSet<i32> = self
             .partitions
             .iter()
@@ -462,6 +493,7 @@ impl Actor for ClusterActor {
             ends: BTreeMap::new(),
             committed,
             grace_until,
+            watchdog: Watchdog::default(),
             ticker: Some(ticker),
         })
     }

@@ -48,6 +48,16 @@ pub struct ServeConfig {
     /// HTTP requests served at once, and the time limit of each.
     pub http_max_concurrency: usize,
     pub http_timeout_ms: u64,
+    /// The gRPC address workers and other coordinators reach this one at (`host:port`),
+    /// stored in the leader key while it leads; by default the bound gRPC address (with the
+    /// host name for an unspecified IP).
+    pub advertise: Option<String>,
+    /// TTL of the leader's lease (rounded up to whole seconds; etcd grants at least its own
+    /// minimum): a leader that stops renewing is replaced after about this long.
+    pub leader_ttl_ms: u64,
+    /// A partition whose committed offset has not advanced for this long while it has lag is
+    /// taken from its (live) owner: released, or fenced after the release timeout. 0 disables.
+    pub progress_timeout_ms: u64,
 }
 
 /// The help heading under which the coordinator's own defaults are shown.
@@ -130,6 +140,21 @@ pub struct CoordinatorFlags {
     #[arg(long, env = "SAWMILL_HTTP_TIMEOUT_MS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_timeout_ms: Option<u64>,
+    /// The gRPC address workers reach this coordinator at, named to them while it leads
+    /// (default: the bound --listen address; the host name for 0.0.0.0).
+    #[arg(long, value_name = "HOST:PORT", env = "SAWMILL_ADVERTISE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub advertise: Option<String>,
+    /// TTL of the leader's etcd lease: a standby takes over about this long after the leader
+    /// stops renewing it.
+    #[arg(long, env = "SAWMILL_LEADER_TTL_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_ttl_ms: Option<u64>,
+    /// Take a partition from its owner when its committed offset has not advanced for this
+    /// long while it has lag (0 disables).
+    #[arg(long, env = "SAWMILL_PROGRESS_TIMEOUT_MS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub progress_timeout_ms: Option<u64>,
 }
 
 impl Default for ServeConfig {
@@ -155,6 +180,12 @@ impl Default for ServeConfig {
             http_insecure: false,
             http_max_concurrency: 64,
             http_timeout_ms: 10_000,
+            advertise: None,
+            // etcd's smallest lease (2 s with its default timing): a takeover then lands well
+            // within a worker's session timeout plus a second.
+            leader_ttl_ms: 2000,
+            // Far above a shard's age and commit time: only a partition that is really stuck.
+            progress_timeout_ms: 120_000,
         }
     }
 }
@@ -191,6 +222,11 @@ impl ServeConfig {
         Duration::from_millis(self.release_timeout_ms)
     }
 
+    /// The leader lease's TTL as etcd takes it: whole seconds.
+    pub fn leader_ttl(&self) -> Duration {
+        Duration::from_secs(self.leader_ttl_ms.div_ceil(1000).max(1))
+    }
+
     /// Rejects settings that cannot work, saying what to change.
     pub fn validate(&self) -> Result<()> {
         self.pipeline.validate()?;
@@ -224,6 +260,21 @@ impl ServeConfig {
             return Err(CoordinatorError::Config(
                 "--allow-worker patterns match client certificates: give --tls-client-ca too"
                     .into(),
+            ));
+        }
+        if self.leader_ttl_ms < 1000 {
+            return Err(CoordinatorError::Config(format!(
+                "--leader-ttl-ms {} is below etcd's lease granularity: give at least 1000",
+                self.leader_ttl_ms
+            )));
+        }
+        if self
+            .advertise
+            .as_deref()
+            .is_some_and(|a| a.trim().is_empty() || a.contains(','))
+        {
+            return Err(CoordinatorError::Config(
+                "--advertise must be one host:port".into(),
             ));
         }
         if self.http_max_concurrency == 0 || self.http_timeout_ms == 0 {
@@ -280,5 +331,20 @@ mod tests {
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("at least twice"), "{e}");
         assert!(ServeConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn the_leader_ttl_is_whole_seconds_and_at_least_one() {
+        let c = ServeConfig {
+            leader_ttl_ms: 2500,
+            ..Default::default()
+        };
+        assert_eq!(c.leader_ttl(), Duration::from_secs(3));
+        assert_eq!(ServeConfig::default().leader_ttl(), Duration::from_secs(2));
+        let short = ServeConfig {
+            leader_ttl_ms: 500,
+            ..Default::default()
+        };
+        assert!(short.validate().is_err());
     }
 }

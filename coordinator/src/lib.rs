@@ -12,6 +12,8 @@
 //!   secret), decided before a call reaches the cluster actor.
 //! - [`assign`]: the pure partition-assignment decision (balanced, sticky, deterministic).
 //! - [`ownership`]: each partition's ownership state machine (Unassigned/Owned/Releasing), pure.
+//! - [`watchdog`]: the progress watchdog, pure: partitions without progress while they have
+//!   lag are taken from their live owner, and the pair is backed off.
 //! - [`membership`]: a worker's registration, version check and status line.
 //! - [`cluster`]: the cluster actor: membership, session timeouts, the assignment loop. It
 //!   receives the topic's facts as messages and polls nothing.
@@ -24,8 +26,13 @@
 //!   owns the merged state and publishes snapshots.
 //! - [`throughput`]: merged lines over time, sampled by `serve` for the dashboard.
 //! - [`status`]: the cluster status document (the proto's `ClusterStatus`, also JSON).
-//! - [`state`]: what the doors share ([`state::ApiState`]): the cluster actor, the merged
-//!   snapshot, metrics, throughput.
+//! - [`role`]: leader (with the term's cluster actor and fence) or standby (and the leader's
+//!   address), swapped whole by the election.
+//! - [`leader`]: the election loop: campaign for the leader key, run a *term* (merge actor,
+//!   cluster actor, topic poller on a fenced etcd client) while leading, step down at once when
+//!   the lease is lost or a write is fenced; the pure [`leader::step_down`].
+//! - [`state`]: what the doors share ([`state::ApiState`]): the role, the merged snapshot,
+//!   metrics, throughput.
 //! - [`service`]: the gRPC door (`proto/sawmill/v1/coordinator.proto`); maps
 //!   [`error::ClusterError`] to status codes in one place.
 //! - [`dashboard`]: the live dashboard page at `/` and the document it polls.
@@ -43,10 +50,12 @@ pub mod config;
 pub mod dashboard;
 pub mod error;
 pub mod http;
+pub mod leader;
 pub mod membership;
 pub mod merge;
 pub mod metrics;
 pub mod ownership;
+pub mod role;
 pub mod service;
 pub mod snapshot;
 pub mod state;
@@ -54,17 +63,15 @@ pub mod status;
 pub mod throughput;
 pub mod topic;
 pub mod transport;
+pub mod watchdog;
 
 pub use config::ServeConfig;
 pub use error::{CoordinatorError, Result};
 
-use crate::cluster::{ClusterActor, ClusterArgs};
-use crate::merge::{MergeActor, MergeArgs, MergeMsg};
 use crate::metrics::Metrics;
 use crate::snapshot::MergedSnapshot;
 use crate::state::ApiState;
 use crate::throughput::Throughput;
-use ractor::Actor;
 use sawmill_common::etcd::Checkpoints;
 use sawmill_core::analytics::Partial;
 use sawmill_proto::v1::coordinator_server::CoordinatorServer;
@@ -101,8 +108,9 @@ async fn bind(addr: &str) -> Result<tokio::net::TcpListener> {
         })
 }
 
-/// Connects to etcd and storage, binds both listeners, starts the actors and servers, and
-/// returns once everything listens. When `shutdown` completes, the servers stop, the merged
+/// Connects to etcd and storage, binds both listeners, starts the election (and, while
+/// leading, the actors) and the servers, and returns once everything listens and this
+/// coordinator knows whether it leads. When `shutdown` completes, the servers stop, the merged
 /// summary is written one last time, and [`ServeHandle::wait`] returns.
 pub async fn serve(
     cfg: ServeConfig,
@@ -131,46 +139,38 @@ pub async fn serve(
     let transport = transport::Transport::load(&cfg, grpc, http)?;
 
     let merged = snapshot::shared(MergedSnapshot::new(Partial::new(&cfg.pipeline.analytics())));
-    let (merge, merge_join) = Actor::spawn(
-        None,
-        MergeActor,
-        MergeArgs {
+    let role = role::shared();
+    let hostname = std::fs::read_to_string("/etc/hostname").ok();
+    let advertise = leader::advertised(cfg.advertise.as_deref(), grpc, hostname.as_deref());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (ready_tx, ready) = tokio::sync::oneshot::channel();
+    let election = tokio::spawn(leader::run(
+        leader::Election {
             cfg: cfg.clone(),
-            checkpoints: checkpoints.clone(),
+            checkpoints,
             storage,
             merged: merged.clone(),
             metrics: metrics.clone(),
+            role: role.clone(),
+            advertise: advertise.clone(),
         },
-    )
-    .await
-    .map_err(|e| CoordinatorError::Actor(format!("merge actor: {e}")))?;
-    // What etcd recorded before this coordinator started: owners get a grace period to rejoin.
-    let recorded = checkpoints.clone().partitions().await?;
-    let (cluster, cluster_join) = Actor::spawn(
-        None,
-        ClusterActor,
-        ClusterArgs {
-            cfg: cfg.clone(),
-            checkpoints: checkpoints.clone(),
-            metrics: metrics.clone(),
-            recorded,
-        },
-    )
-    .await
-    .map_err(|e| CoordinatorError::Actor(format!("cluster actor: {e}")))?;
-    let poller = topic::spawn_poller(cfg.clone(), checkpoints, cluster.clone(), metrics.clone())?;
+        stop_rx.clone(),
+        ready_tx,
+    ));
+    // Returns once this coordinator knows its role: a lone coordinator serves workers at once.
+    // (Bounded: with etcd unreachable it serves as a standby and keeps campaigning.)
+    let _ = tokio::time::timeout(Duration::from_secs(15), ready).await;
     let throughput = Arc::new(Throughput::default());
     let sampler = throughput::spawn_sampler(merged.clone(), throughput.clone());
 
     let api = ApiState {
         cfg: cfg.clone(),
-        cluster: cluster.clone(),
+        role,
         merged,
         metrics,
         started,
         throughput,
     };
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
@@ -202,7 +202,7 @@ pub async fn serve(
             .serve_http(http_listener, http_app, stopped(stop_rx))
             .await
     });
-    tracing::info!(grpc = %grpc, http = %http, topic = %cfg.pipeline.topic, output = %cfg.pipeline.output, "coordinator listening");
+    tracing::info!(grpc = %grpc, http = %http, advertise = %advertise, topic = %cfg.pipeline.topic, output = %cfg.pipeline.output, "coordinator listening");
 
     let task = tokio::spawn(async move {
         shutdown.await;
@@ -222,14 +222,11 @@ pub async fn serve(
                 server.abort();
             }
         }
-        poller.abort();
         sampler.abort();
-        cluster.stop(None);
-        let _ = cluster_join.await;
-        let flushed = ractor::call_t!(merge, MergeMsg::Flush, 120_000);
-        merge.stop(None);
-        let _ = merge_join.await;
-        flushed.map_err(|e| CoordinatorError::Actor(format!("final summary write: {e}")))
+        // A leader writes the final summary and resigns; a standby just stops.
+        election
+            .await
+            .map_err(|e| CoordinatorError::Server(format!("election task failed: {e}")))?
     });
     Ok(ServeHandle { grpc, http, task })
 }

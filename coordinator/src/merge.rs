@@ -51,6 +51,9 @@ pub enum MergeMsg {
     WriteSummary,
     /// Poll and write now (shutdown); replies when done.
     Flush(RpcReplyPort<()>),
+    /// Rewrite every table once, even unchanged ones: sent a while after taking over, it
+    /// replaces whatever a deposed leader's last, already started write may have renamed in.
+    RewriteAll,
 }
 
 pub struct MergeArgs {
@@ -283,9 +286,21 @@ impl MergeState {
             source,
         })?
         .map_err(MergeError::WriteSummary)?;
+        // Recorded under the leader's fence first: a deposed leader is refused here and never
+        // replaces a table a newer leader wrote (ARCHITECTURE.md, invariants).
+        let mut checkpoints = self.args.checkpoints.clone();
+        if !tables.is_empty() {
+            checkpoints
+                .record_summary(self.current.summary_writes + 1)
+                .await
+                .map_err(MergeError::WriteSummary)?;
+        }
+        let fence = checkpoints.fence().cloned();
         let written = self
             .summary
-            .write(self.args.storage.as_ref(), tables)
+            .write_while(self.args.storage.as_ref(), tables, || {
+                fence.as_ref().is_none_or(|f| f.valid())
+            })
             .await
             .map_err(MergeError::WriteSummary)?;
         self.dirty = false;
@@ -343,6 +358,14 @@ impl Actor for MergeActor {
             || MergeMsg::WriteSummary,
         );
         myself.cast(MergeMsg::Poll)?;
+        let settle = 2 * args.cfg.leader_ttl() + Duration::from_secs(5);
+        let rewrite = {
+            let myself = myself.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(settle).await;
+                let _ = myself.cast(MergeMsg::RewriteAll);
+            })
+        };
         let current = MergedSnapshot::clone(&args.merged.load());
         // Taken at start: from now on a coordinator started earlier can no longer fold.
         let generation = args.checkpoints.clone().next_merge_generation().await?;
@@ -361,7 +384,7 @@ impl Actor for MergeActor {
             summarized: BTreeMap::new(),
             segments_loaded: false,
             compactor,
-            tickers: vec![poll, write],
+            tickers: vec![poll, write, rewrite],
         })
     }
 
@@ -404,6 +427,10 @@ impl Actor for MergeActor {
                         state.record("fold", folded.map(|_| true));
                     }
                 }
+            }
+            MergeMsg::RewriteAll => {
+                state.summary = Default::default();
+                state.dirty = true;
             }
             MergeMsg::Flush(reply) => {
                 let merged = state.poll().await;

@@ -21,6 +21,12 @@ pub struct Metrics {
     pub folded_manifests: IntCounter,
     pub stale_staging_deleted: IntCounter,
     pub partition_lag: IntGaugeVec,
+    /// 1 while this coordinator leads its pipeline, 0 while it stands by.
+    pub leader: IntGauge,
+    pub elections_won: IntCounter,
+    pub step_downs: IntCounter,
+    pub fenced_writes: IntCounter,
+    pub watchdog_releases: IntCounter,
     errors: IntCounterVec,
 }
 
@@ -118,6 +124,31 @@ impl Default for Metrics {
                     &["partition"],
                 )
                 .expect("static metric definition"),
+            ),
+            leader: gauge(
+                &r,
+                "sawmill_coordinator_leader",
+                "1 while this coordinator is the pipeline's leader, 0 while it is a standby.",
+            ),
+            elections_won: counter(
+                &r,
+                "sawmill_coordinator_elections_won_total",
+                "Times this coordinator became the leader.",
+            ),
+            step_downs: counter(
+                &r,
+                "sawmill_coordinator_step_downs_total",
+                "Times this coordinator stopped leading (lease lost, fenced, or shutdown).",
+            ),
+            fenced_writes: counter(
+                &r,
+                "sawmill_coordinator_fenced_writes_total",
+                "etcd writes refused because this coordinator no longer led (its fence).",
+            ),
+            watchdog_releases: counter(
+                &r,
+                "sawmill_coordinator_watchdog_releases_total",
+                "Partitions taken from a live owner because their committed offset did not advance for progress_timeout_ms while they had lag.",
             ),
             errors: reg(
                 &r,

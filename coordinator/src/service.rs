@@ -82,12 +82,26 @@ fn check_partitions(owned: &[OwnedPartition]) -> Result<(), Status> {
 }
 
 impl CoordinatorService {
+    /// Refuses a worker call on a standby (before any session is created or checked here),
+    /// naming the leader.
+    fn require_leader(&self) -> Result<(), Status> {
+        let role = self.api.role.load();
+        match role.leading() {
+            Some(_) => Ok(()),
+            None => Err(crate::role::not_leader(&role.view())),
+        }
+    }
+
     async fn call<T: Send + 'static>(
         &self,
         what: &str,
         msg: impl FnOnce(Reply<T>) -> ClusterMsg,
     ) -> Result<Response<T>, Status> {
-        match self.api.cluster.call(msg, Some(CALL_TIMEOUT)).await {
+        let role = self.api.role.load_full();
+        let Some(cluster) = role.leading() else {
+            return Err(crate::role::not_leader(&role.view()));
+        };
+        match cluster.call(msg, Some(CALL_TIMEOUT)).await {
             Ok(CallResult::Success(answer)) => answer.map(Response::new).map_err(to_status),
             Ok(CallResult::Timeout) => Err(Status::unavailable(format!(
                 "{what} timed out in the coordinator: retry"
@@ -103,6 +117,7 @@ impl CoordinatorService {
 impl Coordinator for CoordinatorService {
     async fn join(&self, req: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let identity = self.policy.check(&req, true)?;
+        self.require_leader()?;
         let req = req.into_inner();
         check_id(&req.worker_id)?;
         check_field("version", &req.version)?;
@@ -124,6 +139,7 @@ impl Coordinator for CoordinatorService {
         req: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         self.policy.check(&req, true)?;
+        self.require_leader()?;
         let req = req.into_inner();
         check_id(&req.worker_id)?;
         check_partitions(&req.owned)?;
@@ -135,6 +151,7 @@ impl Coordinator for CoordinatorService {
 
     async fn leave(&self, req: Request<LeaveRequest>) -> Result<Response<LeaveResponse>, Status> {
         self.policy.check(&req, true)?;
+        self.require_leader()?;
         let req = req.into_inner();
         check_id(&req.worker_id)?;
         check_partitions(&req.released)?;

@@ -8,12 +8,22 @@ use crate::config::ServeConfig;
 pub use sawmill_proto::v1::{ClusterStatus, MergedStatus, PartitionStatus, WorkerStatus};
 use std::time::Duration;
 
+/// This coordinator's role as the status document shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleView {
+    /// `leader` or `standby`.
+    pub role: &'static str,
+    /// The leader's advertised address, if known.
+    pub leader: Option<String>,
+}
+
 /// The document from the cluster actor's snapshot and the merged snapshot's status.
 pub fn document(
     cfg: &ServeConfig,
     uptime: Duration,
     cluster: ClusterSnapshot,
     merged: MergedStatus,
+    role: RoleView,
 ) -> ClusterStatus {
     ClusterStatus {
         version: sawmill_core::VERSION.to_string(),
@@ -26,5 +36,7 @@ pub fn document(
         workers: cluster.workers,
         partitions: cluster.partitions,
         merged: Some(merged),
+        role: role.role.to_string(),
+        leader: role.leader,
     }
 }

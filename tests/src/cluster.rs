@@ -37,7 +37,22 @@ impl Coordinator {
 
     /// Starts `cmd` and waits (up to 60 s) for the line with its addresses on stdout.
     pub fn spawn(cmd: &mut Command) -> Coordinator {
-        let mut child = ChildGuard::spawn(cmd.stdout(Stdio::piped()));
+        Self::spawn_all(std::slice::from_mut(cmd))
+            .pop()
+            .expect("one coordinator")
+    }
+
+    /// Starts every command at once (all processes first), then waits for each one's addresses:
+    /// coordinators that campaign at the same moment.
+    pub fn spawn_all(cmds: &mut [Command]) -> Vec<Coordinator> {
+        let children: Vec<ChildGuard> = cmds
+            .iter_mut()
+            .map(|cmd| ChildGuard::spawn(cmd.stdout(Stdio::piped())))
+            .collect();
+        children.into_iter().map(Self::addresses).collect()
+    }
+
+    fn addresses(mut child: ChildGuard) -> Coordinator {
         let stdout = child
             .0
             .as_mut()
@@ -111,6 +126,14 @@ pub async fn status(grpc: &str) -> Option<Value> {
         .ok()?;
     let r = c.status(StatusRequest {}).await.ok()?;
     serde_json::to_value(r.into_inner().status?).ok()
+}
+
+/// The coordinator's role in a status document (`leader` or `standby`) and the leader it names.
+pub fn role(doc: &Value) -> (String, Option<String>) {
+    (
+        doc["role"].as_str().unwrap_or("").to_string(),
+        doc["leader"].as_str().map(str::to_string),
+    )
 }
 
 /// partition → (owner, epoch, state) of the status document.

@@ -33,10 +33,6 @@ fn worker_shutdown_secs() -> u64 {
 /// BENCHMARKS.md: peak RSS of one worker with three partitions (490 - 750 MiB).
 const WORKER_PEAK_MIB: u64 = 750;
 
-/// Flags the manifests use that the coordinator does not have yet: `--advertise` comes with
-/// the leader election being merged (README of deploy/kubernetes, "Coordinator failover").
-const PENDING_FLAGS: &[&str] = &["--advertise"];
-
 fn help(binary: &str, args: &[&str]) -> String {
     let out = Command::new(bin(binary))
         .args(args)
@@ -224,7 +220,7 @@ fn check_common(objs: &[Value], overlay: &str) {
         for flag in cmdline.split_whitespace().filter(|a| a.starts_with("--")) {
             let flag = flag.split('=').next().unwrap();
             assert!(
-                binary_help.contains(flag) || PENDING_FLAGS.contains(&flag),
+                binary_help.contains(flag),
                 "{overlay}: {name} has no {flag}"
             );
         }

@@ -33,7 +33,8 @@ pub enum Command {
 /// of them as seen from this worker's host.
 #[derive(Debug, clap::Args)]
 pub struct JoinArgs {
-    /// The coordinator's gRPC address, host:port.
+    /// The coordinators' gRPC addresses, host:port[,host:port...] (or one name resolving to
+    /// several): the worker follows the leader among them.
     #[arg(long, env = "SAWMILL_COORDINATOR", default_value = "localhost:7000")]
     pub coordinator: String,
     /// This worker's id (default: hostname-pid). Joining with an id already registered

@@ -14,7 +14,10 @@
 //! - [`commit`]: the commit protocol's I/O steps and partition recovery.
 //! - [`retry`]: retry loops with a deadline, permanent errors told apart, failures reported.
 //! - [`standalone`]: `worker run`, driven directly with its partitions.
-//! - [`session`]: `worker join`, driven by a coordinator over gRPC (heartbeats, rejoin, leave).
+//! - [`link`]: the connection to the coordinators: address list, a channel per address, leader
+//!   following (the pure [`link::next_target`] and [`link::retry_delay`]).
+//! - [`session`]: `worker join`, driven by the leading coordinator over gRPC (heartbeats,
+//!   rejoin, leave).
 //! - [`metrics`]: every Prometheus metric of the worker.
 //! - [`metrics_server`]: `/metrics` and `/healthz` over HTTP.
 //! - [`error`]: the crate's error enum.
@@ -28,6 +31,7 @@ pub mod consumer;
 pub mod context;
 pub mod error;
 pub mod kafka;
+pub mod link;
 pub mod messages;
 pub mod metrics;
 pub mod metrics_server;

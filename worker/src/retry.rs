@@ -57,7 +57,10 @@ pub fn classify(error: &Error) -> ErrorClass {
         return ErrorClass::Permanent;
     }
     let text = match error {
-        Error::Fenced { .. } | Error::NoSummary { .. } => return ErrorClass::Permanent,
+        // NotLeader is a coordinator's (a fenced write); like Fenced, retrying cannot help.
+        Error::Fenced { .. } | Error::NotLeader(_) | Error::NoSummary { .. } => {
+            return ErrorClass::Permanent
+        }
         Error::Input { source, .. } | Error::Output { source, .. } => {
             use std::io::ErrorKind::*;
             if matches!(

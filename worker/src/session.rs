@@ -6,16 +6,18 @@
 //! (`assign`, already fenced in etcd for this worker) and what to release (commit the open
 //! shard, stop). Releases run in their own tasks so heartbeats go on while a shard commits.
 //!
-//! - NOT_FOUND / FAILED_PRECONDITION (declared dead, coordinator restarted, stale generation):
-//!   rejoin with the partitions still running, so a restarted coordinator keeps them here.
-//! - Coordinator unreachable: keep processing what is owned (fencing keeps that safe) and
-//!   retry with a capped backoff.
+//! - NOT_FOUND / FAILED_PRECONDITION (declared dead, coordinator restarted, stale generation,
+//!   a new leader): rejoin with the partitions still running, so the coordinator keeps them
+//!   here.
+//! - Coordinator unreachable or a standby: keep processing what is owned (fencing keeps that
+//!   safe) and follow the leader ([`crate::link`]), retrying with a capped backoff.
 //! - Kafka, etcd or the output storage not reachable at start: leave, wait, join again.
 //! - SIGINT/SIGTERM: release everything (open shards are committed), Leave, exit 0.
 //! - A refused Join (e.g. incompatible version): exit non-zero with the coordinator's message.
 
 use crate::context::WorkerContext;
 use crate::error::{Result, WorkerError};
+use crate::link::{redirect, CoordinatorLink};
 use crate::messages::{SupervisorMsg, WorkerEvent};
 use crate::metrics::Failing;
 use crate::metrics_server::serve_metrics;
@@ -23,9 +25,7 @@ use crate::supervisor::{SupervisorArgs, WorkerSupervisor};
 use ractor::{Actor, ActorRef};
 use sawmill_common::coordinator_client::authorized;
 use sawmill_common::process::shutdown_signal;
-use sawmill_core::connection::CoordinatorAccess;
 use sawmill_core::settings::PipelineSettings;
-use sawmill_proto::v1::coordinator_client::CoordinatorClient;
 use sawmill_proto::v1::{
     HeartbeatRequest, HeartbeatResponse, JoinRequest, JoinResponse, LeaveRequest, OwnedPartition,
     PartitionError,
@@ -34,8 +34,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::mpsc;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::Channel;
 use tonic::Code;
 
 /// Settings this worker replaces in what the coordinator hands out (all optional).
@@ -65,7 +63,8 @@ impl SettingsOverrides {
 
 #[derive(Debug, Clone)]
 pub struct JoinOptions {
-    /// `host:port` or `http://host:port` of the coordinator's gRPC listener.
+    /// `host:port` or `http://host:port` of the coordinators' gRPC listeners, comma-separated
+    /// (or one name resolving to several addresses): the worker follows the leader among them.
     pub coordinator: String,
     pub worker_id: String,
     pub overrides: SettingsOverrides,
@@ -82,20 +81,9 @@ pub struct JoinOptions {
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Backoff while the pipeline's services cannot be reached at start.
 const CONNECT_MAX_BACKOFF: Duration = Duration::from_secs(10);
-const RPC_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a heartbeat waits for the supervisor's owned list before using its own record
 /// (the supervisor answers at once unless it is starting a partition).
 const OWNED_TIMEOUT_MS: u64 = 200;
-
-fn endpoint(coordinator: &str, access: &CoordinatorAccess) -> Result<Channel> {
-    let ep = sawmill_common::coordinator_client::endpoint(coordinator, access)?;
-    Ok(ep
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(RPC_TIMEOUT)
-        .http2_keep_alive_interval(Duration::from_secs(5))
-        .keep_alive_timeout(Duration::from_secs(5))
-        .connect_lazy())
-}
 
 /// A failing partition as the heartbeat reports it: ages, not clock times, since the
 /// coordinator's clock may differ.
@@ -110,22 +98,13 @@ fn partition_error(f: &Failing, now: SystemTime) -> PartitionError {
     }
 }
 
-/// Transport trouble (retry) as opposed to an answer (act on it).
-fn unreachable(s: &tonic::Status) -> bool {
-    matches!(
-        s.code(),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown
-    )
-}
-
 /// What a release reports back: the partition and its committed next offset.
 type Released = (i32, Option<i64>);
 
 struct Session {
     opts: JoinOptions,
-    client: CoordinatorClient<Channel>,
-    /// `authorization` for every call (the shared token), if any.
-    bearer: Option<MetadataValue<Ascii>>,
+    /// The coordinators and which one leads, as far as this worker knows.
+    link: CoordinatorLink,
     /// This session's secret (from Join), carried by every Heartbeat and Leave.
     secret: String,
     generation: u64,
@@ -139,8 +118,6 @@ struct Session {
     /// Where each release task reports when its partition is released.
     release_tx: mpsc::UnboundedSender<Released>,
     next_beat: tokio::time::Instant,
-    /// The wait before the next heartbeat while the coordinator is unreachable.
-    backoff: Duration,
     down_since: Option<Instant>,
     /// Releasing everything before leaving (shutdown, or a refused rejoin).
     release_all: Option<tokio::task::JoinHandle<BTreeMap<i32, i64>>>,
@@ -149,17 +126,12 @@ struct Session {
 }
 
 impl Session {
-    fn new(
-        opts: JoinOptions,
-        client: CoordinatorClient<Channel>,
-        bearer: Option<MetadataValue<Ascii>>,
-    ) -> (Self, mpsc::UnboundedReceiver<Released>) {
+    fn new(opts: JoinOptions, link: CoordinatorLink) -> (Self, mpsc::UnboundedReceiver<Released>) {
         let (release_tx, released) = mpsc::unbounded_channel();
         let interval = Duration::from_millis(500);
         let session = Session {
             opts,
-            client,
-            bearer,
+            link,
             secret: String::new(),
             generation: 0,
             interval,
@@ -170,7 +142,6 @@ impl Session {
             supervisor: None,
             release_tx,
             next_beat: tokio::time::Instant::now(),
-            backoff: interval,
             down_since: None,
             release_all: None,
             outcome: Ok(()),
@@ -203,11 +174,9 @@ impl Session {
             metrics_address: self.opts.metrics_listen.clone().unwrap_or_default(),
             owned: self.owned_list(),
         };
-        let response = self
-            .client
-            .join(authorized(request, &self.bearer))
-            .await?
-            .into_inner();
+        let request = authorized(request, self.link.bearer());
+        let response = self.link.client().join(request).await?.into_inner();
+        self.link.answered();
         self.generation = response.generation;
         self.secret = response.session_secret.clone();
         self.interval = Duration::from_millis(u64::from(response.heartbeat_interval_ms.max(50)));
@@ -219,21 +188,21 @@ impl Session {
         &mut self,
         shutdown: &mut (impl std::future::Future<Output = ()> + Unpin),
     ) -> Result<Option<JoinResponse>> {
-        let mut backoff = Duration::from_millis(250);
         loop {
             tokio::select! {
                 _ = &mut *shutdown => return Ok(None),
                 joined = self.join() => match joined {
                     Ok(response) => return Ok(Some(response)),
-                    Err(e) if unreachable(&e) => {
-                        tracing::warn!(coordinator = %self.opts.coordinator, error = %e.message(), retry_ms = backoff.as_millis() as u64, "coordinator unreachable; retrying");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    Err(e) if redirect(&e) => {
+                        let at = self.link.current().to_string();
+                        let wait = self.link.failed(&e, Duration::from_millis(250), MAX_BACKOFF);
+                        tracing::warn!(coordinator = %at, error = %e.message(), retry_ms = wait.as_millis() as u64, "coordinator unreachable or not the leader; retrying");
+                        tokio::time::sleep(wait).await;
                     }
                     Err(e) => {
                         return Err(WorkerError::Config(format!(
                             "the coordinator at {} refused this worker: {}",
-                            self.opts.coordinator,
+                            self.link.current(),
                             e.message()
                         )))
                     }
@@ -307,11 +276,10 @@ impl Session {
             records_consumed: records,
             session_secret: self.secret.clone(),
         };
-        Ok(self
-            .client
-            .heartbeat(authorized(request, &self.bearer))
-            .await?
-            .into_inner())
+        let request = authorized(request, self.link.bearer());
+        let response = self.link.client().heartbeat(request).await?.into_inner();
+        self.link.answered();
+        Ok(response)
     }
 
     /// Time for a heartbeat: send it and act on the answer.
@@ -325,21 +293,23 @@ impl Session {
                         "coordinator reachable again"
                     );
                 }
-                self.backoff = self.interval;
                 if self.release_all.is_none() {
                     self.apply(response);
                 }
             }
             Err(e) if matches!(e.code(), Code::NotFound | Code::FailedPrecondition) => {
-                self.rejoin(&e).await
+                if let Some(wait) = self.rejoin(&e).await {
+                    self.next_beat = tokio::time::Instant::now() + wait;
+                    return;
+                }
             }
             Err(e) => {
                 if self.down_since.is_none() {
-                    tracing::warn!(coordinator = %self.opts.coordinator, error = %e.message(), "coordinator unreachable: still processing owned partitions, retrying");
+                    tracing::warn!(coordinator = %self.link.current(), error = %e.message(), "coordinator unreachable or not the leader: still processing owned partitions, following the leader");
                     self.down_since = Some(Instant::now());
                 }
-                self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-                self.next_beat = tokio::time::Instant::now() + self.backoff;
+                let wait = self.link.failed(&e, self.interval, MAX_BACKOFF);
+                self.next_beat = tokio::time::Instant::now() + wait;
                 return;
             }
         }
@@ -348,11 +318,16 @@ impl Session {
 
     /// The coordinator no longer knows this session (declared dead, restarted, stale
     /// generation): join again with the partitions still running here.
-    async fn rejoin(&mut self, reason: &tonic::Status) {
+    /// Returns the wait before the next attempt when the rejoin must be retried elsewhere.
+    async fn rejoin(&mut self, reason: &tonic::Status) -> Option<Duration> {
         tracing::info!(reason = %reason.message(), owned = self.owned.len(), "rejoining the coordinator");
         match self.join().await {
-            Ok(_) => tracing::info!(generation = self.generation, "rejoined"),
-            Err(e) if unreachable(&e) => {}
+            Ok(_) => {
+                tracing::info!(generation = self.generation, coordinator = %self.link.current(), "rejoined")
+            }
+            Err(e) if redirect(&e) => {
+                return Some(self.link.failed(&e, self.interval, MAX_BACKOFF))
+            }
             Err(e) => {
                 tracing::error!(error = %e.message(), "the coordinator refused the rejoin: releasing everything and exiting");
                 self.outcome = Err(WorkerError::Config(format!(
@@ -362,6 +337,7 @@ impl Session {
                 self.release_everything();
             }
         }
+        None
     }
 
     /// Starts what the coordinator assigns and releases what it takes back.
@@ -465,8 +441,8 @@ impl Session {
             released,
             session_secret: self.secret.clone(),
         };
-        let leave = authorized(leave, &self.bearer);
-        match tokio::time::timeout(Duration::from_secs(5), self.client.leave(leave)).await {
+        let leave = authorized(leave, self.link.bearer());
+        match tokio::time::timeout(Duration::from_secs(5), self.link.client().leave(leave)).await {
             Ok(Ok(_)) => tracing::info!(committed = ?offsets, "left the coordinator"),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e.message(), "leave not acknowledged; the session will time out")
@@ -478,9 +454,8 @@ impl Session {
 
 /// Joins the coordinator and works until SIGINT/SIGTERM.
 pub async fn run(opts: JoinOptions) -> Result<()> {
-    let client = CoordinatorClient::new(endpoint(&opts.coordinator, &opts.access)?);
-    let bearer = sawmill_common::coordinator_client::bearer(&opts.access)?;
-    let (mut session, mut released) = Session::new(opts, client, bearer);
+    let link = CoordinatorLink::new(&opts.coordinator, &opts.access).await?;
+    let (mut session, mut released) = Session::new(opts, link);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let Some(ctx) = session.join_and_connect(&mut shutdown).await? else {
@@ -503,7 +478,6 @@ pub async fn run(opts: JoinOptions) -> Result<()> {
     .map_err(|e| WorkerError::Actor(e.to_string()))?;
     session.ctx = Some(ctx.clone());
     session.supervisor = Some(supervisor.clone());
-    session.backoff = session.interval;
 
     loop {
         tokio::select! {

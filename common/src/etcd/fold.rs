@@ -165,8 +165,8 @@ impl Checkpoints {
     }
 
     /// Replaces `folded` (live manifests continuing `previous`) by the segment record `new`,
-    /// in one transaction that applies only if the merge generation is still `generation` (no
-    /// newer coordinator started), the segment key is still `previous` and every folded key is
+    /// in one transaction that applies only if this coordinator still leads (its fence), the
+    /// merge generation is still `generation` (no newer coordinator started), the segment key is still `previous` and every folded key is
     /// still what was read. Returns the revision of the fold, or `None` when a guard failed
     /// (nothing changed; read again).
     pub async fn fold(
@@ -202,19 +202,27 @@ impl Checkpoints {
             ));
             ops.push(TxnOp::delete(key, None));
         }
+        let mut all = self.fence_guard()?;
+        all.extend(guards);
         let resp = self
             .client
-            .txn(Txn::new().when(guards).and_then(ops))
+            .txn(Txn::new().when(all).and_then(ops))
             .await
             .map_err(etcd_err(&self.endpoints, "fold transaction failed"))?;
-        Ok(resp
-            .succeeded()
-            .then(|| resp.header().map_or(0, |h| h.revision())))
+        if !resp.succeeded() {
+            self.check_fence().await?;
+            return Ok(None);
+        }
+        Ok(Some(resp.header().map_or(0, |h| h.revision())))
     }
 
     /// Compacts etcd's revision history up to `revision` (what folding deleted stops taking
     /// space). A revision already compacted is not an error.
     pub async fn compact(&mut self, revision: i64) -> Result<()> {
+        // Compaction is no transaction: a fenced empty one first, so a deposed leader does not.
+        if self.fence.is_some() && !self.fenced_txn(Vec::new(), Vec::new()).await? {
+            return Ok(());
+        }
         match self.client.compact(revision, None).await {
             Ok(_) => Ok(()),
             Err(e) if e.to_string().contains("compacted") => Ok(()),

@@ -83,6 +83,18 @@ impl Keys {
         format!("{}/coordinator/generation", self.prefix)
     }
 
+    /// The leader key: the leading coordinator's advertised gRPC address, created only if
+    /// absent and attached to its lease; its create revision is the leader's fencing token.
+    pub fn leader(&self) -> String {
+        format!("{}/coordinator/leader", self.prefix)
+    }
+
+    /// Which leader last replaced the summary tables, and how many times (JSON), written under
+    /// the fence just before each replacement.
+    pub fn summary_writer(&self) -> String {
+        format!("{}/coordinator/summary", self.prefix)
+    }
+
     /// Parses `(partition, first)` out of a key under [`Keys::manifests_prefix`].
     pub fn parse_manifest(&self, key: &str) -> Option<(i32, i64)> {
         let mut it = key.strip_prefix(&self.manifests_prefix())?.split('/');
@@ -120,6 +132,8 @@ mod tests {
             None
         );
         assert_eq!(k.generation(), "/sawmill/nasa_logs/coordinator/generation");
+        assert_eq!(k.leader(), "/sawmill/nasa_logs/coordinator/leader");
+        assert!(k.summary_writer().starts_with(k.prefix()));
         assert_eq!(k.segment(3), "/sawmill/nasa_logs/segment/00003");
         assert!(k.segment(3).starts_with(&k.segments_prefix()));
         assert_eq!(k.parse_manifest(&k.segment(3)), None);

@@ -3,13 +3,17 @@
 //!
 //! Decisions live in `sawmill_core::manifest`; this module only reads and writes. Every write
 //! that matters is one transaction guarded by the partition's epoch, so a stale owner can never
-//! change a partition's state. No raw client leaves this module.
+//! change a partition's state; every coordinator write is also guarded by the leader's fence
+//! (`leader.rs`), so a deposed coordinator can never change anything. No raw client leaves this
+//! module.
 
 mod fold;
 mod keys;
+mod leader;
 
 pub use fold::{StoredManifest, StoredSegment};
 pub use keys::{Keys, ETCD_ROOT};
+pub use leader::{Campaign, Fence, LeaderInfo, LeaseKeepAlive};
 
 use crate::error::{Error, Result};
 use etcd_client::{
@@ -34,6 +38,8 @@ pub struct Checkpoints {
     client: Client,
     keys: Keys,
     endpoints: String,
+    /// Set on a leading coordinator's copy: every write it makes is fenced (`leader.rs`).
+    fence: Option<std::sync::Arc<Fence>>,
 }
 
 impl std::fmt::Debug for Checkpoints {
@@ -152,6 +158,7 @@ impl Checkpoints {
             client,
             keys,
             endpoints: endpoints.to_string(),
+            fence: None,
         })
     }
 
@@ -225,8 +232,8 @@ impl Checkpoints {
     }
 
     /// Adds one to the number at `key` (a missing key counts as 0) with a compare-and-swap,
-    /// applying `also()`'s operations in the same transaction. Returns the new value, or `None`
-    /// when 100 attempts all lost a race.
+    /// applying `also()`'s operations in the same transaction, fenced when this copy carries a
+    /// fence. Returns the new value, or `None` when 100 attempts all lost a race.
     async fn increment(&mut self, key: &str, also: impl Fn() -> Vec<TxnOp>) -> Result<Option<u64>> {
         for _ in 0..100 {
             let current = self.get_value(key).await?;
@@ -240,12 +247,7 @@ impl Checkpoints {
             };
             let mut ops = vec![TxnOp::put(key, next.to_string(), None)];
             ops.extend(also());
-            let resp = self
-                .client
-                .txn(Txn::new().when([guard]).and_then(ops))
-                .await
-                .map_err(etcd_err(&self.endpoints, "etcd transaction failed"))?;
-            if resp.succeeded() {
+            if self.fenced_txn(vec![guard], ops).await? {
                 return Ok(Some(next));
             }
         }
