@@ -9,8 +9,9 @@
 //! [`cluster`] holds the fixtures of whole-cluster tests (coordinator and worker processes,
 //! the status document, end-to-end checks); [`checker`] those of `sawmill verify` and the
 //! chaos tests (tagged input, a private services instance, memory samples); [`faults`] those of
-//! the fault tests that drive a worker in-process or slow a dependency down; [`secure`] those of
-//! the tests against the secure services profile.
+//! the fault tests that drive a worker in-process or slow a dependency down; [`scenario`] the
+//! coordinator-and-two-workers run the process and service fault tests share; [`secure`] those
+//! of the tests against the secure services profile.
 
 // Fixtures panic on failure: that is how the test using them fails.
 #![allow(clippy::unwrap_used)]
@@ -18,6 +19,7 @@
 pub mod checker;
 pub mod cluster;
 pub mod faults;
+pub mod scenario;
 pub mod secure;
 
 use arrow::array::{Array, Int32Array, Int64Array};
