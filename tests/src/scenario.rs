@@ -272,7 +272,7 @@ impl Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -281,7 +281,7 @@ impl Rng {
 
     /// A duration in `[lo, hi)` milliseconds.
     pub fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo))
+        Duration::from_millis(lo + self.next_u64() % (hi - lo))
     }
 }
 

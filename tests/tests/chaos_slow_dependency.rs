@@ -1,7 +1,9 @@
-//! Chaos (issue #12, fault 11): a slow dependency. etcd is reached only through a delaying TCP
-//! proxy on loopback (`faults::SlowProxy`: every chunk, both ways, waits N ms), by the
-//! coordinator and, through the settings it hands out, by both `worker join` processes, on a
-//! PRIVATE services instance. While etcd is slow and lines keep arriving:
+//! Chaos (issue #12, fault 11): a slow dependency. etcd — or, in the second test, the HDFS
+//! NameNode of the output root — is reached only through a delaying TCP proxy on loopback
+//! (`faults::SlowProxy`: every chunk, both ways, waits N ms), by the coordinator and, through
+//! the settings it hands out, by both `worker join` processes, on a PRIVATE services instance
+//! (block data goes to the DataNode directly, at the address the NameNode names, so only the
+//! NameNode's answers are slow). While the dependency is slow and lines keep arriving:
 //!
 //! - no cluster-wide expiry storm: every partition keeps its owner and epoch (sampled every
 //!   500 ms), every worker stays alive;
@@ -25,6 +27,7 @@ const LINES: u64 = 60_000;
 const PARTITIONS: u32 = 4;
 const KEYS: u32 = 4;
 const PORT_OFFSET: u16 = 860;
+const PORT_OFFSET_HDFS: u16 = 940;
 const RSS_LIMIT: u64 = 1 << 30;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -34,25 +37,57 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The dependency the proxy slows down.
+#[derive(Clone, Copy, Debug)]
+enum Slow {
+    Etcd,
+    NameNode,
+}
+
 #[cfg_attr(
     not(feature = "services"),
     ignore = "needs Kafka and etcd (a private instance): scripts/test.sh"
 )]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chaos_slow_etcd_moves_no_partition_and_loses_nothing() {
+    slow_dependency(Slow::Etcd).await;
+}
+
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, etcd and HDFS (a private instance): scripts/test.sh"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_slow_namenode_moves_no_partition_and_loses_nothing() {
+    slow_dependency(Slow::NameNode).await;
+}
+
+async fn slow_dependency(which: Slow) {
     let started = Instant::now();
     let slow_ms = env_u64("SAWMILL_CHAOS_SLOW_MS", 200);
     let slow_for = Duration::from_secs(env_u64("SAWMILL_CHAOS_SLOW_SECS", 15));
-    let private = PrivateServices::up(&["etcd", "kafka"], PORT_OFFSET);
-    let s = private.services.clone();
-    let proxy = SlowProxy::start(s.etcd.trim_start_matches("http://")).await;
-    let slow = Services {
-        etcd: format!("http://{}", proxy.addr),
-        ..s.clone()
+    let private = match which {
+        Slow::Etcd => PrivateServices::up(&["etcd", "kafka"], PORT_OFFSET),
+        Slow::NameNode => PrivateServices::up(&["etcd", "kafka", "hdfs"], PORT_OFFSET_HDFS),
     };
+    let s = private.services.clone();
     let topic = unique("chaos-slow");
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("out").display().to_string();
+    let (proxy, slow, root) = match which {
+        Slow::Etcd => {
+            let proxy = SlowProxy::start(s.etcd.trim_start_matches("http://")).await;
+            let slow = Services {
+                etcd: format!("http://{}", proxy.addr),
+                ..s.clone()
+            };
+            (proxy, slow, dir.path().join("out").display().to_string())
+        }
+        Slow::NameNode => {
+            let proxy = SlowProxy::start(s.hdfs.trim_start_matches("hdfs://")).await;
+            let root = format!("hdfs://{}/chaos-slow/{topic}", proxy.addr);
+            (proxy, s.clone(), root)
+        }
+    };
     let file = dir.path().join("tagged.log");
     generate_tagged(&file, LINES, 3, 33, KEYS);
     let data = std::fs::read(&file).unwrap();
@@ -119,13 +154,13 @@ async fn chaos_slow_etcd_moves_no_partition_and_loses_nothing() {
             assert_eq!(
                 owners(&doc),
                 owned,
-                "a partition changed owner or epoch while etcd was slow"
+                "a partition changed owner or epoch while {which:?} was slow"
             );
             let alive = alive_workers(&doc);
             assert_eq!(
                 alive.len(),
                 2,
-                "a worker expired while etcd was slow: {alive:?}"
+                "a worker expired while {which:?} was slow: {alive:?}"
             );
             samples += 1;
         }
@@ -153,7 +188,7 @@ async fn chaos_slow_etcd_moves_no_partition_and_loses_nothing() {
     for w in workers.iter_mut() {
         w.kill9();
     }
-    assert_verified(&s, &topic, &root, KEYS as usize, "slow etcd");
+    assert_verified(&s, &topic, &root, KEYS as usize, &format!("slow {which:?}"));
     let merged_slow = committed_while_slow["merged"]["records"]
         .as_u64()
         .unwrap_or(0)
@@ -161,7 +196,7 @@ async fn chaos_slow_etcd_moves_no_partition_and_loses_nothing() {
             .as_u64()
             .unwrap_or(0);
     println!(
-        "chaos_slow_dependency: etcd +{slow_ms} ms per chunk for {:.0}s ({merged_slow} of {LINES} lines merged by its end), slow end to lag 0 {:.1}s, max worker RSS {:.0} MiB, total {:.0}s",
+        "chaos_slow_dependency: {which:?} +{slow_ms} ms per chunk for {:.0}s ({merged_slow} of {LINES} lines merged by its end), slow end to lag 0 {:.1}s, max worker RSS {:.0} MiB, total {:.0}s",
         slow_for.as_secs_f64(),
         recovery.as_secs_f64(),
         max_rss as f64 / (1 << 20) as f64,

@@ -53,8 +53,12 @@ async fn chaos_soak_random_faults_lose_and_duplicate_nothing() {
     let mut last_fault = Instant::now();
     while Instant::now() < deadline {
         sc.produce_next();
-        let f = FAULTS[(rng.next() % FAULTS.len() as u64) as usize];
-        let id = if rng.next() % 2 == 0 { "w1" } else { "w2" };
+        let f = FAULTS[(rng.next_u64() % FAULTS.len() as u64) as usize];
+        let id = if rng.next_u64().is_multiple_of(2) {
+            "w1"
+        } else {
+            "w2"
+        };
         match f {
             "kill -9 worker" => sc.kill9_worker(id, rng.millis(0, 2000)),
             "kill -9 coordinator" => {

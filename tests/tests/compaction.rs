@@ -204,7 +204,7 @@ async fn twenty_thousand_shards_leave_bounded_state() {
     let epoch2 = etcd.bump_epoch(0, "w2").await.unwrap();
     assert!(epoch2 > epoch);
     let actions =
-        sawmill_worker::commit::recover_partition(storage.clone(), &mut etcd, &pipeline, 0)
+        sawmill_worker::commit::recover_partition(storage.clone(), &mut etcd, &pipeline, 0, None)
             .await
             .unwrap();
     let recovery = t.elapsed();

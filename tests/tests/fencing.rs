@@ -143,7 +143,7 @@ async fn only_the_current_epoch_commits() {
     out.write("_staging/orphan-not-ours.tmp", b"x")
         .await
         .unwrap();
-    let n = recover_partition(out.clone(), &mut b, &topic, 0)
+    let n = recover_partition(out.clone(), &mut b, &topic, 0, None)
         .await
         .unwrap();
     assert_eq!(n, 1);

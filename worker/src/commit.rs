@@ -286,39 +286,58 @@ pub async fn delete_staged(storage: Arc<dyn Storage>, m: &ShardManifest) {
 }
 
 /// Brings a partition's published output in line with etcd after acquiring it: publishes
-/// committed-but-unpublished files and deletes staged files that were never committed.
-/// Must run after this worker's epoch bump. Returns the number of actions taken.
+/// committed-but-unpublished files and deletes staged files that were never committed. With
+/// `rederive` (a worker's context), committed files lost before publishing are first read
+/// again from Kafka and staged anew ([`crate::rederive`]); without it, or if that fails, they
+/// are reported as lost. Must run after this worker's epoch bump. Returns the number of
+/// actions taken.
 pub async fn recover_partition(
     storage: Arc<dyn Storage>,
     etcd: &mut Checkpoints,
     source: &str,
     partition: i32,
+    rederive: Option<&crate::context::WorkerContext>,
 ) -> Result<usize> {
     let manifests = etcd.manifests(Some(partition)).await?;
     let staging_dir = partition_staging_dir(source, partition);
-    let actions = retry("recover partition", || async {
-        let staging = storage.list(&staging_dir).await?;
-        let manifest_files: Vec<&ManifestFile> =
-            manifests.iter().flat_map(|m| m.all_files()).collect();
-        let published = for_each_file("recover partition", manifest_files, |f| async {
-            Ok(storage.exists(&f.path).await?.then(|| f.path.clone()))
+    let mut tried = false;
+    let actions = loop {
+        let planned = retry("recover partition", || async {
+            let staging = storage.list(&staging_dir).await?;
+            let manifest_files: Vec<&ManifestFile> =
+                manifests.iter().flat_map(|m| m.all_files()).collect();
+            let published = for_each_file("recover partition", manifest_files, |f| async {
+                Ok(storage.exists(&f.path).await?.then(|| f.path.clone()))
+            })
+            .await?;
+            let existing: BTreeSet<String> = staging
+                .iter()
+                .cloned()
+                .chain(published.into_iter().flatten())
+                .collect();
+            Ok(plan_recovery(&manifests, &existing, &staging))
         })
         .await?;
-        let existing: BTreeSet<String> = staging
-            .iter()
-            .cloned()
-            .chain(published.into_iter().flatten())
-            .collect();
-        plan_recovery(&manifests, &existing, &staging).map_err(|lost| sawmill_common::Error::Corrupt {
-            what: format!("partition {partition}"),
-            message: format!(
-                "{} committed files are neither published nor staged (first: {}); they were deleted outside Sawmill: restore them or reset the pipeline",
-                lost.len(),
-                lost[0].path
-            ),
-        })
-    })
-    .await?;
+        match (planned, rederive) {
+            (Ok(actions), _) => break actions,
+            (Err(lost), Some(ctx)) if !tried => {
+                tried = true;
+                let files = crate::rederive::lost_files(ctx, &manifests, &lost).await?;
+                tracing::warn!(partition, files, "lost committed files re-derived from kafka");
+            }
+            (Err(lost), _) => {
+                return Err(sawmill_common::Error::Corrupt {
+                    what: format!("partition {partition}"),
+                    message: format!(
+                        "{} committed files are neither published nor staged (first: {}); they were deleted outside Sawmill: restore them or reset the pipeline",
+                        lost.len(),
+                        lost[0].path
+                    ),
+                }
+                .into())
+            }
+        }
+    };
     let n = actions.len();
     if n > 0 {
         tracing::info!(partition, actions = n, "recovering partition");

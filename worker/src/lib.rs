@@ -12,6 +12,7 @@
 //! - [`supervisor`]: the root actor: owned partitions, restarts with backoff, concurrent drains.
 //! - [`partition`]: one actor per partition: recover, parse, cut shards, commit.
 //! - [`commit`]: the commit protocol's I/O steps and partition recovery.
+//! - [`rederive`]: committed files lost before publishing, read again from Kafka and re-staged.
 //! - [`retry`]: retry loops with a deadline, permanent errors told apart, failures reported.
 //! - [`standalone`]: `worker run`, driven directly with its partitions.
 //! - [`link`]: the connection to the coordinators: address list, a channel per address, leader
@@ -36,6 +37,7 @@ pub mod messages;
 pub mod metrics;
 pub mod metrics_server;
 pub mod partition;
+pub mod rederive;
 pub mod retry;
 pub mod session;
 pub mod standalone;

@@ -27,6 +27,7 @@ pub struct Metrics {
     queued_batches: IntGaugeVec,
     commits_in_flight: IntGaugeVec,
     partition_starts: IntCounterVec,
+    files_rederived: IntCounterVec,
     errors: IntCounterVec,
     health: Arc<PartitionHealth>,
 }
@@ -236,6 +237,12 @@ impl Default for Metrics {
                 "Partition pipelines started (including restarts).",
                 &["partition"],
             ),
+            files_rederived: counter(
+                &registry,
+                "sawmill_worker_files_rederived_total",
+                "Committed files found lost before publishing and re-derived from Kafka.",
+                &["partition"],
+            ),
             errors: counter(
                 &registry,
                 "sawmill_worker_errors_total",
@@ -300,6 +307,13 @@ impl Metrics {
         self.committed_offset
             .with_label_values(&[&p])
             .set(m.next_offset());
+    }
+
+    /// A lost committed file was re-derived from Kafka and staged again.
+    pub fn rederived(&self, partition: i32) {
+        self.files_rederived
+            .with_label_values(&[&partition.to_string()])
+            .inc();
     }
 
     pub fn partition_started(&self, partition: i32, offset: i64) {

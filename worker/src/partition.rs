@@ -231,7 +231,14 @@ async fn start(
             format!("partition {p}: commits of a previous pipeline are still running; retrying")
         })?;
     let checkpoints = &mut state.checkpoints;
-    recover_partition(ctx.storage.clone(), checkpoints, &ctx.settings.topic, p).await?;
+    recover_partition(
+        ctx.storage.clone(),
+        checkpoints,
+        &ctx.settings.topic,
+        p,
+        Some(ctx.as_ref()),
+    )
+    .await?;
     let start = match checkpoints.state(p).await?.next_offset {
         Some(offset) => offset,
         None => {
