@@ -231,7 +231,26 @@ async fn lead(
         );
         fence.depose();
     }
-    let stopped = term.stop(flush).await;
+    let stopped = if flush {
+        // The final summary is written under the fence, which lapses a TTL after the last
+        // renewal: keep renewing until it is written, or its last tables would be refused.
+        let stop = term.stop(true);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                stopped = &mut stop => break stopped,
+                _ = renew.tick() => {
+                    if let Ok(Ok(Some((sent, granted)))) =
+                        tokio::time::timeout(ttl / 3, keepalive.renew()).await
+                    {
+                        fence.extend(sent, granted);
+                    }
+                }
+            }
+        }
+    } else {
+        term.stop(false).await
+    };
     // Deletes the leader key if it is still ours (a standby takes over at once); a deposed
     // leader's attempt is refused by the fence and counted.
     if let Err(err) = e
