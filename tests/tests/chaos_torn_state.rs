@@ -40,26 +40,15 @@ fn split_at(file: &Path, n: usize, first: &Path, rest: &Path) {
     std::fs::write(rest, lines[n..].concat()).unwrap();
 }
 
-/// The rows of a Parquet file, as text, in file order.
-fn parquet_rows(bytes: &[u8]) -> Vec<String> {
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
+/// The record batches of a Parquet file, in file order.
+fn parquet_rows(bytes: &[u8]) -> Vec<arrow::record_batch::RecordBatch> {
+    parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(
         bytes::Bytes::from(bytes.to_vec()),
         1024,
     )
-    .unwrap();
-    let mut rows = Vec::new();
-    for batch in reader {
-        let batch = batch.unwrap();
-        for i in 0..batch.num_rows() {
-            let cols: Vec<String> = batch
-                .columns()
-                .iter()
-                .map(|c| arrow::util::display::array_value_to_string(c, i).unwrap())
-                .collect();
-            rows.push(cols.join("|"));
-        }
-    }
-    rows
+    .unwrap()
+    .map(|b| b.unwrap())
+    .collect()
 }
 
 fn put(root: &Path, rel: &str, bytes: &[u8]) {
