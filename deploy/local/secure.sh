@@ -369,6 +369,12 @@ hadoop_secure_hdfs_site() {
   <property><name>dfs.web.authentication.kerberos.principal</name><value>HTTP/localhost@$REALM</value></property>
   <property><name>dfs.web.authentication.kerberos.keytab</name><value>$kt</value></property>
   <property><name>dfs.data.transfer.protection</name><value>privacy</value></property>
+  <!-- privacy: encrypt block data with AES/CTR (keys exchanged under the DIGEST-MD5 session)
+       instead of DIGEST-MD5's own 3DES, which hdfs-native (and the DataNode) run at ~7 MiB/s
+       against ~150 MiB/s. hdfs-native always offers AES/CTR/NoPadding; the DataNode only
+       accepts it when this is set. JCE codec: this profile has no libhadoop/OpenSSL. -->
+  <property><name>dfs.encrypt.data.transfer.cipher.suites</name><value>AES/CTR/NoPadding</value></property>
+  <property><name>hadoop.security.crypto.codec.classes.aes.ctr.nopadding</name><value>org.apache.hadoop.crypto.JceAesCtrCryptoCodec</value></property>
   <property><name>dfs.http.policy</name><value>HTTPS_ONLY</value></property>
 EOC
 }
