@@ -10,8 +10,8 @@
 #
 # Env: RUNS (default 5), LINES (default 2000000), PARTS (default 3), BENCH_DIR
 # (default /var/tmp/sawmill-bench), SKIP_WORKER=1 (only `sawmill run`), SKIP_RUN=1 (only the
-# worker). Release builds go to
-# /var/tmp/sawmill-compare/<commit> (kept: a second comparison of the same commit is quick).
+# worker). Release binaries go to
+# /var/tmp/sawmill-compare/<commit>/bin (kept: a second comparison of the same commit is quick).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BEFORE=${1:?usage: bench/compare.sh BEFORE [AFTER]}
@@ -24,18 +24,24 @@ BUILDS=/var/tmp/sawmill-compare
 mkdir -p "$DIR" "$BUILDS"
 [[ -x /usr/bin/time ]] || { echo "needs GNU time: apt-get install time" >&2; exit 1; }
 
-# build REF: release binaries of REF in their own worktree and target dir; prints the bin dir.
+# build REF: release binaries of REF, built in their own worktree, copied to
+# $BUILDS/<commit>/bin; prints that dir. One target dir serves every commit, so the dependencies
+# are compiled once (each worktree's own crates are told apart by their path).
 build() {
-  local sha wt
+  local sha wt bin
   sha=$(git -C "$ROOT" rev-parse --short=12 "$1^{commit}")
   wt=$BUILDS/$sha/src
-  if [[ ! -x $BUILDS/$sha/target/release/worker ]]; then
+  bin=$BUILDS/$sha/bin
+  if [[ ! -x $bin/worker ]]; then
     [[ -d $wt ]] || git -C "$ROOT" worktree add --detach -f "$wt" "$sha" >/dev/null 2>&1
     echo "building $1 ($sha) in $wt" >&2
-    (cd "$wt" && CARGO_TARGET_DIR=$BUILDS/$sha/target cargo build --release --locked -q \
+    (cd "$wt" && CARGO_TARGET_DIR=$BUILDS/target cargo build --release --locked -q \
       --workspace --bins) >&2
+    mkdir -p "$bin"
+    cp "$BUILDS/target/release/sawmill" "$BUILDS/target/release/worker" \
+      "$BUILDS/target/release/coordinator" "$bin/"
   fi
-  echo "$BUILDS/$sha/target/release"
+  echo "$bin"
 }
 B=$(build "$BEFORE")
 A=$(build "$AFTER")
