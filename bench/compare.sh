@@ -35,6 +35,10 @@ build() {
   if [[ ! -x $bin/worker ]]; then
     [[ -d $wt ]] || git -C "$ROOT" worktree add --detach -f "$wt" "$sha" >/dev/null 2>&1
     echo "building $1 ($sha) in $wt" >&2
+    # Cargo tells the two worktrees' crates apart by their path inside the workspace, which is
+    # the same, and decides freshness by mtime: newer sources than the other commit's
+    # artifacts make it rebuild them.
+    git -C "$wt" ls-files -z | (cd "$wt" && xargs -0 touch)
     (cd "$wt" && CARGO_TARGET_DIR=$BUILDS/target cargo build --release --locked -q \
       --workspace --bins) >&2
     mkdir -p "$bin"
