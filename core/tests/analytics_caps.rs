@@ -133,6 +133,24 @@ fn a_flood_of_unique_urls_keeps_the_merged_state_bounded() {
 }
 
 #[test]
+fn a_shard_partial_past_the_caps_is_exact_and_encodes() {
+    // A worker's shard partial is built by `observe` alone: more keys than the caps fold only
+    // in its tables; it must still encode (a refusal wedged the partition) and decode exactly.
+    let mut p = Partial::new(&capped(2, 2, 2));
+    for i in 0..10 {
+        observe(
+            &mut p,
+            &line(&format!("h{i}"), &format!("/e{i}"), 1, 404),
+            i,
+        );
+    }
+    assert!(p.overflowed(), "its tables fold");
+    let back = Partial::from_bytes(&p.to_bytes().unwrap()).unwrap();
+    assert_eq!(back.to_bytes().unwrap(), p.to_bytes().unwrap());
+    assert_eq!(back.records(), 10);
+}
+
+#[test]
 fn below_the_caps_nothing_is_folded_or_marked() {
     let mut p = Partial::new(&capped(2, 2, 2));
     observe(&mut p, &line("a", "/x", 1, 404), 0);

@@ -25,11 +25,23 @@ pub fn generate_tagged(path: &Path, lines: u64, seed: u64, run: u64, keys: u32) 
 /// `sawmill verify --json` of `topic` (etcd subtree `pipeline`) against `root`: whether it
 /// exited 0, and its report.
 pub fn sawmill_verify(s: &Services, topic: &str, pipeline: &str, root: &str) -> (bool, Value) {
+    sawmill_verify_with(s, topic, pipeline, root, &[])
+}
+
+/// [`sawmill_verify`] with more environment (pipeline settings such as the analytics caps).
+pub fn sawmill_verify_with(
+    s: &Services,
+    topic: &str,
+    pipeline: &str,
+    root: &str,
+    env: &[(&str, &str)],
+) -> (bool, Value) {
     let out = Command::new(bin("sawmill"))
         .args(["verify", "--json", "--bootstrap-servers", &s.kafka])
         .args(["--etcd", &s.etcd, "--topic", topic, "--pipeline", pipeline])
         .args(["--output", root])
         .env("SAWMILL_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("run sawmill verify");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {

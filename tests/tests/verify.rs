@@ -1,6 +1,8 @@
 //! `sawmill verify` against the real services: a worker's output passes, on a local root and on
 //! HDFS; the same output tampered with (a records file deleted, a file published twice) fails,
-//! naming the partition and the counts.
+//! naming the partition and the counts; a pipeline past its analytics caps (its endpoint and
+//! host tables folded into `(other)` rows) passes, its capped tables compared by what the caps
+//! keep exact.
 
 // Test helpers panic on failure: that is how the test using them fails.
 #![allow(clippy::unwrap_used)]
@@ -13,10 +15,16 @@ use std::time::Duration;
 
 /// The worker (`worker run --until-caught-up`) then `sawmill summarize`, for `pipeline`.
 fn process(s: &Services, topic: &str, pipeline: &str, root: &str) {
+    process_with(s, topic, pipeline, root, &[]);
+}
+
+/// [`process`] with more environment (pipeline settings such as the analytics caps).
+fn process_with(s: &Services, topic: &str, pipeline: &str, root: &str, env: &[(&str, &str)]) {
     let flags = |cmd: &mut Command| {
         cmd.args(["--bootstrap-servers", &s.kafka, "--etcd", &s.etcd])
             .args(["--topic", topic, "--pipeline", pipeline, "--output", root])
-            .env("SAWMILL_LOG", "warn");
+            .env("SAWMILL_LOG", "warn")
+            .envs(env.iter().copied());
     };
     let mut w = Command::new(bin("worker"));
     w.args(["run", "--until-caught-up", "--shard-max-rows", "5000"]);
@@ -141,4 +149,46 @@ async fn verify_passes_on_real_output_and_names_tampering() {
         stdout.contains(&format!("partition {p} duplicated: offsets")) && stdout.contains("FAIL"),
         "the text report names the partition: {stdout}"
     );
+}
+
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka/HDFS/etcd: run scripts/test.sh"
+)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_compares_tables_past_their_caps_by_what_stays_exact() {
+    let s = services();
+    let topic = unique("it-verify-caps");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tagged.log");
+    // Tagged lines each have their own endpoint: far past a cap of 500.
+    generate_tagged(&file, 20_000, 12, 2, 2);
+    produce(&s, &topic, &file, 3, true);
+    let root = dir.path().join("out").display().to_string();
+    let _cleanup = Cleanup {
+        storage: storage::open(&root).await.unwrap(),
+        etcd: s.etcd.clone(),
+        topic: topic.clone(),
+    };
+    let caps = [
+        ("SAWMILL_MAX_DISTINCT_ENDPOINTS", "500"),
+        ("SAWMILL_MAX_DISTINCT_HOSTS", "300"),
+    ];
+    process_with(&s, &topic, &topic, &root, &caps);
+    let out = storage::open(&root).await.unwrap();
+    let summary = sawmill_common::summary::read(out.as_ref()).await.unwrap();
+    for table in ["endpoint_count", "host_count"] {
+        let overflow = summary[table]
+            .column_by_name("overflow")
+            .unwrap()
+            .as_any()
+            .downcast_ref::<arrow::array::BooleanArray>()
+            .unwrap()
+            .iter()
+            .any(|v| v == Some(true));
+        assert!(overflow, "{table} is past its cap");
+    }
+    let (ok, report) = sawmill_verify_with(&s, &topic, &topic, &root, &caps);
+    assert!(ok, "a pipeline past its caps fails verify: {report:#}");
+    assert_eq!(report["summary"]["tables"].as_u64(), Some(15));
 }

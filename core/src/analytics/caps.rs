@@ -83,11 +83,18 @@ pub(super) fn remap(map: &[u32], id: u32) -> u32 {
 impl Partial {
     /// Whether a cap folded anything, in a merge or when the tables are built.
     pub fn overflowed(&self) -> bool {
-        !self.folded.is_empty()
-            || self.rows_404.len() as u64 != self.status[404]
+        self.lost_to_caps()
             || self.hosts.len() > self.cfg.max_distinct_hosts
             || self.endpoints.len() > self.cfg.max_distinct_endpoints
             || self.rows_404.len() > self.cfg.max_404_rows
+    }
+
+    /// Whether a merge folded or dropped anything: what an exact encoding has no place for. A
+    /// partial that only holds more keys than its caps (built by `observe` alone, as a shard's
+    /// is) is still exact; only its tables fold.
+    pub fn lost_to_caps(&self) -> bool {
+        !self.folded.is_empty()
+            || self.rows_404.len() as u64 != self.status[404]
             || self.days.iter().any(|d| d.folded_hosts > 0)
     }
 

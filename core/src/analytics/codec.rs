@@ -410,7 +410,9 @@ impl Partial {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         // The form has no place for `(other)` buckets: a capped partial is a merged view (the
         // coordinator's, `sawmill run`'s), never shipped, and must not pass for an exact one.
-        if self.overflowed() {
+        // A shard's partial holding more keys than the caps is exact and is encoded: the
+        // coordinator folds it when it merges.
+        if self.lost_to_caps() {
             return Err(Error::Internal(
                 "a partial whose caps folded keys into (other) cannot be encoded: raise the caps (max_distinct_hosts, max_distinct_endpoints, max_404_rows) or encode the shard partials".into(),
             ));
