@@ -17,6 +17,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const SESSION_TIMEOUT_MS: u64 = 3000;
+/// Below the analytics' default caps (1,000,000 distinct endpoints).
+const SOAK_LINES: u64 = 900_000;
 const FAULTS: [&str; 8] = [
     "kill -9 worker",
     "kill -9 coordinator",
@@ -36,13 +38,16 @@ async fn chaos_soak_random_faults_lose_and_duplicate_nothing() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1800);
     let mut rng = Rng::from_env();
-    // About one part per fault: 10,000 lines every ~8 s.
+    // About one part per fault (one every ~8 s), 900,000 lines in all: every tagged line has
+    // its own endpoint (the tag is in its query string), and past the 1,000,000-endpoint cap
+    // which endpoints a summary lists depends on merge order (core::analytics::caps), so
+    // `sawmill verify` could not ask for them exactly.
     let parts = (secs / 8).max(4) as usize;
     let mut sc = Scenario::start(ScenarioConfig {
         name: "chaos_soak",
         services: &["etcd", "kafka", "hdfs"],
         offset: 840,
-        lines: parts as u64 * 10_000,
+        lines: (parts as u64 * 10_000).min(SOAK_LINES),
         parts,
         partitions: 4,
         hdfs_output: true,
