@@ -162,7 +162,13 @@ impl LocalFs {
             source,
         };
         std::fs::create_dir_all(&root).map_err(err)?;
-        let probe = root.join(".sawmill-write-probe");
+        // One probe name per process: coordinators and workers starting together on one root
+        // must not remove each other's probe.
+        let probe = root.join(format!(
+            ".sawmill-write-probe-{}-{}",
+            std::process::id(),
+            sawmill_core::layout::staging_nonce()
+        ));
         std::fs::write(&probe, b"ok").map_err(err)?;
         std::fs::remove_file(&probe).map_err(err)?;
         Ok(LocalFs {
