@@ -15,8 +15,8 @@
 
 use sawmill_tests::checker::*;
 use sawmill_tests::cluster::*;
+use sawmill_tests::scenario::{split_lines, Rng};
 use sawmill_tests::*;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,39 +27,6 @@ const PARTITIONS: u32 = 4;
 const SESSION_TIMEOUT_MS: u64 = 3000;
 /// Port offset of the private services (100..=900, unique among concurrent users).
 const PORT_OFFSET: u16 = 740;
-
-/// xorshift64*: enough randomness for a fault schedule, reproducible from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn millis(&mut self, lo: u64, hi: u64) -> Duration {
-        Duration::from_millis(lo + self.next() % (hi - lo))
-    }
-}
-
-/// Splits `file` into `parts` files of consecutive lines (bytes: rejected lines need not be
-/// UTF-8).
-fn split(file: &Path, parts: u64) -> Vec<PathBuf> {
-    let data = std::fs::read(file).unwrap();
-    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
-    let per = (lines.len() as u64).div_ceil(parts) as usize;
-    lines
-        .chunks(per)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let p = file.with_extension(format!("part{i}"));
-            std::fs::write(&p, chunk.concat()).unwrap();
-            p
-        })
-        .collect()
-}
 
 /// Samples the largest RSS of the live workers.
 fn sample(workers: &[ChildGuard], max_rss: &mut u64) {
@@ -106,7 +73,7 @@ async fn chaos_worker_kill9_repeatedly_loses_and_duplicates_nothing() {
     let root = dir.path().join("out").display().to_string();
     let file = dir.path().join("tagged.log");
     generate_tagged(&file, LINES, seed % 1000, seed % 100_000, 4);
-    let parts = split(&file, PARTS);
+    let parts = split_lines(&file, PARTS as usize);
     // The topic exists (with its partitions) before anyone consumes it.
     produce(&s, &topic, &parts[0], PARTITIONS, true);
 
@@ -144,7 +111,7 @@ async fn chaos_worker_kill9_repeatedly_loses_and_duplicates_nothing() {
     let mut kills = Vec::new();
     for _ in 0..10 {
         sleep_sampling(rng.millis(500, 2500), &workers, &mut max_rss);
-        let victim = (rng.next() % 2) as usize;
+        let victim = (rng.next_u64() % 2) as usize;
         workers[victim].kill9();
         kills.push(format!(
             "{}@{:.1}s",

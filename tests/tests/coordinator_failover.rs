@@ -9,6 +9,7 @@
 
 use sawmill_tests::checker::*;
 use sawmill_tests::cluster::*;
+use sawmill_tests::scenario::split_lines;
 use sawmill_tests::*;
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -35,22 +36,6 @@ fn coordinator(s: &Services, topic: &str, root: &str, log: std::fs::File) -> Com
     cmd
 }
 
-/// Splits `file` into `parts` files of consecutive lines.
-fn split(file: &std::path::Path, parts: usize) -> Vec<std::path::PathBuf> {
-    let data = std::fs::read(file).unwrap();
-    let lines: Vec<&[u8]> = data.split_inclusive(|&b| b == b'\n').collect();
-    let per = lines.len().div_ceil(parts);
-    lines
-        .chunks(per)
-        .enumerate()
-        .map(|(i, chunk)| {
-            let p = file.with_extension(format!("part{i}"));
-            std::fs::write(&p, chunk.concat()).unwrap();
-            p
-        })
-        .collect()
-}
-
 /// partition → (owner, epoch) of the partitions `doc` shows owned.
 fn owned(doc: &serde_json::Value) -> BTreeMap<i64, (String, u64)> {
     owners(doc)
@@ -73,7 +58,7 @@ async fn leader_kill9_standby_takes_over_workers_keep_partitions_exactly_once() 
     let root = dir.path().join("out").display().to_string();
     let file = dir.path().join("tagged.log");
     generate_tagged(&file, LINES, 7, 4242, 4);
-    let parts = split(&file, PARTS);
+    let parts = split_lines(&file, PARTS);
     produce(&s, &topic, &parts[0], PARTITIONS, true);
 
     let logs = logs_dir("coordinator_failover");
