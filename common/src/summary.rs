@@ -47,33 +47,72 @@ pub fn encode(partial: &Partial, opts: &ParquetOptions) -> Result<Vec<(String, V
 }
 
 /// Encodes the tables of `partial` whose content hash differs from `written` (table name →
-/// hash, as [`SummaryWriter::written`] returns). CPU work, like [`encode`].
+/// hash, as [`SummaryWriter::written`] returns). CPU work, like [`encode`]; the tables are
+/// encoded on all cores, since whoever waits for them (the end of `sawmill run`, a merge at the
+/// coordinator) has nothing else to run.
 pub fn encode_changed(
     partial: &Partial,
     opts: &ParquetOptions,
     written: &HashMap<&'static str, u64>,
 ) -> Result<Vec<EncodedTable>> {
-    let mut tables = Vec::new();
-    for (name, batch) in partial.tables() {
-        let content = content_hash(&batch)?;
-        if written.get(name) == Some(&content) {
-            continue;
+    let tables = partial.tables();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(tables.len());
+    let encode_some = || -> Result<Vec<(usize, EncodedTable)>> {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some((name, batch)) = tables.get(i) else {
+                return Ok(done);
+            };
+            if let Some(table) = encode_table(partial, name, batch, opts, written)? {
+                done.push((i, table));
+            }
         }
-        let kv = vec![
-            KeyValue::new(meta::VERSION.into(), sawmill_core::VERSION.to_string()),
-            KeyValue::new(meta::KIND.into(), format!("summary/{name}")),
-            KeyValue::new("sawmill.records".into(), partial.records().to_string()),
-            KeyValue::new("sawmill.rejects".into(), partial.rejects().to_string()),
-        ];
-        let bytes = shard::encode(&[&batch], kv, opts)?;
-        tables.push(EncodedTable {
-            name,
-            path: layout::summary_table_path(name),
-            content,
-            bytes,
-        });
+    };
+    let mut done = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(encode_some)).collect();
+        let mut done = encode_some()?;
+        for helper in helpers {
+            match helper.join() {
+                Ok(more) => done.extend(more?),
+                Err(_) => return Err(Error::Pipeline("a summary encoding thread panicked".into())),
+            }
+        }
+        Ok(done)
+    })?;
+    // In table order, whichever thread encoded what.
+    done.sort_unstable_by_key(|(i, _)| *i);
+    Ok(done.into_iter().map(|(_, table)| table).collect())
+}
+
+/// The table `name` encoded, or `None` when its content hash is the one `written` holds.
+fn encode_table(
+    partial: &Partial,
+    name: &'static str,
+    batch: &RecordBatch,
+    opts: &ParquetOptions,
+    written: &HashMap<&'static str, u64>,
+) -> Result<Option<EncodedTable>> {
+    let content = content_hash(batch)?;
+    if written.get(name) == Some(&content) {
+        return Ok(None);
     }
-    Ok(tables)
+    let kv = vec![
+        KeyValue::new(meta::VERSION.into(), sawmill_core::VERSION.to_string()),
+        KeyValue::new(meta::KIND.into(), format!("summary/{name}")),
+        KeyValue::new("sawmill.records".into(), partial.records().to_string()),
+        KeyValue::new("sawmill.rejects".into(), partial.rejects().to_string()),
+    ];
+    let bytes = shard::encode(&[batch], kv, opts)?;
+    Ok(Some(EncodedTable {
+        name,
+        path: layout::summary_table_path(name),
+        content,
+        bytes,
+    }))
 }
 
 /// Hashes a batch's schema and values through the Arrow IPC stream form (deterministic for

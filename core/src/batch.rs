@@ -10,7 +10,7 @@ mod builders;
 
 use crate::analytics::Partial;
 use crate::parse::parse_line;
-use crate::record::{Position, RejectReason};
+use crate::record::{LogRecord, Position, RejectReason};
 use arrow::record_batch::RecordBatch;
 use builders::{RecordsBuilder, RejectsBuilder, RowSizes, Text};
 use memchr::memchr2;
@@ -115,6 +115,12 @@ impl<'a> Iterator for Lines<'a> {
 
 /// Number of lines [`lines`] yields for `buf`.
 pub fn count_lines(buf: &[u8]) -> u64 {
+    if memchr::memchr(b'\r', buf).is_none() {
+        // Nearly every log ends its lines with `\n` alone: then counting them (vectorized) is
+        // the whole answer, plus a last line without one. Several times faster than splitting.
+        let unterminated = buf.last().is_some_and(|&b| b != b'\n');
+        return memchr::memchr_iter(b'\n', buf).count() as u64 + u64::from(unterminated);
+    }
     lines(buf).count() as u64
 }
 
@@ -190,7 +196,7 @@ impl ChunkParser {
     /// unless it would pass a cap ([`Push::Full`]).
     #[inline]
     pub fn push(&mut self, line: &[u8], offset: i64, partial: &mut Partial) -> Push {
-        self.push_observed(line, offset, Some(partial), None)
+        self.push_observed(line, offset, &mut Sink::Now(partial), None)
     }
 
     /// Parses the lines of `buf`, the first being at `first_offset`, until one would pass a cap.
@@ -229,23 +235,32 @@ impl ChunkParser {
         self.push_all(buf, first_offset, None)
     }
 
-    fn push_all(&mut self, buf: &[u8], first: i64, mut partial: Option<&mut Partial>) -> Pushed {
+    fn push_all(&mut self, buf: &[u8], first: i64, partial: Option<&mut Partial>) -> Pushed {
         let mut offset = first;
         // One UTF-8 check for the whole chunk (nearly always valid) instead of one per line.
         let text = std::str::from_utf8(buf).ok().map(|valid| Text {
             line: buf,
             valid: Some(valid),
         });
+        let mut pending = Vec::new();
+        let mut sink = match partial {
+            Some(partial) => {
+                pending.reserve_exact(OBSERVE_BATCH);
+                Sink::Batch(partial, &mut pending)
+            }
+            None => Sink::Off,
+        };
         let mut it = lines(buf);
         let mut consumed = 0;
         while let Some(line) = it.next() {
             self.bytes_left = it.rest.len() + line.len();
-            if self.push_observed(line, offset, partial.as_deref_mut(), text) == Push::Full {
+            if self.push_observed(line, offset, &mut sink, text) == Push::Full {
                 break;
             }
             consumed = buf.len() - it.rest.len();
             offset += 1;
         }
+        sink.flush();
         self.bytes_left = 0;
         Pushed {
             next: offset,
@@ -262,11 +277,11 @@ impl ChunkParser {
 
     /// `text` is the checked text of a buffer holding `line`, when there is one.
     #[inline]
-    fn push_observed(
+    fn push_observed<'l>(
         &mut self,
-        line: &[u8],
+        line: &'l [u8],
         offset: i64,
-        partial: Option<&mut Partial>,
+        sink: &mut Sink<'_, 'l>,
         text: Option<Text<'_>>,
     ) -> Push {
         let raw = crate::parse::strip_line_end(line);
@@ -276,6 +291,7 @@ impl ChunkParser {
                 return Push::Full;
             }
             let len = raw.len() as u64;
+            let partial = sink.partial();
             self.reject(offset, RejectReason::LineTooLong, kept, Some(len), partial);
             self.bytes += kept.len() as u64 + 1;
             return Push::Taken;
@@ -293,16 +309,14 @@ impl ChunkParser {
                     return Push::Full;
                 };
                 builder.append(text, offset, date, &rec);
-                if let Some(partial) = partial {
-                    let pos = Position {
-                        partition: self.partition,
-                        offset,
-                    };
-                    partial.observe(&rec, pos);
-                }
+                let pos = Position {
+                    partition: self.partition,
+                    offset,
+                };
+                sink.observe(rec, pos);
                 self.records += 1;
             }
-            Err(reason) => self.reject(offset, reason, raw, None, partial),
+            Err(reason) => self.reject(offset, reason, raw, None, sink.partial()),
         }
         self.bytes += weight;
         Push::Taken
@@ -379,6 +393,53 @@ impl ChunkParser {
             out.rejects = Some(self.rejects.finish(&self.source, self.partition)?);
         }
         Ok(out)
+    }
+}
+
+/// Records observed per [`Partial::observe_batch`] call: enough for the lookups' cache misses
+/// to overlap, few enough that the entries they bring in are still cached when counted.
+const OBSERVE_BATCH: usize = 128;
+
+/// Where parsed records go besides the Arrow batches.
+enum Sink<'p, 'l> {
+    /// Nowhere: Arrow batches only.
+    Off,
+    /// Observed one by one.
+    Now(&'p mut Partial),
+    /// Observed [`OBSERVE_BATCH`] at a time; [`Sink::flush`] observes the rest.
+    Batch(&'p mut Partial, &'p mut Vec<(LogRecord<'l>, Position)>),
+}
+
+impl<'l> Sink<'_, 'l> {
+    #[inline]
+    fn observe(&mut self, rec: LogRecord<'l>, pos: Position) {
+        match self {
+            Sink::Off => {}
+            Sink::Now(partial) => partial.observe(&rec, pos),
+            Sink::Batch(partial, pending) => {
+                pending.push((rec, pos));
+                if pending.len() >= OBSERVE_BATCH {
+                    partial.observe_batch(pending);
+                    pending.clear();
+                }
+            }
+        }
+    }
+
+    /// Rejects are observed at once: they do not touch what records do.
+    #[inline]
+    fn partial(&mut self) -> Option<&mut Partial> {
+        match self {
+            Sink::Off => None,
+            Sink::Now(partial) | Sink::Batch(partial, _) => Some(partial),
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Sink::Batch(partial, pending) = self {
+            partial.observe_batch(pending);
+            pending.clear();
+        }
     }
 }
 

@@ -104,14 +104,20 @@ pub fn run(
     let started = Instant::now();
     let threads = cfg.threads.max(1);
     let (tx, rx) = crossbeam_channel::bounded::<Chunk>(threads);
+    // Parsed chunks' buffers go back to the reader (see `Chunker::next_chunk_in`); a new one is
+    // made only while none is free, so no more exist than chunks in flight.
+    let (free_tx, free_rx) = crossbeam_channel::bounded::<Vec<u8>>(2 * threads + 1);
     let stop = AtomicBool::new(false);
 
     let partials = std::thread::scope(|scope| -> Result<Vec<Partial>> {
         let reader = scope.spawn(|| -> Result<()> {
             for spec in inputs {
                 let mut chunker =
-                    Chunker::with_max_line(spec.clone(), cfg.chunk_bytes, cfg.max_line_bytes)?;
-                while let Some(chunk) = chunker.next_chunk()? {
+                    Chunker::with_max_line(spec.clone(), cfg.chunk_bytes, cfg.max_line_bytes)?
+                        .with_tail_split(2 * threads);
+                while let Some(chunk) =
+                    chunker.next_chunk_in(free_rx.try_recv().unwrap_or_default())?
+                {
                     if stop.load(Ordering::Relaxed) || tx.send(chunk).is_err() {
                         return Ok(());
                     }
@@ -123,10 +129,11 @@ pub fn run(
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 let rx = rx.clone();
+                let free_tx = free_tx.clone();
                 let storage = storage.clone();
                 let stop = &stop;
                 scope.spawn(move || {
-                    let result = parse_worker(&rx, storage.as_ref(), io, cfg, progress);
+                    let result = parse_worker(&rx, &free_tx, storage.as_ref(), io, cfg, progress);
                     if result.is_err() {
                         stop.store(true, Ordering::Relaxed);
                     }
@@ -134,7 +141,7 @@ pub fn run(
                 })
             })
             .collect();
-        drop(rx);
+        drop((rx, free_tx));
         let mut partials = Vec::with_capacity(threads);
         let mut first_err = None;
         for w in workers {
@@ -159,10 +166,7 @@ pub fn run(
         }
     })?;
 
-    let mut merged = Partial::new(&cfg.analytics);
-    for p in partials {
-        merged.merge(p);
-    }
+    let merged = merge_all(partials, &cfg.analytics);
     let tables = summary::encode(&merged, &cfg.parquet)?;
     let written = io.block_on(summary::write(storage.as_ref(), tables))?;
     progress
@@ -177,8 +181,29 @@ pub fn run(
     })
 }
 
+/// Merges the threads' partials. This runs on one core after the parallel part, so it merges
+/// into the partial holding the most keys instead of a fresh one (whose keys would all be
+/// interned again), unless a partial is past a cap: then into a fresh one, so the caps fold
+/// exactly as a merge at the coordinator would (merge is exact and order-free below the caps).
+fn merge_all(mut partials: Vec<Partial>, cfg: &AnalyticsConfig) -> Partial {
+    let base = match partials.iter().any(Partial::overflowed) {
+        true => Partial::new(cfg),
+        false => partials
+            .iter()
+            .enumerate()
+            .max_by_key(|(_, p)| p.keyed_entries())
+            .map(|(i, _)| i)
+            .map_or_else(|| Partial::new(cfg), |i| partials.swap_remove(i)),
+    };
+    partials.into_iter().fold(base, |mut merged, p| {
+        merged.merge(p);
+        merged
+    })
+}
+
 fn parse_worker(
     rx: &crossbeam_channel::Receiver<Chunk>,
+    free: &crossbeam_channel::Sender<Vec<u8>>,
     storage: &dyn Storage,
     io: &tokio::runtime::Handle,
     cfg: &RunConfig,
@@ -230,6 +255,8 @@ fn parse_worker(
             .bytes
             .fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
         progress.rejects.fetch_add(rejected, Ordering::Relaxed);
+        // Full only if the reader stopped taking buffers: then this one is simply freed.
+        let _ = free.try_send(chunk.data);
     }
     Ok(partial)
 }

@@ -20,6 +20,7 @@ mod caps;
 mod codec;
 mod consistency;
 mod intern;
+mod observe;
 mod partial;
 pub mod stats;
 mod tables;

@@ -1,10 +1,10 @@
 //! The partial-aggregate state, its hot-path update and its exact merge.
 
 use super::caps::{add_endpoint, remap, Folded, OTHER};
-use super::intern::{bounded, Interner};
+use super::intern::Interner;
 use super::stats::SizeStats;
-use super::{codec, AnalyticsConfig, MAX_KEY_BYTES, MAX_REJECT_EXAMPLE_BYTES};
-use crate::record::{spark_dayofweek, LogRecord, Position, RejectReason};
+use super::{codec, AnalyticsConfig};
+use crate::record::{spark_dayofweek, Position, RejectReason};
 use hashbrown::HashMap;
 use std::collections::BTreeMap;
 
@@ -64,7 +64,7 @@ pub(super) struct Day {
     /// Hosts of that day folded by the host cap, counted once per merge that folded them (an
     /// upper bound of the distinct ones; see `super::caps`).
     pub folded_hosts: u64,
-    compacted_len: usize,
+    pub(super) compacted_len: usize,
 }
 
 impl Day {
@@ -121,7 +121,7 @@ pub(super) struct RejectStats {
 }
 
 impl RejectStats {
-    fn offer(&mut self, pos: Position, raw: &[u8], keep: usize) {
+    pub(super) fn offer(&mut self, pos: Position, raw: &[u8], keep: usize) {
         let fits = self.examples.len() < keep;
         if !fits
             && self
@@ -168,8 +168,10 @@ pub struct Partial {
     /// What the caps folded in merges (see `super::caps`); never encoded.
     pub(super) folded: Folded,
     /// Caches: logs are time ordered and clients fetch pages in bursts.
-    last_day: u32,
-    last_host: u32,
+    pub(super) last_day: u32,
+    pub(super) last_host: u32,
+    /// Ids of a batch being observed (see `super::observe`); empty between calls.
+    pub(super) batch_ids: Vec<(u32, u32)>,
 }
 
 impl Partial {
@@ -194,6 +196,7 @@ impl Partial {
             folded: Folded::default(),
             last_day: NONE,
             last_host: NONE,
+            batch_ids: Vec::new(),
         }
     }
 
@@ -219,114 +222,6 @@ impl Partial {
             .filter(|(_, r)| r.count > 0)
             .map(|(reason, r)| (*reason, r.count))
             .collect()
-    }
-
-    /// Index of `date` in `days`, adding the day if new.
-    #[inline]
-    pub(super) fn day_slot(&mut self, date: i32) -> u32 {
-        if let Some(day) = self.days.get(self.last_day as usize) {
-            if day.date == date {
-                return self.last_day;
-            }
-        }
-        let days = &mut self.days;
-        let slot = *self.day_index.entry(date).or_insert_with(|| {
-            days.push(Day::new(date));
-            (days.len() - 1) as u32
-        });
-        self.last_day = slot;
-        slot
-    }
-
-    #[inline]
-    fn host_id(&mut self, host: &[u8]) -> u32 {
-        let host = bounded(host, MAX_KEY_BYTES);
-        if self.last_host != NONE && self.hosts.key(self.last_host) == &*host {
-            return self.last_host;
-        }
-        let id = self.hosts.intern(&host);
-        self.last_host = id;
-        id
-    }
-
-    #[inline]
-    pub(super) fn add_status(&mut self, status: u16, n: u64) {
-        match self.status.get_mut(usize::from(status)) {
-            Some(c) => add(c, n),
-            None => add(self.status_other.entry(status).or_default(), n),
-        }
-    }
-
-    /// Folds one parsed record in. Allocates only for keys (hosts, endpoints, dates) not seen
-    /// before and for 404 rows. Hosts and endpoints longer than [`MAX_KEY_BYTES`] are counted
-    /// under their [`bounded`] prefix.
-    #[inline]
-    pub fn observe(&mut self, rec: &LogRecord<'_>, pos: Position) {
-        self.records += 1;
-        let n = &mut self.nulls;
-        n.host += u64::from(rec.host.is_empty());
-        n.method += u64::from(rec.method.is_none());
-        n.endpoint += u64::from(rec.endpoint.is_none());
-        n.protocol += u64::from(rec.protocol.is_none());
-        n.content_size += u64::from(rec.content_size.is_none());
-
-        let date = rec.timestamp.local_date();
-        let hour = rec.timestamp.local_hour();
-        self.hourly[usize::from(hour)] += 1;
-        self.add_status(rec.status, 1);
-        let d = self.day_slot(date);
-        let host = self.host_id(rec.host);
-        let endpoint = match rec.endpoint {
-            Some(e) => self.endpoints.intern(&bounded(e, MAX_KEY_BYTES)),
-            None => NONE,
-        };
-
-        let hs = self.hosts.val_mut(host);
-        hs.count += 1;
-        let day = &mut self.days[d as usize];
-        day.requests += 1;
-        if hs.last_day != d {
-            hs.last_day = d;
-            day.hosts.push(host);
-            if day.hosts.len() > 2 * day.compacted_len + 1024 {
-                // Bounds the duplicates hosts that alternate between dates can leave.
-                day.compact();
-            }
-        }
-        if let Some(size) = rec.content_size {
-            self.sizes.observe(size);
-            day.bytes += u128::from(size);
-        }
-        let es = if endpoint == NONE {
-            &mut self.null_endpoint
-        } else {
-            self.endpoints.val_mut(endpoint)
-        };
-        es.weekday[usize::from(day.weekday)] += 1;
-
-        if rec.status == 404 {
-            es.c404 += 1;
-            hs.c404 += 1;
-            day.c404 += 1;
-            self.hourly_404[usize::from(hour)] += 1;
-            self.rows_404.push(Row404 {
-                pos,
-                host,
-                endpoint,
-                date,
-                hour,
-            });
-        }
-    }
-
-    /// Counts a rejected line and keeps it as an example if its position is among the smallest
-    /// (at most [`MAX_REJECT_EXAMPLE_BYTES`] of it, see [`bounded`]).
-    pub fn observe_reject(&mut self, reason: RejectReason, raw: &[u8], pos: Position) {
-        self.rejects += 1;
-        let r = &mut self.reject_stats[reason as usize];
-        r.count += 1;
-        let raw = bounded(raw, MAX_REJECT_EXAMPLE_BYTES);
-        r.offer(pos, &raw, self.cfg.reject_examples);
     }
 
     /// Adds `other` into `self`. Exact, commutative and associative in everything

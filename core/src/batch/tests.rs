@@ -11,6 +11,17 @@ fn line_splitting_handles_every_line_end() {
     assert_eq!(count_lines(b"a\n\nb\n"), 3);
     assert_eq!(count_lines(b""), 0);
     assert_eq!(count_lines(b"\n"), 1);
+    // Every mix of line ends and final lines: the count is what `lines` yields.
+    let alphabet: [&[u8]; 4] = [b"x", b"\n", b"\r", b"\r\n"];
+    for n in 0..4u32.pow(6) {
+        let mut buf = Vec::new();
+        let mut k = n;
+        for _ in 0..6 {
+            buf.extend_from_slice(alphabet[(k % 4) as usize]);
+            k /= 4;
+        }
+        assert_eq!(count_lines(&buf), lines(&buf).count() as u64, "{buf:?}");
+    }
 }
 
 #[test]
@@ -265,4 +276,34 @@ fn a_cut_off_user_agent_is_a_record_marked_truncated_field() {
         .downcast_ref::<arrow::array::StringArray>()
         .unwrap();
     assert_eq!(agent.value(0), "Mozilla/5.0 (cut");
+}
+
+#[test]
+fn push_lines_observes_as_pushing_line_by_line_does() {
+    // Generated NASA-like lines with their rejects and invalid UTF-8, over several dates.
+    let mut cfg = crate::generate::GenerateConfig::new(20_000, 7);
+    cfg.days = 3;
+    let mut buf = Vec::new();
+    crate::generate::generate(&cfg, &mut buf).unwrap();
+    let analytics = crate::analytics::AnalyticsConfig::default();
+
+    let mut batched = Partial::new(&analytics);
+    let mut parser = ChunkParser::new("s".into(), 0);
+    let pushed = parser.push_lines(&buf, 0, &mut batched);
+    assert_eq!(pushed.consumed, buf.len());
+    let chunk = parser.finish().unwrap();
+
+    let mut one = Partial::new(&analytics);
+    let mut parser = ChunkParser::new("s".into(), 0);
+    for (i, line) in lines(&buf).enumerate() {
+        assert_eq!(parser.push(line, i as i64, &mut one), Push::Taken);
+    }
+    let other = parser.finish().unwrap();
+    assert_eq!(chunk.records + chunk.rejected, 20_000);
+    assert!(chunk.rejected > 0, "the generator writes rejects");
+    assert_eq!(
+        (chunk.records, chunk.rejected),
+        (other.records, other.rejected)
+    );
+    assert_eq!(batched.to_bytes().unwrap(), one.to_bytes().unwrap());
 }
