@@ -74,6 +74,18 @@ pub struct Pushed {
     pub consumed: usize,
 }
 
+/// How far [`ChunkParser::push_messages`] got.
+#[must_use = "a refused message was not taken: cut the shard and push it again"]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PushedMessages<'l> {
+    /// Messages taken.
+    pub taken: u64,
+    /// Offset of the last message taken.
+    pub last: Option<i64>,
+    /// The message that would have passed a cap, when one did.
+    pub refused: Option<(i64, &'l [u8])>,
+}
+
 /// Splits a buffer into lines. A line ends at `\n`, `\r\n` or a bare `\r`; the terminator is not
 /// part of the line. A final line without terminator is still a line; an empty buffer has none.
 /// [`count_lines`] uses the same rule, so line numbers agree everywhere.
@@ -197,6 +209,30 @@ impl ChunkParser {
     #[inline]
     pub fn push(&mut self, line: &[u8], offset: i64, partial: &mut Partial) -> Push {
         self.push_observed(line, offset, &mut Sink::Now(partial), None)
+    }
+
+    /// Parses messages `(offset, line)` (offsets ascending) as [`ChunkParser::push`] on each
+    /// would, but observes the records in batches (`Partial::observe_batch`, faster), until one
+    /// would pass a cap: that one is returned in [`PushedMessages::refused`], not taken; cut the
+    /// shard (finish) and push it again. Messages after it stay in `messages`.
+    pub fn push_messages<'l>(
+        &mut self,
+        messages: &mut impl Iterator<Item = (i64, &'l [u8])>,
+        partial: &mut Partial,
+    ) -> PushedMessages<'l> {
+        let mut pending = Vec::with_capacity(OBSERVE_BATCH);
+        let mut sink = Sink::Batch(partial, &mut pending);
+        let mut out = PushedMessages::default();
+        for (offset, line) in messages.by_ref() {
+            if self.push_observed(line, offset, &mut sink, None) == Push::Full {
+                out.refused = Some((offset, line));
+                break;
+            }
+            out.taken += 1;
+            out.last = Some(offset);
+        }
+        sink.flush();
+        out
     }
 
     /// Parses the lines of `buf`, the first being at `first_offset`, until one would pass a cap.

@@ -307,3 +307,49 @@ fn push_lines_observes_as_pushing_line_by_line_does() {
     );
     assert_eq!(batched.to_bytes().unwrap(), one.to_bytes().unwrap());
 }
+
+#[test]
+fn push_messages_takes_what_fits_and_observes_as_push_does() {
+    let mut cfg = crate::generate::GenerateConfig::new(3_000, 11);
+    cfg.days = 2;
+    let mut buf = Vec::new();
+    crate::generate::generate(&cfg, &mut buf).unwrap();
+    // Offsets with gaps, as a compacted topic or transaction markers leave them.
+    let messages: Vec<(i64, &[u8])> = lines(&buf)
+        .enumerate()
+        .map(|(i, l)| (3 * i as i64 + 5, l))
+        .collect();
+    let analytics = AnalyticsConfig::default();
+    let caps = ShardCaps {
+        rows: 1_000,
+        ..ShardCaps::default()
+    };
+
+    let mut batched = Partial::new(&analytics);
+    let mut parser = ChunkParser::new("s".into(), 0).with_caps(caps);
+    let mut it = messages.iter().copied();
+    let mut shards = Vec::new();
+    loop {
+        let pushed = parser.push_messages(&mut it, &mut batched);
+        let Some((offset, line)) = pushed.refused else {
+            shards.push(parser.finish().unwrap());
+            break;
+        };
+        assert_eq!(
+            pushed.last,
+            Some(offset - 3),
+            "the one before the refused one"
+        );
+        shards.push(parser.finish().unwrap());
+        assert_eq!(parser.push(line, offset, &mut batched), Push::Taken);
+    }
+    let rows: Vec<u64> = shards.iter().map(|c| c.records + c.rejected).collect();
+    assert_eq!(rows, [1_000, 1_000, 1_000]);
+
+    let mut one = Partial::new(&analytics);
+    let mut parser = ChunkParser::new("s".into(), 0);
+    for &(offset, line) in &messages {
+        assert_eq!(parser.push(line, offset, &mut one), Push::Taken);
+    }
+    assert_eq!(batched.to_bytes().unwrap(), one.to_bytes().unwrap());
+}
