@@ -273,11 +273,7 @@ impl ChunkParser {
 
     fn push_all(&mut self, buf: &[u8], first: i64, partial: Option<&mut Partial>) -> Pushed {
         let mut offset = first;
-        // One UTF-8 check for the whole chunk (nearly always valid) instead of one per line.
-        let text = std::str::from_utf8(buf).ok().map(|valid| Text {
-            line: buf,
-            valid: Some(valid),
-        });
+        let mut block = TextBlock::default();
         let mut pending = Vec::new();
         let mut sink = match partial {
             Some(partial) => {
@@ -288,8 +284,13 @@ impl ChunkParser {
         };
         let mut it = lines(buf);
         let mut consumed = 0;
-        while let Some(line) = it.next() {
+        loop {
+            let start = buf.len() - it.rest.len();
+            let Some(line) = it.next() else {
+                break;
+            };
             self.bytes_left = it.rest.len() + line.len();
+            let text = block.text_of(buf, start, start + line.len());
             if self.push_observed(line, offset, &mut sink, text) == Push::Full {
                 break;
             }
@@ -429,6 +430,38 @@ impl ChunkParser {
             out.rejects = Some(self.rejects.finish(&self.source, self.partition)?);
         }
         Ok(out)
+    }
+}
+
+/// Bytes of lines checked as UTF-8 at once (a block ends at the first line end past it).
+const TEXT_BLOCK: usize = 8 << 10;
+
+/// UTF-8 checked a block of lines at a time, each line borrowed from its block's checked text:
+/// one check per byte and per block instead of one per line. A block holding invalid bytes (a
+/// few lines in a million; the generator writes some) leaves its lines to be checked one by
+/// one, so they do not make a whole chunk's other lines pay a check each.
+#[derive(Default)]
+struct TextBlock<'a> {
+    start: usize,
+    end: usize,
+    valid: Option<&'a str>,
+}
+
+impl<'a> TextBlock<'a> {
+    /// The checked text holding `buf[start..end]`, a line, when its block is valid UTF-8.
+    #[inline]
+    fn text_of(&mut self, buf: &'a [u8], start: usize, end: usize) -> Option<Text<'a>> {
+        if end > self.end || self.end == 0 {
+            let from = (start + TEXT_BLOCK).min(buf.len());
+            // Past the line's own end whether it is shorter or longer than a block.
+            self.end = memchr2(b'\n', b'\r', &buf[from..]).map_or(buf.len(), |i| from + i + 1);
+            self.start = start;
+            self.valid = std::str::from_utf8(&buf[start..self.end]).ok();
+        }
+        self.valid.map(|valid| Text {
+            line: &buf[self.start..self.end],
+            valid: Some(valid),
+        })
     }
 }
 

@@ -306,6 +306,14 @@ fn push_lines_observes_as_pushing_line_by_line_does() {
         (other.records, other.rejected)
     );
     assert_eq!(batched.to_bytes().unwrap(), one.to_bytes().unwrap());
+    // The same columns too: lines borrowed from checked blocks of the buffer, and the lines of
+    // blocks holding invalid UTF-8 checked (and replaced) one by one.
+    assert!(
+        std::str::from_utf8(&buf).is_err(),
+        "the input holds invalid UTF-8"
+    );
+    assert_eq!(chunk.by_date, other.by_date);
+    assert_eq!(chunk.rejects, other.rejects);
 }
 
 #[test]
