@@ -66,10 +66,7 @@ async fn sink() -> (PartitionSink, mpsc::UnboundedReceiver<Delivery>) {
     let (actor, _) = Actor::spawn(None, Sink, SinkArgs { tx, gate: None })
         .await
         .expect("spawn sink");
-    let sink = PartitionSink {
-        actor,
-        credits: Arc::new(Semaphore::new(CREDITS)),
-    };
+    let sink = PartitionSink::new(actor, Arc::new(Semaphore::new(CREDITS)));
     (sink, rx)
 }
 
@@ -270,10 +267,7 @@ async fn an_actor_still_starting_keeps_its_partition() {
     c.assign(
         0,
         0,
-        PartitionSink {
-            actor,
-            credits: credits.clone(),
-        },
+        PartitionSink::new(actor, credits.clone()),
     )
     .unwrap();
     // Every credit taken while the actor is still in `pre_start`: more lines are waiting, and
