@@ -264,12 +264,8 @@ async fn an_actor_still_starting_keeps_its_partition() {
     let spawned = tokio::spawn(Actor::spawn(None, Sink, args));
     let actor = me_rx.await.unwrap();
     let credits = Arc::new(Semaphore::new(CREDITS));
-    c.assign(
-        0,
-        0,
-        PartitionSink::new(actor, credits.clone()),
-    )
-    .unwrap();
+    c.assign(0, 0, PartitionSink::new(actor, credits.clone()))
+        .unwrap();
     // Every credit taken while the actor is still in `pre_start`: more lines are waiting, and
     // the consumer must not take the busy actor for a dead one.
     all_taken(&credits).await;

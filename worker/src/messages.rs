@@ -323,7 +323,10 @@ mod tests {
         let mut batch = pool.take(1);
         batch.push(7, b"a line");
         let capacity = batch.data.capacity();
-        let permit = semaphore.clone().try_acquire_owned().expect("a free permit");
+        let permit = semaphore
+            .clone()
+            .try_acquire_owned()
+            .expect("a free permit");
         Credit::new(permit, Waker(tx.clone()), pool.clone()).recycle(batch);
         assert_eq!(semaphore.available_permits(), CREDITS + 1, "credit freed");
         let again = pool.take(2);
@@ -332,7 +335,10 @@ mod tests {
         assert_eq!(again.data.capacity(), capacity, "buffers kept");
         // Bounded: never more than CREDITS batches, and no oversized buffer.
         for _ in 0..CREDITS + 1 {
-            let permit = semaphore.clone().try_acquire_owned().expect("a free permit");
+            let permit = semaphore
+                .clone()
+                .try_acquire_owned()
+                .expect("a free permit");
             Credit::new(permit, Waker(tx.clone()), pool.clone()).recycle(MessageBatch::new(0));
         }
         assert_eq!(pool.0.lock().expect("pool").len(), CREDITS);
