@@ -10,8 +10,11 @@
 #
 # Env: RUNS (default 5), LINES (default 2000000), PARTS (default 3), BENCH_DIR
 # (default /var/tmp/sawmill-bench), SKIP_WORKER=1 (only `sawmill run`), SKIP_RUN=1 (only the
-# worker). Release binaries go to
-# /var/tmp/sawmill-compare/<commit>/bin (kept: a second comparison of the same commit is quick).
+# worker), BUILDS (default /var/tmp/sawmill-compare: two people comparing at once need two).
+# Release binaries go to $BUILDS/<commit>/bin (kept: a second comparison of the same commit is
+# quick). The worker benchmark also runs each side's plain consumer (the ceiling,
+# worker/examples/plain_consumer.rs) right before its worker, and prints the worker's
+# throughput as a share of it.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BEFORE=${1:?usage: bench/compare.sh BEFORE [AFTER]}
@@ -20,7 +23,7 @@ RUNS=${RUNS:-5}
 LINES=${LINES:-2000000}
 PARTS=${PARTS:-3}
 DIR=${BENCH_DIR:-/var/tmp/sawmill-bench}
-BUILDS=/var/tmp/sawmill-compare
+BUILDS=${BUILDS:-/var/tmp/sawmill-compare}
 mkdir -p "$DIR" "$BUILDS"
 [[ -x /usr/bin/time ]] || { echo "needs GNU time: apt-get install time" >&2; exit 1; }
 
@@ -32,7 +35,7 @@ build() {
   sha=$(git -C "$ROOT" rev-parse --short=12 "$1^{commit}")
   wt=$BUILDS/$sha/src
   bin=$BUILDS/$sha/bin
-  if [[ ! -x $bin/worker ]]; then
+  if [[ ! -x $bin/plain_consumer ]]; then
     [[ -d $wt ]] || git -C "$ROOT" worktree add --detach -f "$wt" "$sha" >/dev/null 2>&1
     echo "building $1 ($sha) in $wt" >&2
     # Cargo tells the two worktrees' crates apart by their path inside the workspace, which is
@@ -40,10 +43,11 @@ build() {
     # artifacts make it rebuild them.
     git -C "$wt" ls-files -z | (cd "$wt" && xargs -0 touch)
     (cd "$wt" && CARGO_TARGET_DIR=$BUILDS/target cargo build --release --locked -q \
-      --workspace --bins) >&2
+      --workspace --bins && CARGO_TARGET_DIR=$BUILDS/target cargo build --release --locked -q \
+      -p sawmill-worker --example plain_consumer) >&2
     mkdir -p "$bin"
     cp "$BUILDS/target/release/sawmill" "$BUILDS/target/release/worker" \
-      "$BUILDS/target/release/coordinator" "$bin/"
+      "$BUILDS/target/release/coordinator" "$BUILDS/target/release/examples/plain_consumer" "$bin/"
   fi
   echo "$bin"
 }
@@ -71,7 +75,7 @@ echo "before: $BEFORE ($B)"
 echo "after:  $AFTER ($A)"
 echo "input:  $FILE ($LINES lines); $RUNS runs each, interleaved"
 
-declare -A wall rss
+declare -A wall rss ceiling
 for i in $(seq "$RUNS"); do
   [[ ${SKIP_RUN:-0} == 1 ]] && break
   for side in before after; do
@@ -89,6 +93,8 @@ if [[ ${SKIP_WORKER:-0} != 1 ]]; then
   for i in $(seq "$RUNS"); do
     for side in before after; do
       bin=$B; [[ $side == after ]] && bin=$A
+      plain=$("$bin/plain_consumer" "$SAWMILL_KAFKA" "$TOPIC" | sed -n 's/.*lines_per_sec=//p')
+      ceiling[$side]+="$plain "
       # Each run its own pipeline (etcd subtree) and output: every run reads the whole topic.
       read -r s r < <(SAWMILL_LOG=warn timed "$bin/worker" run --bootstrap-servers "$SAWMILL_KAFKA" \
         --etcd "$SAWMILL_ETCD" --topic "$TOPIC" --pipeline "$TOPIC-$side-$i" \
@@ -113,4 +119,11 @@ for bench in run worker; do
   b=m_${bench}_before a=m_${bench}_after
   awk -v b="${!b}" -v a="${!a}" -v n="$bench" \
     'BEGIN { printf "%s: after/before throughput ratio %.3f (%+.1f%%)\n", n, b / a, (b / a - 1) * 100 }'
+done
+for side in before after; do
+  [[ -n ${ceiling[$side]:-} ]] || continue
+  c=$(tr ' ' '\n' <<<"${ceiling[$side]}" | sed '/^$/d' | median)
+  m=m_worker_$side
+  awk -v c="$c" -v s="${!m}" -v l="$LINES" -v side="$side" -v runs="${ceiling[$side]}" \
+    'BEGIN { printf "plain consumer %s: median %.0f lines/s (runs: %s); worker / plain consumer %.2f\n", side, c, runs, l / s / c }'
 done

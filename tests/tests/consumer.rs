@@ -66,10 +66,7 @@ async fn sink() -> (PartitionSink, mpsc::UnboundedReceiver<Delivery>) {
     let (actor, _) = Actor::spawn(None, Sink, SinkArgs { tx, gate: None })
         .await
         .expect("spawn sink");
-    let sink = PartitionSink {
-        actor,
-        credits: Arc::new(Semaphore::new(CREDITS)),
-    };
+    let sink = PartitionSink::new(actor, Arc::new(Semaphore::new(CREDITS)));
     (sink, rx)
 }
 
@@ -267,15 +264,8 @@ async fn an_actor_still_starting_keeps_its_partition() {
     let spawned = tokio::spawn(Actor::spawn(None, Sink, args));
     let actor = me_rx.await.unwrap();
     let credits = Arc::new(Semaphore::new(CREDITS));
-    c.assign(
-        0,
-        0,
-        PartitionSink {
-            actor,
-            credits: credits.clone(),
-        },
-    )
-    .unwrap();
+    c.assign(0, 0, PartitionSink::new(actor, credits.clone()))
+        .unwrap();
     // Every credit taken while the actor is still in `pre_start`: more lines are waiting, and
     // the consumer must not take the busy actor for a dead one.
     all_taken(&credits).await;

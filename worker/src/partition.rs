@@ -161,7 +161,7 @@ impl Actor for PartitionActor {
             }
             PartitionMsg::Batch(batch, credit) => {
                 on_batch(&myself, state, &batch).await?;
-                drop(credit);
+                credit.recycle(batch);
                 let settings = &state.args.ctx.settings;
                 // Once only: lines produced after the target go by the usual limits.
                 let at_cut = state
@@ -258,10 +258,7 @@ async fn start(
     ctx.consumer.assign(
         p,
         start,
-        PartitionSink {
-            actor: myself.clone(),
-            credits: state.credits.clone(),
-        },
+        PartitionSink::new(myself.clone(), state.credits.clone()),
     )?;
     state.ticker = Some(myself.send_interval(Duration::from_millis(200), || PartitionMsg::Tick));
     tracing::info!(

@@ -60,8 +60,8 @@ fn hand_over(pending: &mut MessageBatch, sink: &PartitionSink, wake: &Waker) -> 
         }
         Err(tokio::sync::TryAcquireError::Closed) => return Handover::Gone,
     };
-    let credit = Credit::new(permit, wake.clone());
-    let fresh = MessageBatch::new(pending.partition);
+    let credit = Credit::new(permit, wake.clone(), sink.pool.clone());
+    let fresh = sink.pool.take(pending.partition);
     let batch = std::mem::replace(pending, fresh);
     match sink.actor.cast(PartitionMsg::Batch(batch, credit)) {
         Ok(()) => Handover::Sent,
