@@ -11,6 +11,9 @@ fn line_splitting_handles_every_line_end() {
     assert_eq!(count_lines(b"a\n\nb\n"), 3);
     assert_eq!(count_lines(b""), 0);
     assert_eq!(count_lines(b"\n"), 1);
+    // Blocks full of line ends, across the counter's 255-byte blocks.
+    assert_eq!(count_lines(&[b'\n'; 1000]), 1000);
+    assert_eq!(count_lines(&[b'x'; 1000]), 1);
     // Every mix of line ends and final lines: the count is what `lines` yields.
     let alphabet: [&[u8]; 4] = [b"x", b"\n", b"\r", b"\r\n"];
     for n in 0..4u32.pow(6) {
