@@ -10,13 +10,26 @@
 # BENCH_DIR (default /var/tmp/sawmill-bench), LINES (default 2000000), PARTITIONS (default 6),
 # WORKERS (the worker counts to run, default "1 2"), SHARD_ROWS (default 200000),
 # SHARD_AGE_MS (default 2000), FAILOVER (1 to run the failover measurement, default 1),
-# LIMIT_S (give up waiting for a run to catch up after this many seconds, default 600).
+# LIMIT_S (give up waiting for a run to catch up after this many seconds, default 600),
+# BIN_DIR (run the binaries in this directory instead of building the tree's; MODE=compare only,
+# the other modes also need the plain_consumer example).
 #
 # Throughput: the topic is produced once (not timed). Each run uses a fresh pipeline (etcd
 # subtree) and HDFS output root, starts the coordinator, then the workers; the clock runs from
 # starting the workers until the coordinator's status shows every partition's committed offset
 # (etcd) at its end offset (Kafka), i.e. every line parsed, written to Parquet on HDFS and
 # committed. Joining, partition start-up and the last shard's age cut are inside the time.
+#
+# MODE=compare (issue #14): the cluster path against `worker run --until-caught-up` on the same
+# topic, RUNS times each (default 5), interleaved (the order alternates run by run), every
+# process with its default settings (none of the SHARD_* overrides above). Each run gets a fresh
+# pipeline and output root and is timed twice: from starting its processes until etcd holds every
+# partition's next offset at the topic's end (polled every 10 ms by one process, the same
+# criterion for both), and, for `worker run`, until it exits (bench/worker.sh's figure). The
+# cluster run starts `coordinator serve`, then `worker join` as soon as the coordinator listens;
+# its time runs from the coordinator's start (and is also given from the worker's). Prints each
+# run, the medians and the ratio cluster / worker run. PARTITIONS defaults to 3 in this mode
+# (bench/worker.sh's topic).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -25,23 +38,27 @@ ETCD=${SAWMILL_ETCD:-http://127.0.0.1:2379}
 HDFS=${SAWMILL_HDFS:-hdfs://127.0.0.1:9000}
 DIR=${BENCH_DIR:-/var/tmp/sawmill-bench}
 LINES=${LINES:-2000000}
-PARTITIONS=${PARTITIONS:-6}
+MODE=${MODE:-scale}
+if [[ $MODE == compare ]]; then PARTITIONS=${PARTITIONS:-3}; else PARTITIONS=${PARTITIONS:-6}; fi
+RUNS=${RUNS:-5}
 WORKERS=${WORKERS:-"1 2"}
 SHARD_ROWS=${SHARD_ROWS:-200000}
 SHARD_AGE_MS=${SHARD_AGE_MS:-2000}
 FAILOVER=${FAILOVER:-1}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/sawmill-target}
-REL=$CARGO_TARGET_DIR/release
+# BIN_DIR: run these binaries (worker, coordinator, sawmill) instead of building the tree's.
+REL=${BIN_DIR:-$CARGO_TARGET_DIR/release}
 FILE=$DIR/gen-$((LINES / 1000000))m.log
 [[ $LINES -lt 1000000 ]] && FILE=$DIR/gen-${LINES}.log
 RUN=$DIR/cluster-$(date +%Y%m%d-%H%M%S)
 mkdir -p "$DIR" "$RUN"
 
-(cd "$ROOT" && cargo build --release -q -p sawmill-worker -p sawmill-coordinator -p sawmill-cli \
-  --bins --example plain_consumer)
+[[ -n ${BIN_DIR:-} ]] || (cd "$ROOT" && cargo build --release -q -p sawmill-worker -p sawmill-coordinator \
+  -p sawmill-cli --bins --example plain_consumer)
 [[ -s $FILE ]] || { "$REL/sawmill" generate --lines "$LINES" --seed 1 --out "$FILE.tmp" && mv "$FILE.tmp" "$FILE"; }
 
 TOPIC=bench-cluster-$LINES-$PARTITIONS
+[[ $MODE == compare ]] && TOPIC=bench-compare-$LINES-$PARTITIONS
 echo "== producing $FILE into $TOPIC ($PARTITIONS partitions, not timed)"
 "$REL/sawmill" produce -q --bootstrap-servers "$BROKER" --topic "$TOPIC" --partitions "$PARTITIONS" \
   --reset --file "$FILE"
@@ -103,6 +120,93 @@ stop_all() { cleanup; PIDS=(); sleep 1; }
 # cpu_s PID: user+system CPU seconds the process used so far
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$1/stat"; }
 remove_output() { "$ROOT/deploy/local/services" hdfs-dfs -rm -r -f -skipTrash "/sawmill-bench/$1" >/dev/null 2>&1 || true; }
+
+# etcd_waiter NAME: in the background, polls etcd (its JSON gateway) every 10 ms until every
+# partition's next offset of pipeline NAME sums to LINES, then writes the wall time to
+# $RUN/NAME.done. Returns once the poller runs (its start-up is not timed).
+etcd_waiter() {
+  rm -f "$RUN/$1.ready" "$RUN/$1.done"
+  python3 - "$ETCD" "/sawmill/$1/partitions/" "$PARTITIONS" "$LINES" "$RUN/$1" <<'PY' &
+import base64, json, sys, time, urllib.request
+etcd, prefix, parts, lines, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+b64 = lambda s: base64.b64encode(s.encode()).decode()
+end = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+body = json.dumps({"key": b64(prefix), "range_end": b64(end)}).encode()
+open(out + ".ready", "w").close()
+deadline = time.time() + 600
+while time.time() < deadline:
+    try:
+        kvs = json.load(urllib.request.urlopen(etcd + "/v3/kv/range", body, timeout=5)).get("kvs", [])
+    except OSError:
+        kvs = []
+    nexts = [int(base64.b64decode(kv["value"])) for kv in kvs if base64.b64decode(kv["key"]).endswith(b"/next_offset")]
+    if len(nexts) == parts and sum(nexts) == lines:
+        open(out + ".done", "w").write(f"{time.time():.4f}\n")
+        sys.exit(0)
+    time.sleep(0.01)
+sys.exit(1)
+PY
+  WAITER=$!
+  until [[ -e $RUN/$1.ready ]]; do sleep 0.01; done
+}
+
+# wait_done NAME: waits for the waiter; sets TDONE, the wall time at which NAME was caught up
+wait_done() {
+  wait "$WAITER" || { echo "pipeline $1 not caught up after 600 s: see the logs in $RUN" >&2; exit 1; }
+  TDONE=$(cat "$RUN/$1.done")
+}
+
+# compare_standalone I: one `worker run --until-caught-up` run; appends a result line
+compare_standalone() {
+  local name=cmp-s$1-$$ t0 texit tdone
+  etcd_waiter "$name"
+  t0=$(now)
+  SAWMILL_LOG=info "$REL/worker" run --bootstrap-servers "$BROKER" --etcd "$ETCD" --topic "$TOPIC" \
+    --pipeline "$name" --output "$HDFS/sawmill-bench/$name" --until-caught-up >"$RUN/$name.out" 2>"$RUN/$name.log"
+  texit=$(now)
+  wait_done "$name"; tdone=$TDONE
+  echo "run=$1 path=worker-run seconds=$(python3 -c "print(f'{$tdone - $t0:.3f}')") exit_seconds=$(python3 -c "print(f'{$texit - $t0:.3f}')") load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$RUN/results.txt"
+  remove_output "$name"
+}
+
+# compare_cluster I: one coordinator + one worker run; appends a result line
+compare_cluster() {
+  local name=cmp-c$1-$$ out=$RUN/cmp-c$1-$$-coordinator.out t0 tw tdone
+  etcd_waiter "$name"
+  t0=$(now)
+  SAWMILL_LOG=info "$REL/coordinator" serve --listen 127.0.0.1:0 --http 127.0.0.1:0 \
+    --bootstrap-servers "$BROKER" --etcd "$ETCD" --topic "$TOPIC" --pipeline "$name" \
+    --output "$HDFS/sawmill-bench/$name" >"$out" 2>"$RUN/$name-coordinator.log" &
+  PIDS+=($!)
+  for _ in $(seq 1 1000); do grep -q '^listening' "$out" 2>/dev/null && break; sleep 0.01; done
+  GRPC=$(sed -n 's/.*grpc=\([^ ]*\).*/\1/p' "$out")
+  [[ -n $GRPC ]] || { echo "coordinator did not start: see $RUN/$name-coordinator.log" >&2; exit 1; }
+  tw=$(now)
+  SAWMILL_LOG=info,sawmill_worker=debug "$REL/worker" join --coordinator "$GRPC" --worker-id w1 2>"$RUN/$name-w1.log" &
+  PIDS+=($!)
+  wait_done "$name"; tdone=$TDONE
+  echo "run=$1 path=cluster seconds=$(python3 -c "print(f'{$tdone - $t0:.3f}')") from_worker_start=$(python3 -c "print(f'{$tdone - $tw:.3f}')") load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$RUN/results.txt"
+  stop_all
+  remove_output "$name"
+}
+
+if [[ $MODE == compare ]]; then
+  echo "== $RUNS runs each, interleaved, default settings; load $(cut -d' ' -f1-3 /proc/loadavg)"
+  for i in $(seq 1 "$RUNS"); do
+    if (( i % 2 )); then compare_standalone "$i"; compare_cluster "$i"; else compare_cluster "$i"; compare_standalone "$i"; fi
+  done
+  python3 - "$RUN/results.txt" <<'PY'
+import statistics, sys
+runs = [dict(kv.split("=") for kv in line.split()) for line in open(sys.argv[1]) if line.startswith("run=")]
+med = lambda path, key: statistics.median(float(r[key]) for r in runs if r["path"] == path)
+w, c = med("worker-run", "seconds"), med("cluster", "seconds")
+print(f"median worker run (etcd caught up) {w:.3f} s, (exit) {med('worker-run', 'exit_seconds'):.3f} s; "
+      f"median cluster {c:.3f} s (from the worker's start {med('cluster', 'from_worker_start'):.3f} s)")
+print(f"ratio cluster / worker run: {c / w:.3f} (same criterion); {c / med('worker-run', 'exit_seconds'):.3f} (against worker run's exit)")
+PY
+  echo "== results in $RUN/results.txt"
+  exit 0
+fi
 
 echo "== plain-consumer ceiling"
 CEILING=$("$REL/examples/plain_consumer" "$BROKER" "$TOPIC" | tee "$RUN/ceiling.txt" | sed -n 's/.*lines_per_sec=\([0-9]*\).*/\1/p')

@@ -11,6 +11,8 @@
 //!   credit-based flow control.
 //! - [`supervisor`]: the root actor: owned partitions, restarts with backoff, concurrent drains.
 //! - [`partition`]: one actor per partition: recover, parse, cut shards, commit.
+//! - [`caught_up`]: the caught-up cut, pure: when a partition's open shard reaches the broker's
+//!   end offset, commit it at once (at most once per `shard_max_age`).
 //! - [`commit`]: the commit protocol's I/O steps and partition recovery.
 //! - [`rederive`]: committed files lost before publishing, read again from Kafka and re-staged.
 //! - [`retry`]: retry loops with a deadline, permanent errors told apart, failures reported.
@@ -26,6 +28,7 @@
 //! Dependencies between these modules form no cycle (`tests/tests/module_cycles.rs`): `messages`
 //! depends on none of them, and `consumer`, `partition` and `supervisor` talk only through it.
 
+pub mod caught_up;
 pub mod cli;
 pub mod commit;
 pub mod consumer;

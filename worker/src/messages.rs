@@ -194,6 +194,12 @@ pub enum PartitionMsg {
     /// The commit with this sequence number has finished: act on its outcome (and those of
     /// the commits before it) now, not at the next cut.
     Settle(u64),
+    /// The partition's end offset on the broker (`None`: it could not be read), read because
+    /// the open shard might hold everything there is: if it does, cut it now (the caught-up
+    /// cut, `crate::caught_up`).
+    EndOffset(Option<i64>),
+    /// The caught-up rule's delayed look (its read interval had not passed).
+    Recheck,
 }
 
 /// The worker supervisor's messages.

@@ -1,5 +1,6 @@
 //! The per-partition pipeline actor: parses batches into a shard and a partial aggregate, cuts
-//! the shard by rows, bytes or age, and commits it through [`crate::commit`].
+//! the shard by rows, bytes, age, idleness or on catching up with the broker
+//! ([`crate::caught_up`]), and commits it through [`crate::commit`].
 //!
 //! A shard is committed by a task the actor starts from `handle` (never from `post_stop`, which
 //! does not run after a failure). Up to [`MAX_INFLIGHT`] commits run at once: encoding and
@@ -13,6 +14,7 @@
 //! retries against etcd or storage. The partition is handed to the consumer only once recovery
 //! has finished; a failure there stops the actor with [`StartFailed`], restarted with backoff.
 
+use crate::caught_up::{CaughtUp, Probe};
 use crate::commit::{
     commit_staged, delete_staged, recover_partition, stage_shard, ShardOutcome, ShardToCommit,
 };
@@ -89,6 +91,8 @@ pub struct PartitionState {
     expect_first: Option<i64>,
     /// [`PartitionArgs::cut_at`] until the shard that reaches it is cut.
     cut_at: Option<i64>,
+    /// When the open shard holds everything the broker has: the caught-up cut.
+    caught_up: CaughtUp,
 }
 
 impl Actor for PartitionActor {
@@ -126,6 +130,7 @@ impl Actor for PartitionActor {
             fenced: false,
             expect_first: None,
             cut_at: None,
+            caught_up: CaughtUp::default(),
             args,
         })
     }
@@ -161,6 +166,8 @@ impl Actor for PartitionActor {
             }
             PartitionMsg::Batch(batch, credit) => {
                 on_batch(&myself, state, &batch).await?;
+                // A full batch means the consumer had more: not caught up, no end to ask for.
+                let maybe_at_end = !batch.is_full();
                 credit.recycle(batch);
                 let settings = &state.args.ctx.settings;
                 // Once only: lines produced after the target go by the usual limits.
@@ -176,6 +183,9 @@ impl Actor for PartitionActor {
                 {
                     flush(&myself, state).await?;
                 }
+                if maybe_at_end {
+                    probe_end(&myself, state);
+                }
             }
             PartitionMsg::Tick => {
                 state.args.ctx.metrics.backlog(
@@ -189,6 +199,27 @@ impl Actor for PartitionActor {
                 let idle = state.last_data.elapsed() >= settings.shard_idle()
                     && state.credits.available_permits() == CREDITS;
                 if state.rows > 0 && (state.opened.elapsed() >= settings.shard_max_age() || idle) {
+                    flush(&myself, state).await?;
+                }
+                probe_end(&myself, state);
+            }
+            PartitionMsg::Recheck => {
+                state.caught_up.woken();
+                probe_end(&myself, state);
+            }
+            PartitionMsg::EndOffset(end) => {
+                let queued = state.credits.available_permits() != CREDITS;
+                let pause = state.args.ctx.settings.shard_max_age();
+                if state
+                    .caught_up
+                    .answer(Instant::now(), end, state.last, queued, pause)
+                {
+                    tracing::debug!(
+                        partition = state.args.partition,
+                        end,
+                        rows = state.rows,
+                        "caught up with the broker: committing the open shard"
+                    );
                     flush(&myself, state).await?;
                 }
             }
@@ -269,6 +300,33 @@ async fn start(
     );
     ctx.metrics.partition_started(p, start);
     Ok(())
+}
+
+/// Reads the partition's end offset in a task if the caught-up rule asks for it; the answer
+/// comes back as [`PartitionMsg::EndOffset`].
+fn probe_end(myself: &ActorRef<PartitionMsg>, state: &mut PartitionState) {
+    let queued = state.credits.available_permits() != CREDITS;
+    let open = state.rows > 0 && !state.fenced;
+    let pause = state.args.ctx.settings.shard_max_age();
+    match state.caught_up.probe(Instant::now(), open, queued, pause) {
+        Probe::Now => {
+            let (ctx, me, p) = (state.args.ctx.clone(), myself.clone(), state.args.partition);
+            tokio::spawn(async move {
+                let end = match ctx.watermarks(p).await {
+                    Ok((_, high)) => Some(high),
+                    Err(e) => {
+                        tracing::debug!(partition = p, error = %e, "cannot read the end offset; the idle cut applies");
+                        None
+                    }
+                };
+                let _ = me.cast(PartitionMsg::EndOffset(end));
+            });
+        }
+        Probe::After(wait) => {
+            myself.send_after(wait, || PartitionMsg::Recheck);
+        }
+        Probe::No => {}
+    }
 }
 
 /// Parses a batch into the open shard. A line that would take the shard past a cap (rows, bytes,
