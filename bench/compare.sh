@@ -35,7 +35,10 @@ build() {
   sha=$(git -C "$ROOT" rev-parse --short=12 "$1^{commit}")
   wt=$BUILDS/$sha/src
   bin=$BUILDS/$sha/bin
-  if [[ ! -x $bin/plain_consumer ]]; then
+  # Only `sawmill run` compared: binaries built before the plain consumer joined them will do.
+  local need=plain_consumer
+  [[ ${SKIP_WORKER:-0} == 1 ]] && need=sawmill
+  if [[ ! -x $bin/$need ]]; then
     [[ -d $wt ]] || git -C "$ROOT" worktree add --detach -f "$wt" "$sha" >/dev/null 2>&1
     echo "building $1 ($sha) in $wt" >&2
     # Cargo tells the two worktrees' crates apart by their path inside the workspace, which is
