@@ -93,7 +93,7 @@ impl Waker {
 /// Emptied batches of one partition, handed back by its actor for the consumer thread to fill
 /// again: a fresh batch grew its buffers by doubling (copying what it held each time) and
 /// faulted in new pages for every 4,096 lines. Holds at most [`CREDITS`] batches, each of at
-/// most [`POOL_KEEP_BYTES`] of line data, so a partition keeps at most 4 × 8 MiB beyond what is
+/// most `POOL_KEEP_BYTES` of line data, so a partition keeps at most 4 × 8 MiB beyond what is
 /// in flight (in practice 4 × ~0.5 MiB: a batch of 4,096 lines of ~110 bytes).
 #[derive(Default)]
 pub struct BatchPool(Mutex<Vec<MessageBatch>>);
