@@ -7,13 +7,15 @@
 //! cuts the shard at that line instead of after a whole batch or chunk.
 
 mod builders;
+mod sink;
 
 use crate::analytics::Partial;
 use crate::parse::parse_line;
-use crate::record::{LogRecord, Position, RejectReason};
+use crate::record::{Position, RejectReason};
 use arrow::record_batch::RecordBatch;
-use builders::{RecordsBuilder, RejectsBuilder, RowSizes, Text};
+use builders::{RecordsBuilder, RejectsBuilder, RowSizes, Text, TextBlock};
 use memchr::memchr2;
+use sink::{Sink, OBSERVE_BATCH};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -436,85 +438,6 @@ impl ChunkParser {
             out.rejects = Some(self.rejects.finish(&self.source, self.partition)?);
         }
         Ok(out)
-    }
-}
-
-/// Bytes of lines checked as UTF-8 at once (a block ends at the first line end past it).
-const TEXT_BLOCK: usize = 8 << 10;
-
-/// UTF-8 checked a block of lines at a time, each line borrowed from its block's checked text:
-/// one check per byte and per block instead of one per line. A block holding invalid bytes (a
-/// few lines in a million; the generator writes some) leaves its lines to be checked one by
-/// one, so they do not make a whole chunk's other lines pay a check each.
-#[derive(Default)]
-struct TextBlock<'a> {
-    start: usize,
-    end: usize,
-    valid: Option<&'a str>,
-}
-
-impl<'a> TextBlock<'a> {
-    /// The checked text holding `buf[start..end]`, a line, when its block is valid UTF-8.
-    #[inline]
-    fn text_of(&mut self, buf: &'a [u8], start: usize, end: usize) -> Option<Text<'a>> {
-        if end > self.end || self.end == 0 {
-            let from = (start + TEXT_BLOCK).min(buf.len());
-            // Past the line's own end whether it is shorter or longer than a block.
-            self.end = memchr2(b'\n', b'\r', &buf[from..]).map_or(buf.len(), |i| from + i + 1);
-            self.start = start;
-            self.valid = std::str::from_utf8(&buf[start..self.end]).ok();
-        }
-        self.valid.map(|valid| Text {
-            line: &buf[self.start..self.end],
-            valid: Some(valid),
-        })
-    }
-}
-
-/// Records observed per [`Partial::observe_batch`] call: enough for the lookups' cache misses
-/// to overlap, few enough that the entries they bring in are still cached when counted.
-const OBSERVE_BATCH: usize = 128;
-
-/// Where parsed records go besides the Arrow batches.
-enum Sink<'p, 'l> {
-    /// Nowhere: Arrow batches only.
-    Off,
-    /// Observed one by one.
-    Now(&'p mut Partial),
-    /// Observed [`OBSERVE_BATCH`] at a time; [`Sink::flush`] observes the rest.
-    Batch(&'p mut Partial, &'p mut Vec<(LogRecord<'l>, Position)>),
-}
-
-impl<'l> Sink<'_, 'l> {
-    #[inline]
-    fn observe(&mut self, rec: LogRecord<'l>, pos: Position) {
-        match self {
-            Sink::Off => {}
-            Sink::Now(partial) => partial.observe(&rec, pos),
-            Sink::Batch(partial, pending) => {
-                pending.push((rec, pos));
-                if pending.len() >= OBSERVE_BATCH {
-                    partial.observe_batch(pending);
-                    pending.clear();
-                }
-            }
-        }
-    }
-
-    /// Rejects are observed at once: they do not touch what records do.
-    #[inline]
-    fn partial(&mut self) -> Option<&mut Partial> {
-        match self {
-            Sink::Off => None,
-            Sink::Now(partial) | Sink::Batch(partial, _) => Some(partial),
-        }
-    }
-
-    fn flush(&mut self) {
-        if let Sink::Batch(partial, pending) = self {
-            partial.observe_batch(pending);
-            pending.clear();
-        }
     }
 }
 

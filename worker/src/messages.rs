@@ -131,7 +131,7 @@ impl BatchPool {
 pub struct Credit {
     permit: Option<OwnedSemaphorePermit>,
     wake: Waker,
-    pool: Option<Arc<BatchPool>>,
+    pool: Arc<BatchPool>,
 }
 
 impl Credit {
@@ -139,16 +139,14 @@ impl Credit {
         Credit {
             permit: Some(permit),
             wake,
-            pool: Some(pool),
+            pool,
         }
     }
 
     /// Frees the credit and hands the parsed batch's buffers back to the consumer thread
     /// (before the wake-up, so the batch it fills next can be this one).
-    pub fn recycle(mut self, batch: MessageBatch) {
-        if let Some(pool) = self.pool.take() {
-            pool.give(batch);
-        }
+    pub fn recycle(self, batch: MessageBatch) {
+        self.pool.give(batch);
     }
 }
 

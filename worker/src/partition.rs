@@ -209,8 +209,10 @@ impl Actor for PartitionActor {
                 probe_end(&myself, state);
             }
             PartitionMsg::EndOffset(end) => {
-                let queued = state.credits.available_permits() != CREDITS;
-                let pause = state.args.ctx.settings.shard_max_age();
+                let (queued, pause) = (
+                    batches_waiting(state),
+                    state.args.ctx.settings.shard_max_age(),
+                );
                 if state
                     .caught_up
                     .answer(Instant::now(), end, state.last, queued, pause)
@@ -303,10 +305,15 @@ async fn start(
     Ok(())
 }
 
+/// Whether batches wait for the actor (a credit is taken): the consumer had more lines.
+fn batches_waiting(state: &PartitionState) -> bool {
+    state.credits.available_permits() != CREDITS
+}
+
 /// Reads the partition's end offset in a task if the caught-up rule asks for it; the answer
 /// comes back as [`PartitionMsg::EndOffset`].
 fn probe_end(myself: &ActorRef<PartitionMsg>, state: &mut PartitionState) {
-    let queued = state.credits.available_permits() != CREDITS;
+    let queued = batches_waiting(state);
     let open = state.rows > 0 && !state.fenced;
     let pause = state.args.ctx.settings.shard_max_age();
     match state.caught_up.probe(Instant::now(), open, queued, pause) {

@@ -234,11 +234,11 @@ impl Chunker {
     /// chunk did (about a tenth of `sawmill run`'s CPU).
     pub fn next_chunk_in(&mut self, buf: Vec<u8>) -> Result<Option<Chunk>> {
         let mut data = buf;
+        // Grows (up to just past the line bound) only while one line fills the whole chunk.
+        let mut target = self.chunk_target();
         // `data[..filled]` is the chunk so far; bytes past it are old content, overwritten by
         // reads. The length only shrinks at the end, so `resize` zeroes just the bytes this
         // buffer never held.
-        // Grows (up to just past the line bound) only while one line fills the whole chunk.
-        let mut target = self.chunk_target();
         let mut filled = self.carry.len();
         if data.len() < filled {
             data.resize(filled, 0);

@@ -110,6 +110,18 @@ fn gzip_input_past_the_cap_fails_naming_the_file() {
     assert_eq!(plain_lines, 10_000);
 }
 
+/// The chunks hold `content` in order, and their line numbers follow on to `lines` in all.
+fn assert_reassembles(chunks: &[Chunk], content: &[u8], lines: i64) {
+    let joined: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
+    assert_eq!(joined, content);
+    let mut next = 0;
+    for c in chunks {
+        assert_eq!(c.first_line, next);
+        next += c.lines as i64;
+    }
+    assert_eq!(next, lines);
+}
+
 #[test]
 fn chunks_reassemble_and_number_lines_consistently() {
     let mut content = Vec::new();
@@ -126,14 +138,7 @@ fn chunks_reassemble_and_number_lines_consistently() {
     for gz in [false, true] {
         let chunks = chunks_of(&content, gz, 1024);
         assert!(chunks.len() > 10);
-        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
-        assert_eq!(joined, content);
-        let mut next = 0;
-        for c in &chunks {
-            assert_eq!(c.first_line, next);
-            next += c.lines as i64;
-        }
-        assert_eq!(next, 5001);
+        assert_reassembles(&chunks, &content, 5001);
         assert_eq!(chunks[0].source.as_ref(), "x");
     }
 }
@@ -153,14 +158,7 @@ fn the_end_of_a_plain_file_comes_in_smaller_chunks() {
         while let Some(ch) = c.next_chunk().unwrap() {
             chunks.push(ch);
         }
-        let joined: Vec<u8> = chunks.iter().flat_map(|c| c.data.clone()).collect();
-        assert_eq!(joined, content);
-        let mut next = 0;
-        for c in &chunks {
-            assert_eq!(c.first_line, next);
-            next += c.lines as i64;
-        }
-        assert_eq!(next, 10_000);
+        assert_reassembles(&chunks, &content, 10_000);
         let sizes: Vec<usize> = chunks.iter().map(|c| c.data.len()).collect();
         let full = sizes.iter().filter(|&&n| n > 15 << 10).count();
         if gz {

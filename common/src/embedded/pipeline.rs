@@ -186,14 +186,14 @@ pub fn run(
 /// interned again), unless a partial is past a cap: then into a fresh one, so the caps fold
 /// exactly as a merge at the coordinator would (merge is exact and order-free below the caps).
 fn merge_all(mut partials: Vec<Partial>, cfg: &AnalyticsConfig) -> Partial {
-    let base = match partials.iter().any(Partial::overflowed) {
-        true => Partial::new(cfg),
-        false => partials
-            .iter()
-            .enumerate()
-            .max_by_key(|(_, p)| p.keyed_entries())
-            .map(|(i, _)| i)
-            .map_or_else(|| Partial::new(cfg), |i| partials.swap_remove(i)),
+    let largest = partials
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, p)| p.keyed_entries())
+        .map(|(i, _)| i);
+    let base = match largest {
+        Some(i) if !partials.iter().any(Partial::overflowed) => partials.swap_remove(i),
+        _ => Partial::new(cfg),
     };
     partials.into_iter().fold(base, |mut merged, p| {
         merged.merge(p);

@@ -9,7 +9,7 @@
 //! each record in order (the same ids, the same state), only faster.
 
 use super::intern::bounded;
-use super::partial::{Day, Partial, Row404, NONE};
+use super::partial::{add, Day, Partial, Row404, NONE};
 use super::{MAX_KEY_BYTES, MAX_REJECT_EXAMPLE_BYTES};
 use crate::record::{LogRecord, Position, RejectReason};
 
@@ -53,11 +53,8 @@ impl Partial {
     #[inline]
     pub(super) fn add_status(&mut self, status: u16, n: u64) {
         match self.status.get_mut(usize::from(status)) {
-            Some(c) => *c = c.saturating_add(n),
-            None => {
-                let c = self.status_other.entry(status).or_default();
-                *c = c.saturating_add(n);
-            }
+            Some(c) => add(c, n),
+            None => add(self.status_other.entry(status).or_default(), n),
         }
     }
 
@@ -75,8 +72,7 @@ impl Partial {
     /// docs for why it is faster). Batches of a few dozen to a few hundred records suit it: the
     /// entries a batch touches should still be in the cache when it is counted.
     pub fn observe_batch(&mut self, records: &[(LogRecord<'_>, Position)]) {
-        let mut ids = std::mem::take(&mut self.batch_ids);
-        ids.clear();
+        let mut ids = Vec::with_capacity(records.len());
         // Hosts come in runs (a client fetches a page and its images): the previous record's
         // host is compared first, as `host_id`'s cache does.
         let mut prev: Option<(&[u8], u32)> = None;
@@ -97,7 +93,6 @@ impl Partial {
         for ((rec, pos), &(host, endpoint)) in records.iter().zip(&ids) {
             self.fold(rec, *pos, host, endpoint);
         }
-        self.batch_ids = ids;
     }
 
     /// Everything [`Partial::observe`] does once the host's and endpoint's ids are known.

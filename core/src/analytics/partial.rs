@@ -170,8 +170,6 @@ pub struct Partial {
     /// Caches: logs are time ordered and clients fetch pages in bursts.
     pub(super) last_day: u32,
     pub(super) last_host: u32,
-    /// Ids of a batch being observed (see `super::observe`); empty between calls.
-    pub(super) batch_ids: Vec<(u32, u32)>,
 }
 
 impl Partial {
@@ -196,7 +194,6 @@ impl Partial {
             folded: Folded::default(),
             last_day: NONE,
             last_host: NONE,
-            batch_ids: Vec::new(),
         }
     }
 
@@ -353,7 +350,7 @@ impl Partial {
 
 /// Saturating: see [`Partial::merge`].
 #[inline]
-fn add(total: &mut u64, n: u64) {
+pub(super) fn add(total: &mut u64, n: u64) {
     *total = total.saturating_add(n);
 }
 

@@ -281,13 +281,18 @@ fn a_cut_off_user_agent_is_a_record_marked_truncated_field() {
     assert_eq!(agent.value(0), "Mozilla/5.0 (cut");
 }
 
-#[test]
-fn push_lines_observes_as_pushing_line_by_line_does() {
-    // Generated NASA-like lines with their rejects and invalid UTF-8, over several dates.
-    let mut cfg = crate::generate::GenerateConfig::new(20_000, 7);
-    cfg.days = 3;
+/// `lines` generated NASA-like lines (with rejects and invalid UTF-8) over `days` dates.
+fn generated(lines: u64, seed: u64, days: u32) -> Vec<u8> {
+    let mut cfg = crate::generate::GenerateConfig::new(lines, seed);
+    cfg.days = days;
     let mut buf = Vec::new();
     crate::generate::generate(&cfg, &mut buf).unwrap();
+    buf
+}
+
+#[test]
+fn push_lines_observes_as_pushing_line_by_line_does() {
+    let buf = generated(20_000, 7, 3);
     let analytics = crate::analytics::AnalyticsConfig::default();
 
     let mut batched = Partial::new(&analytics);
@@ -321,10 +326,7 @@ fn push_lines_observes_as_pushing_line_by_line_does() {
 
 #[test]
 fn push_messages_takes_what_fits_and_observes_as_push_does() {
-    let mut cfg = crate::generate::GenerateConfig::new(3_000, 11);
-    cfg.days = 2;
-    let mut buf = Vec::new();
-    crate::generate::generate(&cfg, &mut buf).unwrap();
+    let buf = generated(3_000, 11, 2);
     // Offsets with gaps, as a compacted topic or transaction markers leave them.
     let messages: Vec<(i64, &[u8])> = lines(&buf)
         .enumerate()
