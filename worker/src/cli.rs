@@ -138,6 +138,12 @@ pub fn main() -> ExitCode {
                     report.elapsed.as_secs_f64(),
                     report.next_offsets
                 );
+                if report.files_rederived > 0 {
+                    println!(
+                        "re-derived {} lost committed files from Kafka (see the warnings above)",
+                        report.files_rederived
+                    );
+                }
                 Ok(())
             }
             Command::Join(args) => {

@@ -316,6 +316,17 @@ impl Metrics {
             .inc();
     }
 
+    /// Lost committed files re-derived so far, all partitions together.
+    pub fn files_rederived(&self) -> u64 {
+        use prometheus::core::Collector;
+        self.files_rederived
+            .collect()
+            .iter()
+            .flat_map(|family| family.get_metric())
+            .map(|m| m.get_counter().value() as u64)
+            .sum()
+    }
+
     pub fn partition_started(&self, partition: i32, offset: i64) {
         let p = partition.to_string();
         self.partition_starts.with_label_values(&[&p]).inc();

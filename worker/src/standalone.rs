@@ -29,6 +29,8 @@ pub struct StandaloneReport {
     pub shards: u64,
     pub records: u64,
     pub rejects: u64,
+    /// Committed files found lost at a partition's start and re-derived from Kafka.
+    pub files_rederived: u64,
     pub next_offsets: BTreeMap<i32, i64>,
     pub elapsed: Duration,
 }
@@ -145,6 +147,7 @@ pub async fn run(settings: PipelineSettings, opts: StandaloneOptions) -> Result<
             tracing::warn!(error = %e, "cannot read back this run's manifests; the totals count events only")
         }
     }
+    report.files_rederived = ctx.metrics.files_rederived();
     report.elapsed = started.elapsed();
     Ok(report)
 }
