@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 /// Key-value metadata keys written into every Parquet file.
@@ -65,15 +65,48 @@ impl ParquetOptions {
     }
 
     fn properties(&self, kv: Vec<KeyValue>) -> WriterProperties {
+        use crate::schema::col;
+        // Per-column choices measured column by column on the generated 2 M lines
+        // (`core/examples/encode_settings.rs`, BENCHMARKS.md "Parquet settings per column"):
+        // together a quarter of the encoding time, the files 0.1 % smaller.
         let mut b = WriterProperties::builder();
         // Offsets and timestamps are nearly all distinct and nearly sorted: a dictionary is
-        // built, hashed into and then abandoned for every page (6 % of `sawmill run`'s CPU in
-        // the profile, BENCHMARKS.md); deltas encode them smaller without a hash table.
-        for column in [crate::schema::col::OFFSET, crate::schema::col::TIMESTAMP] {
+        // built, hashed into and then abandoned for every page; deltas encode them smaller
+        // without a hash table.
+        for column in [col::OFFSET, col::TIMESTAMP] {
             let path = ColumnPath::from(column);
             b = b
                 .set_column_dictionary_enabled(path.clone(), false)
                 .set_column_encoding(path, Encoding::DELTA_BINARY_PACKED);
+        }
+        // One value per file (a file holds one source, partition and date) or nearly: a
+        // dictionary hashes every row to find that one value again, while plain values
+        // compress to nothing.
+        for column in [
+            col::SOURCE,
+            col::PARTITION,
+            col::DATE,
+            col::TZ_OFFSET_MINUTES,
+            col::FORMAT,
+        ] {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        // Min/max of unsorted text prunes nothing (`GET`..`POST`, `/`..`/~`) and costs a
+        // string comparison per row; the constant ones are in the path and the key-value
+        // metadata. Numbers, dates and timestamps keep their statistics.
+        for column in [
+            col::SOURCE,
+            col::HOST,
+            col::IDENT,
+            col::USER,
+            col::METHOD,
+            col::ENDPOINT,
+            col::PROTOCOL,
+            col::REFERER,
+            col::USER_AGENT,
+            col::FORMAT,
+        ] {
+            b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
         }
         b.set_compression(self.compression)
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
@@ -196,5 +229,70 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("use none"));
+    }
+
+    /// The per-column settings BENCHMARKS.md measured are the ones written, and the records
+    /// read back unchanged.
+    #[test]
+    fn columns_are_encoded_as_measured() {
+        use crate::analytics::{AnalyticsConfig, Partial};
+        use crate::batch::ChunkParser;
+        use crate::schema::col;
+        use parquet::basic::Encoding as E;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let mut parser = ChunkParser::new("logs".into(), 3);
+        let mut partial = Partial::new(&AnalyticsConfig::default());
+        let mut lines = String::new();
+        for i in 0..3000 {
+            lines += &format!(
+                "h{} - - [01/Jul/1995:00:{:02}:01 -0400] \"{} /p/{} HTTP/1.0\" {} {}\n",
+                i % 97,
+                i % 60,
+                ["GET", "POST", "HEAD"][i % 3],
+                i % 31,
+                [200, 304, 404][i % 3],
+                i
+            );
+        }
+        let pushed = parser.push_lines(lines.as_bytes(), 100, &mut partial);
+        assert_eq!(pushed.next, 3100, "every line taken");
+        let chunk = parser.finish().unwrap();
+        let range = ShardRange {
+            source: "logs".into(),
+            partition: 3,
+            first: 100,
+            last: 3099,
+        };
+        let files = encode_chunk(&chunk, &range, &ParquetOptions::default()).unwrap();
+        assert_eq!(files.len(), 1);
+        let bytes = bytes::Bytes::from(files[0].bytes.clone());
+        let reader = SerializedFileReader::new(bytes).unwrap();
+        let rg = reader.metadata().row_group(0);
+        let column = |name: &str| {
+            (0..rg.num_columns())
+                .map(|i| rg.column(i))
+                .find(|c| c.column_path().string() == name)
+                .unwrap_or_else(|| panic!("no column {name}"))
+        };
+        let dictionary = |name: &str| column(name).encodings().any(|e| e == E::RLE_DICTIONARY);
+        let stats = |name: &str| column(name).statistics().is_some();
+        for name in [col::HOST, col::ENDPOINT, col::METHOD, col::STATUS] {
+            assert!(dictionary(name), "{name} keeps its dictionary");
+        }
+        for name in [col::SOURCE, col::PARTITION, col::DATE, col::FORMAT, col::OFFSET] {
+            assert!(!dictionary(name), "{name} has no dictionary");
+        }
+        assert!(column(col::OFFSET).encodings().any(|e| e == E::DELTA_BINARY_PACKED));
+        for name in [col::HOST, col::ENDPOINT, col::METHOD, col::SOURCE, col::FORMAT] {
+            assert!(!stats(name), "{name} has no statistics");
+        }
+        for name in [col::DATE, col::STATUS, col::TIMESTAMP, col::OFFSET, col::CONTENT_SIZE] {
+            assert!(stats(name), "{name} keeps its statistics");
+        }
+        let (back, _) = decode(files[0].bytes.clone(), "test").unwrap();
+        let batch = chunk.by_date.values().next().unwrap();
+        let back = arrow::compute::concat_batches(&back[0].schema(), &back).unwrap();
+        assert_eq!(&back, batch, "the records read back unchanged");
     }
 }
