@@ -16,6 +16,9 @@ use sawmill_core::schema::col;
 use std::path::Path;
 use std::time::Instant;
 
+/// A change to the writer settings for one column (name, Arrow type).
+type Setting = fn(WriterPropertiesBuilder, &str, &DataType) -> WriterPropertiesBuilder;
+
 fn files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     for e in std::fs::read_dir(dir).unwrap() {
         let p = e.unwrap().path();
@@ -67,7 +70,10 @@ fn encode(batches: &[RecordBatch], props: &WriterProperties) -> usize {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let dir = Path::new(args.get(1).expect("usage: encode_settings RECORDS_DIR [REPS]"));
+    let dir = Path::new(
+        args.get(1)
+            .expect("usage: encode_settings RECORDS_DIR [REPS]"),
+    );
     let reps: usize = args.get(2).map_or(5, |r| r.parse().unwrap());
     let mut paths = Vec::new();
     files(dir, &mut paths);
@@ -113,7 +119,7 @@ fn main() {
     ];
     // Each column alone, under each column setting: where the encoding time goes.
     let schema = batches[0].schema();
-    let settings: Vec<(&str, fn(WriterPropertiesBuilder, &str, &DataType) -> WriterPropertiesBuilder)> = vec![
+    let settings: Vec<(&str, Setting)> = vec![
         ("current", |b, _, _| b),
         ("no stats", |b, c, _| no_stats(b, &[c])),
         ("plain+stats", |b, c, _| no_dict(b, &[c])),

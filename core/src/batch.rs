@@ -353,7 +353,7 @@ impl ChunkParser {
                 let Some(builder) = self.builder(date) else {
                     return Push::Full;
                 };
-                builder.append(text, offset, date, &rec);
+                builder.append(text, offset, &rec);
                 let pos = Position {
                     partition: self.partition,
                     offset,
@@ -396,7 +396,7 @@ impl ChunkParser {
                 None if self.dates.len() >= self.caps.dates && self.buffered() > 0 => return None,
                 None => {
                     let rows = self.sizes.rows_in(self.bytes_left);
-                    let b = RecordsBuilder::with_capacity(rows, &self.sizes);
+                    let b = RecordsBuilder::with_capacity(date, rows, &self.sizes);
                     self.dates.push((date, b));
                     self.dates.len() - 1
                 }

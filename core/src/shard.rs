@@ -280,14 +280,34 @@ mod tests {
         for name in [col::HOST, col::ENDPOINT, col::METHOD, col::STATUS] {
             assert!(dictionary(name), "{name} keeps its dictionary");
         }
-        for name in [col::SOURCE, col::PARTITION, col::DATE, col::FORMAT, col::OFFSET] {
+        for name in [
+            col::SOURCE,
+            col::PARTITION,
+            col::DATE,
+            col::FORMAT,
+            col::OFFSET,
+        ] {
             assert!(!dictionary(name), "{name} has no dictionary");
         }
-        assert!(column(col::OFFSET).encodings().any(|e| e == E::DELTA_BINARY_PACKED));
-        for name in [col::HOST, col::ENDPOINT, col::METHOD, col::SOURCE, col::FORMAT] {
+        assert!(column(col::OFFSET)
+            .encodings()
+            .any(|e| e == E::DELTA_BINARY_PACKED));
+        for name in [
+            col::HOST,
+            col::ENDPOINT,
+            col::METHOD,
+            col::SOURCE,
+            col::FORMAT,
+        ] {
             assert!(!stats(name), "{name} has no statistics");
         }
-        for name in [col::DATE, col::STATUS, col::TIMESTAMP, col::OFFSET, col::CONTENT_SIZE] {
+        for name in [
+            col::DATE,
+            col::STATUS,
+            col::TIMESTAMP,
+            col::OFFSET,
+            col::CONTENT_SIZE,
+        ] {
             assert!(stats(name), "{name} keeps its statistics");
         }
         let (back, _) = decode(files[0].bytes.clone(), "test").unwrap();

@@ -4,8 +4,9 @@
 use crate::record::{LogRecord, RejectReason};
 use crate::schema;
 use arrow::array::{
-    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Builder, Int16Builder, Int32Array,
-    Int32Builder, Int64Builder, StringArray, StringBuilder, TimestampMicrosecondBuilder,
+    ArrayBuilder, ArrayRef, BinaryBuilder, BooleanBuilder, Date32Array, Int16Array, Int16Builder,
+    Int32Array, Int32Builder, Int64Builder, StringArray, StringBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::buffer::{Buffer, OffsetBuffer};
 use arrow::record_batch::RecordBatch;
@@ -129,29 +130,48 @@ impl RowSizes {
     }
 }
 
-/// Column builders of one date's records. `source` and `partition` are the same on every row,
-/// so [`RecordsBuilder::finish`] builds them whole instead of copying them row by row.
+/// Column builders of one date's records. `source`, `partition` and `date` are the same on every
+/// row, so [`RecordsBuilder::finish`] builds them whole instead of copying them row by row; the
+/// columns that are usually one value on every row (the common format's missing ident, user,
+/// referer and user agent, the format, the time zone) are only counted until a row differs.
 pub(super) struct RecordsBuilder {
+    date: i32,
     offset: Int64Builder,
-    text: [StringBuilder; TEXT_COLUMNS.len()],
+    host: StringBuilder,
+    method: StringBuilder,
+    endpoint: StringBuilder,
+    protocol: StringBuilder,
+    ident: TextRun,
+    user: TextRun,
+    referer: TextRun,
+    agent: TextRun,
+    format: TextRun,
     timestamp: TimestampMicrosecondBuilder,
-    tz: Int16Builder,
-    date: Date32Builder,
+    tz: TzRun,
     status: Int32Builder,
     size: Int64Builder,
     truncated_field: BooleanBuilder,
 }
 
 impl RecordsBuilder {
-    pub(super) fn with_capacity(rows: usize, sizes: &RowSizes) -> Self {
+    pub(super) fn with_capacity(date: i32, rows: usize, sizes: &RowSizes) -> Self {
+        let [host, ident, user, method, endpoint, protocol, referer, agent, format] = sizes.text;
+        let text = |b: usize| StringBuilder::with_capacity(rows, rows * b);
+        let run = |b: usize| TextRun::new(rows, rows * b);
         RecordsBuilder {
+            date,
             offset: Int64Builder::with_capacity(rows),
-            text: sizes
-                .text
-                .map(|b| StringBuilder::with_capacity(rows, rows * b)),
+            host: text(host),
+            method: text(method),
+            endpoint: text(endpoint),
+            protocol: text(protocol),
+            ident: run(ident),
+            user: run(user),
+            referer: run(referer),
+            agent: run(agent),
+            format: run(format),
             timestamp: TimestampMicrosecondBuilder::with_capacity(rows),
-            tz: Int16Builder::with_capacity(rows),
-            date: Date32Builder::with_capacity(rows),
+            tz: TzRun::new(rows),
             status: Int32Builder::with_capacity(rows),
             size: Int64Builder::with_capacity(rows),
             truncated_field: BooleanBuilder::with_capacity(rows),
@@ -159,27 +179,24 @@ impl RecordsBuilder {
     }
 
     #[inline]
-    pub(super) fn append(&mut self, t: Text<'_>, offset: i64, date: i32, r: &LogRecord<'_>) {
+    pub(super) fn append(&mut self, t: Text<'_>, offset: i64, r: &LogRecord<'_>) {
         self.offset.append_value(offset);
-        let [host, ident, user, method, endpoint, protocol, referer, agent, format] =
-            &mut self.text;
-        host.append_value(t.of(r.host));
+        self.host.append_value(t.of(r.host));
         let opt = |b: &mut StringBuilder, v: Option<&[u8]>| match v {
             Some(v) => b.append_value(t.of(v)),
             None => b.append_null(),
         };
-        opt(ident, r.ident);
-        opt(user, r.user);
-        opt(method, r.method);
-        opt(endpoint, r.endpoint);
-        opt(protocol, r.protocol);
-        opt(referer, r.referer);
-        opt(agent, r.user_agent);
-        format.append_value(r.format.as_str());
+        opt(&mut self.method, r.method);
+        opt(&mut self.endpoint, r.endpoint);
+        opt(&mut self.protocol, r.protocol);
+        self.ident.append(t, r.ident);
+        self.user.append(t, r.user);
+        self.referer.append(t, r.referer);
+        self.agent.append(t, r.user_agent);
+        self.format.append_str(r.format.as_str());
         self.timestamp
             .append_value(r.timestamp.utc_secs * 1_000_000);
-        self.tz.append_value(r.timestamp.offset_minutes);
-        self.date.append_value(date);
+        self.tz.append(r.timestamp.offset_minutes);
         self.status.append_value(i32::from(r.status));
         // Sizes above i64::MAX are rejected by the parser, so this conversion is lossless.
         self.size.append_option(r.content_size.map(|v| v as i64));
@@ -188,29 +205,151 @@ impl RecordsBuilder {
 
     pub(super) fn finish(&mut self, source: &str, partition: i32) -> crate::Result<RecordBatch> {
         let rows = self.offset.len();
-        let [host, ident, user, method, endpoint, protocol, referer, agent, format] =
-            &mut self.text;
         let cols: Vec<ArrayRef> = vec![
             Arc::new(repeated(source, rows)),
             Arc::new(Int32Array::from_value(partition, rows)),
             Arc::new(self.offset.finish()),
-            Arc::new(host.finish()),
-            Arc::new(ident.finish()),
-            Arc::new(user.finish()),
+            Arc::new(self.host.finish()),
+            self.ident.finish(),
+            self.user.finish(),
             Arc::new(self.timestamp.finish().with_timezone("UTC")),
-            Arc::new(self.tz.finish()),
-            Arc::new(self.date.finish()),
-            Arc::new(method.finish()),
-            Arc::new(endpoint.finish()),
-            Arc::new(protocol.finish()),
+            self.tz.finish(),
+            Arc::new(Date32Array::from_value(self.date, rows)),
+            Arc::new(self.method.finish()),
+            Arc::new(self.endpoint.finish()),
+            Arc::new(self.protocol.finish()),
             Arc::new(self.status.finish()),
             Arc::new(self.size.finish()),
-            Arc::new(referer.finish()),
-            Arc::new(agent.finish()),
-            Arc::new(format.finish()),
+            self.referer.finish(),
+            self.agent.finish(),
+            self.format.finish(),
             Arc::new(self.truncated_field.finish()),
         ];
         Ok(RecordBatch::try_new(schema::records(), cols)?)
+    }
+}
+
+/// A text column counted while every row holds the same value (or null), built only once a row
+/// differs: the missing fields of the common format and the format itself cost a compare per
+/// row instead of an append.
+pub(super) struct TextRun {
+    /// Rows so far, while they are all `first` (and `built` is `None`).
+    same: usize,
+    first: Option<String>,
+    built: Option<StringBuilder>,
+    /// Capacity for the builder, should the column turn out not to be one value.
+    rows: usize,
+    bytes: usize,
+}
+
+impl TextRun {
+    fn new(rows: usize, bytes: usize) -> Self {
+        TextRun {
+            same: 0,
+            first: None,
+            built: None,
+            rows,
+            bytes,
+        }
+    }
+
+    #[inline]
+    fn append(&mut self, t: Text<'_>, v: Option<&[u8]>) {
+        match (&mut self.built, v) {
+            (Some(b), Some(v)) => b.append_value(t.of(v)),
+            (Some(b), None) => b.append_null(),
+            (None, None) if self.first.is_none() => self.same += 1,
+            (None, v) => self.append_slow(v.map(|v| t.of(v)).as_deref()),
+        }
+    }
+
+    #[inline]
+    fn append_str(&mut self, v: &str) {
+        match &mut self.built {
+            Some(b) => b.append_value(v),
+            None if self.first.as_deref() == Some(v) => self.same += 1,
+            None => self.append_slow(Some(v)),
+        }
+    }
+
+    /// The first row, or the first that differs (the column is built from then on).
+    #[cold]
+    fn append_slow(&mut self, v: Option<&str>) {
+        if self.same == 0 {
+            self.first = v.map(String::from);
+            self.same = 1;
+            return;
+        }
+        if self.first.as_deref() == v {
+            self.same += 1;
+            return;
+        }
+        let mut b = StringBuilder::with_capacity(self.rows.max(self.same + 1), self.bytes);
+        match &self.first {
+            Some(first) => (0..self.same).for_each(|_| b.append_value(first)),
+            None => b.append_nulls(self.same),
+        }
+        b.append_option(v);
+        self.built = Some(b);
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let same = std::mem::take(&mut self.same);
+        let first = self.first.take();
+        match (self.built.take(), first) {
+            (Some(mut b), _) => Arc::new(b.finish()),
+            (None, Some(v)) => Arc::new(repeated(&v, same)),
+            (None, None) => arrow::array::new_null_array(&arrow::datatypes::DataType::Utf8, same),
+        }
+    }
+}
+
+/// The time-zone column, counted while every row has the same offset (one server's logs).
+pub(super) struct TzRun {
+    same: usize,
+    first: i16,
+    built: Option<Int16Builder>,
+    rows: usize,
+}
+
+impl TzRun {
+    fn new(rows: usize) -> Self {
+        TzRun {
+            same: 0,
+            first: 0,
+            built: None,
+            rows,
+        }
+    }
+
+    #[inline]
+    fn append(&mut self, v: i16) {
+        match &mut self.built {
+            Some(b) => b.append_value(v),
+            None if self.same > 0 && self.first == v => self.same += 1,
+            None => self.append_slow(v),
+        }
+    }
+
+    #[cold]
+    fn append_slow(&mut self, v: i16) {
+        if self.same == 0 {
+            self.first = v;
+            self.same = 1;
+            return;
+        }
+        let mut b = Int16Builder::with_capacity(self.rows.max(self.same + 1));
+        b.append_value_n(self.first, self.same);
+        b.append_value(v);
+        self.built = Some(b);
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        let same = std::mem::take(&mut self.same);
+        match self.built.take() {
+            Some(mut b) => Arc::new(b.finish()),
+            None => Arc::new(Int16Array::from_value(self.first, same)),
+        }
     }
 }
 
@@ -255,5 +394,59 @@ impl RejectsBuilder {
             Arc::new(self.length.finish()),
         ];
         Ok(RecordBatch::try_new(schema::rejects(), cols)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, AsArray};
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Counted or built, a run column holds exactly the values appended, in order.
+        #[test]
+        fn runs_hold_what_was_appended(
+            values in proptest::collection::vec(proptest::option::of(0u8..3), 0..40),
+            tzs in proptest::collection::vec(-2i16..2, 0..40),
+        ) {
+            let words: Vec<Option<String>> = values.iter().map(|v| v.map(|v| format!("w{v}"))).collect();
+            let line = words.iter().flatten().cloned().collect::<Vec<_>>().join(" ");
+            let t = Text::new(line.as_bytes());
+            let mut run = TextRun::new(4, 8);
+            let mut strs = TextRun::new(4, 8);
+            let mut at = 0;
+            for w in &words {
+                // Fields are sub-slices of the line, as the parser gives them.
+                let field = w.as_ref().map(|w| {
+                    let f = &line.as_bytes()[at..at + w.len()];
+                    at += w.len() + 1;
+                    f
+                });
+                run.append(t, field);
+                strs.append_str(w.as_deref().unwrap_or(""));
+            }
+            let got = run.finish();
+            let got = got.as_string::<i32>();
+            prop_assert_eq!(got.len(), words.len());
+            for (i, w) in words.iter().enumerate() {
+                prop_assert_eq!(got.is_valid(i).then(|| got.value(i)), w.as_deref());
+            }
+            let got = strs.finish();
+            let got = got.as_string::<i32>();
+            prop_assert_eq!(got.null_count(), 0);
+            for (i, w) in words.iter().enumerate() {
+                prop_assert_eq!(got.value(i), w.as_deref().unwrap_or(""));
+            }
+            let mut tz = TzRun::new(4);
+            tzs.iter().for_each(|&v| tz.append(v));
+            let got = tz.finish();
+            let got = got.as_primitive::<arrow::datatypes::Int16Type>();
+            prop_assert_eq!(got.values().to_vec(), tzs.clone());
+            prop_assert_eq!(got.null_count(), 0);
+            // Finished, it starts over empty.
+            prop_assert_eq!(run.finish().len(), 0);
+            prop_assert_eq!(tz.finish().len(), 0);
+        }
     }
 }
