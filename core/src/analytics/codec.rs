@@ -7,6 +7,7 @@
 //! `Partial: PartialEq` is defined. Integers are varints; the layout is versioned.
 
 use super::consistency;
+use super::intern::Key;
 use super::partial::{
     Day, EndpointStats, HostStats, Partial, RejectStats, Row404, NONE, STATUS_SLOTS,
 };
@@ -319,7 +320,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
     }
 
     for _ in 0..r.len(3)? {
-        let key = Box::from(r.bytes()?);
+        let key = Key::new(r.bytes()?);
         let stats = HostStats {
             count: r.u64()?,
             c404: r.u64()?,
@@ -330,7 +331,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Partial> {
             .ok_or_else(|| corrupt("duplicate host"))?;
     }
     for _ in 0..r.len(9)? {
-        let key = Box::from(r.bytes()?);
+        let key = Key::new(r.bytes()?);
         let stats = r.endpoint()?;
         p.endpoints
             .insert_unique(key, stats)
