@@ -7,8 +7,9 @@
 #   bench/run.sh
 #
 # Env: BENCH_DIR (default /var/tmp/sawmill-bench), LINES (default 2000000), RUNS (default 3),
-# EXTRA (more `sawmill run` arguments, e.g. "--compression snappy"). Targets: >= 1,000,000
-# lines/s on a 2-core machine and peak RSS < 512 MiB; the script exits 1 when either is missed.
+# EXTRA (more `sawmill run` arguments, e.g. "--compression snappy"). Targets (issue #14):
+# >= 2,500,000 lines/s on a 2-core machine and peak RSS < 512 MiB; the script exits 1 when
+# either is missed (the first wave's target was 1,000,000 lines/s).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -82,6 +83,6 @@ awk -v m="$median" -v w="$wc_s" -v c="$cat_s" -v o="$one_s" 'BEGIN {
   printf "ratios: sawmill run takes %.1fx the time of wc -l, %.1fx cat >/dev/null; 2 threads are %.2fx --threads 1\n",
     m / w, m / c, o / m }'
 status=0
-((lps >= 1000000)) || { echo "MISSED: $lps lines/s < 1,000,000" >&2; status=1; }
+((lps >= 2500000)) || { echo "MISSED: $lps lines/s < 2,500,000" >&2; status=1; }
 ((peak < 512 * 1024)) || { echo "MISSED: peak RSS $(mib "$peak") MiB >= 512 MiB" >&2; status=1; }
 exit $status
