@@ -84,43 +84,23 @@ fn main() {
     }
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     println!("{} files, {rows} rows", batches.len());
-    let text = [
-        col::SOURCE,
-        col::HOST,
-        col::IDENT,
-        col::USER,
-        col::METHOD,
-        col::ENDPOINT,
-        col::PROTOCOL,
-        col::REFERER,
-        col::USER_AGENT,
-        col::FORMAT,
-    ];
-    let free = [col::HOST, col::ENDPOINT, col::REFERER, col::USER_AGENT];
     let variants: Vec<(&str, WriterProperties)> = vec![
-        ("current", base().build()),
+        ("before: dictionary + statistics on all", base().build()),
         (
-            "no stats: host endpoint referer agent",
-            no_stats(base(), &free).build(),
+            "shipped: ParquetOptions::default()",
+            sawmill_core::shard::ParquetOptions::default().properties(Vec::new()),
         ),
-        ("no stats: all text", no_stats(base(), &text).build()),
         (
-            "no stats at all",
+            "no statistics at all",
             base()
                 .set_statistics_enabled(EnabledStatistics::None)
-                .build(),
-        ),
-        (
-            "chunk stats only",
-            base()
-                .set_statistics_enabled(EnabledStatistics::Chunk)
                 .build(),
         ),
     ];
     // Each column alone, under each column setting: where the encoding time goes.
     let schema = batches[0].schema();
     let settings: Vec<(&str, Setting)> = vec![
-        ("current", |b, _, _| b),
+        ("before", |b, _, _| b),
         ("no stats", |b, c, _| no_stats(b, &[c])),
         ("plain+stats", |b, c, _| no_dict(b, &[c])),
         ("plain", |b, c, _| no_stats(no_dict(b, &[c]), &[c])),

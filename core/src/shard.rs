@@ -64,7 +64,8 @@ impl ParquetOptions {
         })
     }
 
-    fn properties(&self, kv: Vec<KeyValue>) -> WriterProperties {
+    /// The writer settings of every file Sawmill writes, with `kv` as key-value metadata.
+    pub fn properties(&self, kv: Vec<KeyValue>) -> WriterProperties {
         use crate::schema::col;
         // Per-column choices measured column by column on the generated 2 M lines
         // (`core/examples/encode_settings.rs`, BENCHMARKS.md "Parquet settings per column"):
