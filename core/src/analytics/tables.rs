@@ -137,184 +137,17 @@ impl Partial {
     /// deterministic (see the table in the module docs), so merged partials give equal batches
     /// whatever the merge order.
     pub fn tables(&self) -> Vec<(&'static str, RecordBatch)> {
-        let days = self.sorted_days();
-        let mut out = Vec::with_capacity(TABLE_NAMES.len());
-
-        let n = &self.nulls;
-        out.push(batch(
-            "null_value_count",
-            vec![
-                i64s("host", [count(n.host)]),
-                i64s("timestamp", [0]),
-                i64s("method", [count(n.method)]),
-                i64s("endpoint", [count(n.endpoint)]),
-                i64s("protocol", [count(n.protocol)]),
-                i64s("status", [0]),
-                i64s("content_size", [count(n.content_size)]),
-            ],
-        ));
-
-        let zeros = if self.cfg.missing_size_as_zero {
-            self.nulls.content_size
-        } else {
-            0
-        };
-        let cs = self.sizes.content_stats(zeros);
-        let opt_i64 = |v: Option<u64>| Arc::new(Int64Array::from(vec![v.map(count)])) as ArrayRef;
-        let opt_f64 = |v: Option<f64>| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
-        out.push(batch(
-            "content_stats",
-            vec![
-                (
-                    Field::new("min_content_size", DataType::Int64, true),
-                    opt_i64(cs.min),
-                ),
-                (
-                    Field::new("max_content_size", DataType::Int64, true),
-                    opt_i64(cs.max),
-                ),
-                (
-                    Field::new("mean_content_size", DataType::Float64, true),
-                    opt_f64(cs.mean),
-                ),
-                (
-                    Field::new("std_content_size", DataType::Float64, true),
-                    opt_f64(cs.std),
-                ),
-                i64s("count_content_size", [count(cs.count)]),
-            ],
-        ));
-
-        let mut rows = self.sorted_404();
-        rows.truncate(self.cfg.max_404_rows);
-        // Every 404 has a row until the cap: the status count says how many were folded.
-        let folded_404 = self.status[404].saturating_sub(rows.len() as u64);
-        let other = (folded_404 > 0).then_some(folded_404);
-        let other_text = || Cow::Borrowed(OTHER_KEY);
-        out.push(batch(
-            "table_404",
-            vec![
-                opt_strs(
-                    "endpoint",
-                    rows.iter()
-                        .map(|r| self.endpoint_key(r.endpoint).map(text))
-                        .chain(other.map(|_| Some(other_text()))),
-                ),
-                strs(
-                    "host",
-                    rows.iter()
-                        .map(|r| text(self.host_key(r.host)))
-                        .chain(other.map(|_| other_text())),
-                ),
-                i32s(
-                    "dayofweek",
-                    rows.iter()
-                        .map(|r| i32::from(spark_dayofweek(r.date)))
-                        .chain(other.map(|_| 0)),
-                ),
-                i32s(
-                    "day",
-                    rows.iter()
-                        .map(|r| day_of_month(r.date))
-                        .chain(other.map(|_| 0)),
-                ),
-                i32s(
-                    "hour",
-                    rows.iter()
-                        .map(|r| i32::from(r.hour))
-                        .chain(other.map(|_| 0)),
-                ),
-                dates("date", rows.iter().map(|r| r.date).chain(other.map(|_| 0))),
-                i32s(
-                    "partition",
-                    rows.iter()
-                        .map(|r| r.pos.partition)
-                        .chain(other.map(|_| -1)),
-                ),
-                i64s(
-                    "offset",
-                    rows.iter().map(|r| r.pos.offset).chain(other.map(|_| -1)),
-                ),
-                i64s("count", rows.iter().map(|_| 1).chain(other.map(count))),
-                bools(
-                    "overflow",
-                    rows.iter().map(|_| false).chain(other.map(|_| true)),
-                ),
-            ],
-        ));
-
-        let statuses: Vec<(i32, u64)> = self
-            .status
+        TABLE_NAMES
             .iter()
-            .enumerate()
-            .map(|(s, &c)| (s as i32, c))
-            .chain(self.status_other.iter().map(|(&s, &c)| (i32::from(s), c)))
-            .filter(|&(_, c)| c > 0)
-            .collect();
-        out.push(batch(
-            "status_count",
-            vec![
-                i32s("status", statuses.iter().map(|s| s.0)),
-                i64s("count", statuses.iter().map(|s| count(s.1))),
-            ],
-        ));
+            .filter_map(|&name| Some((name, self.table(name)?)))
+            .collect()
+    }
 
-        let mut hosts = self.hosts_by_count(|h| h.count);
-        let mut other_hosts = self.folded.host_requests;
-        if hosts.len() > self.cfg.max_distinct_hosts {
-            let beyond = hosts.split_off(self.cfg.max_distinct_hosts);
-            other_hosts = other_hosts.saturating_add(beyond.iter().map(|h| h.1).sum::<u64>());
-        }
-        let other = (other_hosts > 0).then_some(other_hosts);
-        out.push(batch(
-            "host_count",
-            vec![
-                strs(
-                    "host",
-                    hosts
-                        .iter()
-                        .map(|&(k, _)| text(k))
-                        .chain(other.map(|_| other_text())),
-                ),
-                i64s(
-                    "count",
-                    hosts.iter().map(|&(_, c)| count(c)).chain(other.map(count)),
-                ),
-                bools(
-                    "overflow",
-                    hosts.iter().map(|_| false).chain(other.map(|_| true)),
-                ),
-            ],
-        ));
-
-        let (kept, other_eps) = self.endpoints_capped();
-        let mut eps: Vec<(Option<&[u8]>, i32, u64)> = kept
-            .into_iter()
-            .flat_map(|(k, s)| {
-                (0..7)
-                    .filter(|&w| s.weekday[w] > 0)
-                    .map(move |w| (k, w as i32 + 1, s.weekday[w]))
-            })
-            .collect();
-        eps.sort_unstable_by(|a, b| b.2.cmp(&a.2).then_with(|| (a.0, a.1).cmp(&(b.0, b.1))));
-        let kept_rows = eps.len();
-        eps.extend((0..7).filter(|&w| other_eps.weekday[w] > 0).map(|w| {
-            (
-                Some(OTHER_KEY.as_bytes()),
-                w as i32 + 1,
-                other_eps.weekday[w],
-            )
-        }));
-        out.push(batch(
-            "endpoint_count",
-            vec![
-                opt_strs("endpoint", eps.iter().map(|e| e.0.map(text))),
-                i32s("weekday", eps.iter().map(|e| e.1)),
-                i64s("count", eps.iter().map(|e| count(e.2))),
-                bools("overflow", (0..eps.len()).map(|i| i >= kept_rows)),
-            ],
-        ));
-
+    /// The summary table `name` (one of [`TABLE_NAMES`]; `None` for another name), built on its
+    /// own: whoever needs them all builds them on several threads (`summary::encode_changed`).
+    pub fn table(&self, name: &str) -> Option<RecordBatch> {
+        let days = self.sorted_days();
+        let other_text = || Cow::Borrowed(OTHER_KEY);
         let by_date = |name, f: &dyn Fn(&super::partial::Day) -> u64| {
             batch(
                 name,
@@ -325,17 +158,6 @@ impl Partial {
                 ],
             )
         };
-        out.push(batch(
-            "unique_host_count",
-            vec![
-                i32s("day", days.iter().map(|d| day_of_month(d.date))),
-                i64s("count", days.iter().map(|d| count(d.distinct_hosts()))),
-                dates("date", days.iter().map(|d| d.date)),
-                bools("overflow", days.iter().map(|d| d.folded_hosts > 0)),
-            ],
-        ));
-        out.push(by_date("daily_request_count", &|d| d.requests));
-
         let hourly = |name, v: &[u64; 24]| {
             batch(
                 name,
@@ -345,76 +167,276 @@ impl Partial {
                 ],
             )
         };
-        out.push(hourly("hourly_request_count", &self.hourly));
-
-        out.push(batch(
-            "daily_bytes",
-            vec![
-                dates("date", days.iter().map(|d| d.date)),
-                i32s("day", days.iter().map(|d| day_of_month(d.date))),
-                i64s("bytes", days.iter().map(|d| count128(d.bytes))),
-            ],
-        ));
-        let days_404: Vec<_> = days.iter().filter(|d| d.c404 > 0).collect();
-        out.push(batch(
-            "daily_404_count",
-            vec![
-                dates("date", days_404.iter().map(|d| d.date)),
-                i32s("day", days_404.iter().map(|d| day_of_month(d.date))),
-                i64s("count", days_404.iter().map(|d| count(d.c404))),
-            ],
-        ));
-        out.push(hourly("hourly_404_count", &self.hourly_404));
-
-        let reasons: Vec<(RejectReason, u64)> = RejectReason::ALL
-            .into_iter()
-            .map(|r| (r, self.reject_stats[r as usize].count))
-            .filter(|&(_, c)| c > 0)
-            .collect();
-        out.push(batch(
-            "reject_count",
-            vec![
-                strs(
-                    "reason",
-                    reasons.iter().map(|r| Cow::Borrowed(r.0.as_str())),
-                ),
-                i64s("count", reasons.iter().map(|r| count(r.1))),
-            ],
-        ));
-        let examples: Vec<_> = RejectReason::ALL
-            .into_iter()
-            .flat_map(|r| {
-                self.reject_stats[r as usize]
-                    .examples
+        let (_, table) = match name {
+            "null_value_count" => {
+                let n = &self.nulls;
+                batch(
+                    "null_value_count",
+                    vec![
+                        i64s("host", [count(n.host)]),
+                        i64s("timestamp", [0]),
+                        i64s("method", [count(n.method)]),
+                        i64s("endpoint", [count(n.endpoint)]),
+                        i64s("protocol", [count(n.protocol)]),
+                        i64s("status", [0]),
+                        i64s("content_size", [count(n.content_size)]),
+                    ],
+                )
+            }
+            "content_stats" => {
+                let zeros = if self.cfg.missing_size_as_zero {
+                    self.nulls.content_size
+                } else {
+                    0
+                };
+                let cs = self.sizes.content_stats(zeros);
+                let opt_i64 =
+                    |v: Option<u64>| Arc::new(Int64Array::from(vec![v.map(count)])) as ArrayRef;
+                let opt_f64 = |v: Option<f64>| Arc::new(Float64Array::from(vec![v])) as ArrayRef;
+                batch(
+                    "content_stats",
+                    vec![
+                        (
+                            Field::new("min_content_size", DataType::Int64, true),
+                            opt_i64(cs.min),
+                        ),
+                        (
+                            Field::new("max_content_size", DataType::Int64, true),
+                            opt_i64(cs.max),
+                        ),
+                        (
+                            Field::new("mean_content_size", DataType::Float64, true),
+                            opt_f64(cs.mean),
+                        ),
+                        (
+                            Field::new("std_content_size", DataType::Float64, true),
+                            opt_f64(cs.std),
+                        ),
+                        i64s("count_content_size", [count(cs.count)]),
+                    ],
+                )
+            }
+            "table_404" => {
+                let mut rows = self.sorted_404();
+                rows.truncate(self.cfg.max_404_rows);
+                // Every 404 has a row until the cap: the status count says how many were folded.
+                let folded_404 = self.status[404].saturating_sub(rows.len() as u64);
+                let other = (folded_404 > 0).then_some(folded_404);
+                batch(
+                    "table_404",
+                    vec![
+                        opt_strs(
+                            "endpoint",
+                            rows.iter()
+                                .map(|r| self.endpoint_key(r.endpoint).map(text))
+                                .chain(other.map(|_| Some(other_text()))),
+                        ),
+                        strs(
+                            "host",
+                            rows.iter()
+                                .map(|r| text(self.host_key(r.host)))
+                                .chain(other.map(|_| other_text())),
+                        ),
+                        i32s(
+                            "dayofweek",
+                            rows.iter()
+                                .map(|r| i32::from(spark_dayofweek(r.date)))
+                                .chain(other.map(|_| 0)),
+                        ),
+                        i32s(
+                            "day",
+                            rows.iter()
+                                .map(|r| day_of_month(r.date))
+                                .chain(other.map(|_| 0)),
+                        ),
+                        i32s(
+                            "hour",
+                            rows.iter()
+                                .map(|r| i32::from(r.hour))
+                                .chain(other.map(|_| 0)),
+                        ),
+                        dates("date", rows.iter().map(|r| r.date).chain(other.map(|_| 0))),
+                        i32s(
+                            "partition",
+                            rows.iter()
+                                .map(|r| r.pos.partition)
+                                .chain(other.map(|_| -1)),
+                        ),
+                        i64s(
+                            "offset",
+                            rows.iter().map(|r| r.pos.offset).chain(other.map(|_| -1)),
+                        ),
+                        i64s("count", rows.iter().map(|_| 1).chain(other.map(count))),
+                        bools(
+                            "overflow",
+                            rows.iter().map(|_| false).chain(other.map(|_| true)),
+                        ),
+                    ],
+                )
+            }
+            "status_count" => {
+                let statuses: Vec<(i32, u64)> = self
+                    .status
                     .iter()
-                    .map(move |(pos, raw)| (r, *pos, &**raw))
-            })
-            .collect();
-        let raw: BinaryArray = examples.iter().map(|e| Some(e.2)).collect();
-        out.push(batch(
-            "reject_examples",
-            vec![
-                strs(
-                    "reason",
-                    examples.iter().map(|e| Cow::Borrowed(e.0.as_str())),
-                ),
-                i32s("partition", examples.iter().map(|e| e.1.partition)),
-                i64s("offset", examples.iter().map(|e| e.1.offset)),
-                (Field::new("raw", DataType::Binary, false), Arc::new(raw)),
-            ],
-        ));
-
-        out.push(batch(
-            "totals",
-            vec![
-                i64s("records", [count(self.records)]),
-                i64s("rejects", [count(self.rejects)]),
-                i64s("bytes", [count128(self.sizes.sum)]),
-                i64s("distinct_hosts", [count(self.distinct_hosts())]),
-                bools("overflow", [self.overflowed()]),
-            ],
-        ));
-        out
+                    .enumerate()
+                    .map(|(s, &c)| (s as i32, c))
+                    .chain(self.status_other.iter().map(|(&s, &c)| (i32::from(s), c)))
+                    .filter(|&(_, c)| c > 0)
+                    .collect();
+                batch(
+                    "status_count",
+                    vec![
+                        i32s("status", statuses.iter().map(|s| s.0)),
+                        i64s("count", statuses.iter().map(|s| count(s.1))),
+                    ],
+                )
+            }
+            "host_count" => {
+                let mut hosts = self.hosts_by_count(|h| h.count);
+                let mut other_hosts = self.folded.host_requests;
+                if hosts.len() > self.cfg.max_distinct_hosts {
+                    let beyond = hosts.split_off(self.cfg.max_distinct_hosts);
+                    other_hosts =
+                        other_hosts.saturating_add(beyond.iter().map(|h| h.1).sum::<u64>());
+                }
+                let other = (other_hosts > 0).then_some(other_hosts);
+                batch(
+                    "host_count",
+                    vec![
+                        strs(
+                            "host",
+                            hosts
+                                .iter()
+                                .map(|&(k, _)| text(k))
+                                .chain(other.map(|_| other_text())),
+                        ),
+                        i64s(
+                            "count",
+                            hosts.iter().map(|&(_, c)| count(c)).chain(other.map(count)),
+                        ),
+                        bools(
+                            "overflow",
+                            hosts.iter().map(|_| false).chain(other.map(|_| true)),
+                        ),
+                    ],
+                )
+            }
+            "endpoint_count" => {
+                let (kept, other_eps) = self.endpoints_capped();
+                let mut eps: Vec<(Option<&[u8]>, i32, u64)> = kept
+                    .into_iter()
+                    .flat_map(|(k, s)| {
+                        (0..7)
+                            .filter(|&w| s.weekday[w] > 0)
+                            .map(move |w| (k, w as i32 + 1, s.weekday[w]))
+                    })
+                    .collect();
+                eps.sort_unstable_by(|a, b| {
+                    b.2.cmp(&a.2).then_with(|| (a.0, a.1).cmp(&(b.0, b.1)))
+                });
+                let kept_rows = eps.len();
+                eps.extend((0..7).filter(|&w| other_eps.weekday[w] > 0).map(|w| {
+                    (
+                        Some(OTHER_KEY.as_bytes()),
+                        w as i32 + 1,
+                        other_eps.weekday[w],
+                    )
+                }));
+                batch(
+                    "endpoint_count",
+                    vec![
+                        opt_strs("endpoint", eps.iter().map(|e| e.0.map(text))),
+                        i32s("weekday", eps.iter().map(|e| e.1)),
+                        i64s("count", eps.iter().map(|e| count(e.2))),
+                        bools("overflow", (0..eps.len()).map(|i| i >= kept_rows)),
+                    ],
+                )
+            }
+            "unique_host_count" => batch(
+                "unique_host_count",
+                vec![
+                    i32s("day", days.iter().map(|d| day_of_month(d.date))),
+                    i64s("count", days.iter().map(|d| count(d.distinct_hosts()))),
+                    dates("date", days.iter().map(|d| d.date)),
+                    bools("overflow", days.iter().map(|d| d.folded_hosts > 0)),
+                ],
+            ),
+            "daily_request_count" => by_date("daily_request_count", &|d| d.requests),
+            "hourly_request_count" => hourly("hourly_request_count", &self.hourly),
+            "daily_bytes" => batch(
+                "daily_bytes",
+                vec![
+                    dates("date", days.iter().map(|d| d.date)),
+                    i32s("day", days.iter().map(|d| day_of_month(d.date))),
+                    i64s("bytes", days.iter().map(|d| count128(d.bytes))),
+                ],
+            ),
+            "daily_404_count" => {
+                let days_404: Vec<_> = days.iter().filter(|d| d.c404 > 0).collect();
+                batch(
+                    "daily_404_count",
+                    vec![
+                        dates("date", days_404.iter().map(|d| d.date)),
+                        i32s("day", days_404.iter().map(|d| day_of_month(d.date))),
+                        i64s("count", days_404.iter().map(|d| count(d.c404))),
+                    ],
+                )
+            }
+            "hourly_404_count" => hourly("hourly_404_count", &self.hourly_404),
+            "reject_count" => {
+                let reasons: Vec<(RejectReason, u64)> = RejectReason::ALL
+                    .into_iter()
+                    .map(|r| (r, self.reject_stats[r as usize].count))
+                    .filter(|&(_, c)| c > 0)
+                    .collect();
+                batch(
+                    "reject_count",
+                    vec![
+                        strs(
+                            "reason",
+                            reasons.iter().map(|r| Cow::Borrowed(r.0.as_str())),
+                        ),
+                        i64s("count", reasons.iter().map(|r| count(r.1))),
+                    ],
+                )
+            }
+            "reject_examples" => {
+                let examples: Vec<_> = RejectReason::ALL
+                    .into_iter()
+                    .flat_map(|r| {
+                        self.reject_stats[r as usize]
+                            .examples
+                            .iter()
+                            .map(move |(pos, raw)| (r, *pos, &**raw))
+                    })
+                    .collect();
+                let raw: BinaryArray = examples.iter().map(|e| Some(e.2)).collect();
+                batch(
+                    "reject_examples",
+                    vec![
+                        strs(
+                            "reason",
+                            examples.iter().map(|e| Cow::Borrowed(e.0.as_str())),
+                        ),
+                        i32s("partition", examples.iter().map(|e| e.1.partition)),
+                        i64s("offset", examples.iter().map(|e| e.1.offset)),
+                        (Field::new("raw", DataType::Binary, false), Arc::new(raw)),
+                    ],
+                )
+            }
+            "totals" => batch(
+                "totals",
+                vec![
+                    i64s("records", [count(self.records)]),
+                    i64s("rejects", [count(self.rejects)]),
+                    i64s("bytes", [count128(self.sizes.sum)]),
+                    i64s("distinct_hosts", [count(self.distinct_hosts())]),
+                    bools("overflow", [self.overflowed()]),
+                ],
+            ),
+            _ => return None,
+        };
+        Some(table)
     }
 
     /// Hosts with a non-zero `f`, sorted by that count descending, then host ascending.

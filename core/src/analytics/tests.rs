@@ -358,6 +358,14 @@ fn every_table_is_named_and_schema_is_stable() {
         assert_eq!(Some(b.schema()), super::schema(name), "{name}");
     }
     assert!(super::schema("nope").is_none());
+    assert!(p.table("nope").is_none());
+    for (name, b) in &tables {
+        assert_eq!(
+            p.table(name).as_ref(),
+            Some(b),
+            "{name} built alone is the same"
+        );
+    }
     let t = table(&p, "table_404");
     assert_eq!(t.column(0).null_count(), 0);
 }
