@@ -159,62 +159,30 @@ pub struct EncodedFile {
     pub rows: u64,
 }
 
-/// One of a shard's files before encoding. [`FileToEncode::encode`] is the CPU work, so a caller
-/// may encode a shard's files on several threads and write each as soon as it is ready.
-pub struct FileToEncode {
-    /// The file's final path under the output root.
-    pub path: String,
-    batch: RecordBatch,
-    kv: Vec<KeyValue>,
-}
-
-impl FileToEncode {
-    pub fn rows(&self) -> u64 {
-        self.batch.num_rows() as u64
-    }
-
-    pub fn encode(self, opts: &ParquetOptions) -> Result<EncodedFile> {
-        Ok(EncodedFile {
-            rows: self.rows(),
-            bytes: encode(&[&self.batch], self.kv, opts)?,
-            path: self.path,
-        })
-    }
-}
-
-/// The files of a parsed chunk (one per date, then rejects), not encoded yet; the batches are
-/// shared, not copied.
-pub fn chunk_files(chunk: &ParsedChunk, range: &ShardRange) -> Vec<FileToEncode> {
-    let mut files = Vec::with_capacity(chunk.by_date.len() + 1);
-    for (&date, batch) in &chunk.by_date {
-        let mut kv = shard_kv(range, "records");
-        kv.push(KeyValue::new(meta::DATE.into(), format_date(date)));
-        files.push(FileToEncode {
-            path: range.records_path(date),
-            batch: batch.clone(),
-            kv,
-        });
-    }
-    if let Some(rejects) = &chunk.rejects {
-        files.push(FileToEncode {
-            path: range.rejects_path(),
-            batch: rejects.clone(),
-            kv: shard_kv(range, "rejects"),
-        });
-    }
-    files
-}
-
 /// Encodes a parsed chunk into its files (one per date, plus rejects), without writing them.
 pub fn encode_chunk(
     chunk: &ParsedChunk,
     range: &ShardRange,
     opts: &ParquetOptions,
 ) -> Result<Vec<EncodedFile>> {
-    chunk_files(chunk, range)
-        .into_iter()
-        .map(|f| f.encode(opts))
-        .collect()
+    let mut files = Vec::with_capacity(chunk.by_date.len() + 1);
+    for (&date, batch) in &chunk.by_date {
+        let mut kv = shard_kv(range, "records");
+        kv.push(KeyValue::new(meta::DATE.into(), format_date(date)));
+        files.push(EncodedFile {
+            path: range.records_path(date),
+            bytes: encode(&[batch], kv, opts)?,
+            rows: batch.num_rows() as u64,
+        });
+    }
+    if let Some(rejects) = &chunk.rejects {
+        files.push(EncodedFile {
+            path: range.rejects_path(),
+            bytes: encode(&[rejects], shard_kv(range, "rejects"), opts)?,
+            rows: rejects.num_rows() as u64,
+        });
+    }
+    Ok(files)
 }
 
 /// A Parquet file's key-value metadata as `(key, value)` pairs, in file order (a missing value

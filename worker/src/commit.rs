@@ -15,7 +15,7 @@ use sawmill_core::layout::{self, partition_staging_dir, ShardRange};
 use sawmill_core::manifest::{
     plan_recovery, CommitOutcome, ManifestFile, RecoveryAction, ShardManifest,
 };
-use sawmill_core::shard::{chunk_files, FileToEncode, ParquetOptions};
+use sawmill_core::shard::{encode_chunk, ParquetOptions};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
@@ -51,25 +51,22 @@ where
     Fut: Future<Output = sawmill_common::Result<T>>,
 {
     stream::iter(items)
-        .map(|item| within_timeout(what, op(item)))
+        .map(|item| {
+            let call = op(item);
+            async move {
+                tokio::time::timeout(FILE_TIMEOUT, call)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(sawmill_common::Error::Pipeline(format!(
+                            "{what}: a file operation took longer than {}s (is the output storage hung?)",
+                            FILE_TIMEOUT.as_secs()
+                        )))
+                    })
+            }
+        })
         .buffered(FILE_CONCURRENCY)
         .try_collect()
         .await
-}
-
-/// `call`, failing after [`FILE_TIMEOUT`].
-async fn within_timeout<T>(
-    what: &str,
-    call: impl Future<Output = sawmill_common::Result<T>>,
-) -> sawmill_common::Result<T> {
-    tokio::time::timeout(FILE_TIMEOUT, call)
-        .await
-        .unwrap_or_else(|_| {
-            Err(sawmill_common::Error::Pipeline(format!(
-                "{what}: a file operation took longer than {}s (is the output storage hung?)",
-                FILE_TIMEOUT.as_secs()
-            )))
-        })
 }
 
 /// Everything needed to commit one shard.
@@ -90,8 +87,7 @@ pub struct ShardToCommit {
 pub struct StagedShard {
     pub manifest: ShardManifest,
     retry: RetryPolicy,
-    /// For the timing log: the files' encoding time summed, and the whole step's wall time
-    /// (encoding and writing overlap).
+    /// Encode and stage durations, for the timing log.
     encode: Duration,
     stage: Duration,
 }
@@ -109,10 +105,6 @@ pub async fn commit_shard(
 
 /// Step 1: encodes the shard and writes every file under its staging name. Needs no ownership
 /// and no order: a staged file nobody commits is deleted by the next recovery.
-///
-/// Each file is encoded on a blocking thread and written as soon as it is ready: the files are
-/// independent, so the latency of the writes (an HDFS close waits ~0.5 s for the DataNode's
-/// block report) overlaps the encoding of the others instead of following all of it.
 pub async fn stage_shard(
     storage: Arc<dyn Storage>,
     opts: &ParquetOptions,
@@ -125,51 +117,64 @@ pub async fn stage_shard(
         last: shard.last,
     };
     let t0 = std::time::Instant::now();
+    let opts = opts.clone();
+    let encode_range = range.clone();
+    let parsed = shard.parsed;
+    let partial = shard.partial;
     let policy = shard.retry;
-    let mut jobs: Vec<FileJob> = chunk_files(&shard.parsed, &range)
-        .into_iter()
-        .map(FileJob::Records)
-        .collect();
-    // The jobs share the batches: each is freed once its file is encoded.
-    drop(shard.parsed);
-    jobs.push(FileJob::Partial(shard.partial, range.partial_path()));
+    let (encoded, partial_bytes) =
+        tokio::task::spawn_blocking(move || -> sawmill_core::Result<_> {
+            Ok((
+                encode_chunk(&parsed, &encode_range, &opts)?,
+                partial.to_bytes()?,
+            ))
+        })
+        .await
+        .map_err(|e| WorkerError::Actor(format!("encode task failed: {e}")))??;
+
     // One nonce per attempt: a retried or concurrent attempt at the same range never writes
     // over files another attempt may still commit.
     let nonce = layout::staging_nonce();
-    let staging: Vec<String> = jobs
-        .iter()
-        .map(|job| range.staging_path(shard.epoch, &nonce, job.path()))
-        .collect();
-    let encoding = std::sync::atomic::AtomicU64::new(0);
-    // The futures are made before the stream (not by a closure in it): a closure over these
-    // borrows is not general enough for the spawned commit task.
-    let files: Vec<_> = jobs
-        .into_iter()
-        .zip(staging.iter().cloned())
-        .map(|(job, staging)| stage_file(storage.clone(), opts, &policy, job, staging, &encoding))
-        .collect();
-    let staged: Result<Vec<ManifestFile>> = stream::iter(files)
-        .buffered(FILE_CONCURRENCY)
-        .try_collect()
-        .await;
-    let mut files = match staged {
-        Ok(files) => files,
-        Err(e) => {
-            // A failed attempt leaves nothing staged (each file on its own, best effort; what
-            // is left is deleted by the partition's next recovery).
-            let _ = for_each_file("clean up a failed stage", &staging, |path| async {
-                let _ = storage.delete(path).await;
-                Ok(())
-            })
-            .await;
-            return Err(e);
-        }
+    let mut files = Vec::with_capacity(encoded.len());
+    let mut to_write = Vec::with_capacity(encoded.len() + 1);
+    for f in encoded {
+        let staging = range.staging_path(shard.epoch, &nonce, &f.path);
+        files.push(ManifestFile {
+            staging: staging.clone(),
+            path: f.path,
+            rows: f.rows,
+            bytes: f.bytes.len() as u64,
+        });
+        to_write.push((staging, f.bytes));
+    }
+    let partial_path = range.partial_path();
+    let partial_staging = range.staging_path(shard.epoch, &nonce, &partial_path);
+    let partial_file = ManifestFile {
+        staging: partial_staging.clone(),
+        path: partial_path,
+        rows: 0,
+        bytes: partial_bytes.len() as u64,
     };
-    let partial_file = files.pop().ok_or_else(|| {
-        WorkerError::Actor("a staged shard without its partial; this is a bug".into())
-    })?;
-    let encode = Duration::from_micros(encoding.load(std::sync::atomic::Ordering::Relaxed));
-    let stage = t0.elapsed();
+    to_write.push((partial_staging, partial_bytes));
+    let encode = t0.elapsed();
+    // Files are independent: write them concurrently.
+    let staged = retry_with(&policy, "stage shard", || {
+        for_each_file("stage shard", &to_write, |(path, bytes)| {
+            storage.write(path, bytes)
+        })
+    })
+    .await;
+    if let Err(e) = staged {
+        // A failed attempt leaves nothing staged (each file on its own, best effort; what is
+        // left is deleted by the partition's next recovery).
+        let _ = for_each_file("clean up a failed stage", &to_write, |(path, _)| async {
+            let _ = storage.delete(path).await;
+            Ok(())
+        })
+        .await;
+        return Err(e);
+    }
+    let stage = t0.elapsed() - encode;
     let records = files
         .iter()
         .filter(|f| f.path.starts_with(layout::RECORDS_DIR))
@@ -198,61 +203,6 @@ pub async fn stage_shard(
         retry: policy,
         encode,
         stage,
-    })
-}
-
-/// One file of a shard to encode and stage.
-enum FileJob {
-    Records(FileToEncode),
-    /// The shard's partial aggregate, and its final path.
-    Partial(Partial, String),
-}
-
-impl FileJob {
-    fn path(&self) -> &str {
-        match self {
-            FileJob::Records(f) => &f.path,
-            FileJob::Partial(_, path) => path,
-        }
-    }
-}
-
-/// Encodes one file on a blocking thread (adding the time to `encoding`), then writes it under
-/// `staging`, retried as `policy` says.
-async fn stage_file(
-    storage: Arc<dyn Storage>,
-    opts: &ParquetOptions,
-    policy: &RetryPolicy,
-    job: FileJob,
-    staging: String,
-    encoding: &std::sync::atomic::AtomicU64,
-) -> Result<ManifestFile> {
-    let opts = opts.clone();
-    let t = std::time::Instant::now();
-    let (path, rows, bytes) = tokio::task::spawn_blocking(move || -> sawmill_core::Result<_> {
-        Ok(match job {
-            FileJob::Records(f) => {
-                let e = f.encode(&opts)?;
-                (e.path, e.rows, e.bytes)
-            }
-            FileJob::Partial(partial, path) => (path, 0, partial.to_bytes()?),
-        })
-    })
-    .await
-    .map_err(|e| WorkerError::Actor(format!("encode task failed: {e}")))??;
-    encoding.fetch_add(
-        t.elapsed().as_micros() as u64,
-        std::sync::atomic::Ordering::Relaxed,
-    );
-    retry_with(policy, "stage shard", || {
-        within_timeout("stage shard", storage.write(&staging, &bytes))
-    })
-    .await?;
-    Ok(ManifestFile {
-        staging,
-        path,
-        rows,
-        bytes: bytes.len() as u64,
     })
 }
 
