@@ -55,8 +55,9 @@ pub fn encode_changed(
     opts: &ParquetOptions,
     written: &HashMap<&'static str, u64>,
 ) -> Result<Vec<EncodedTable>> {
-    // Each table is built and encoded by whichever thread takes its name: building the large
-    // ones (hosts and endpoints sorted by count) was a serial tenth of `sawmill run`'s wall time.
+    // Each table is built and encoded by whichever thread takes its name: built up front, the
+    // large ones (hosts and endpoints sorted by count) kept one core busy at the end of
+    // `sawmill run` while the other idled.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())

@@ -70,16 +70,6 @@ impl Key {
     }
 }
 
-impl From<Box<[u8]>> for Key {
-    fn from(key: Box<[u8]>) -> Key {
-        if key.len() > INLINE {
-            Key::Heap(key)
-        } else {
-            Key::new(&key)
-        }
-    }
-}
-
 /// Insertion-ordered map from byte keys to `V`; ids are indices in insertion order.
 ///
 /// The hash table holds only ids and hashes keys out of `entries`, so each key is stored once,
@@ -96,12 +86,8 @@ impl<V: Default> Interner<V> {
     #[inline]
     pub fn intern(&mut self, key: &[u8]) -> u32 {
         let hash = self.hasher.hash_one(key);
-        let entries = &self.entries;
-        match self
-            .table
-            .find(hash, |&id| entries[id as usize].0.as_bytes() == key)
-        {
-            Some(&id) => id,
+        match self.find(hash, key) {
+            Some(id) => id,
             None => self.insert_new(hash, Key::new(key)),
         }
     }
@@ -109,11 +95,8 @@ impl<V: Default> Interner<V> {
     /// Like [`Interner::intern`] but reuses an owned key (merges move keys instead of copying).
     pub fn intern_owned(&mut self, key: Key) -> u32 {
         let hash = self.hasher.hash_one(key.as_bytes());
-        let entries = &self.entries;
-        match self.table.find(hash, |&id| {
-            entries[id as usize].0.as_bytes() == key.as_bytes()
-        }) {
-            Some(&id) => id,
+        match self.find(hash, key.as_bytes()) {
+            Some(id) => id,
             None => self.insert_new(hash, key),
         }
     }
@@ -122,11 +105,8 @@ impl<V: Default> Interner<V> {
     /// key is new and the interner is full (the caller folds it, see `super::caps`).
     pub fn intern_capped(&mut self, key: Key, cap: usize) -> Option<u32> {
         let hash = self.hasher.hash_one(key.as_bytes());
-        let entries = &self.entries;
-        match self.table.find(hash, |&id| {
-            entries[id as usize].0.as_bytes() == key.as_bytes()
-        }) {
-            Some(&id) => Some(id),
+        match self.find(hash, key.as_bytes()) {
+            Some(id) => Some(id),
             None if self.entries.len() < cap => Some(self.insert_new(hash, key)),
             None => None,
         }
@@ -141,6 +121,15 @@ impl<V: Default> Interner<V> {
         }
         self.entries[id as usize].1 = val;
         Some(id)
+    }
+
+    /// The id of `key`, whose hash is `hash`, if held.
+    #[inline]
+    fn find(&self, hash: u64, key: &[u8]) -> Option<u32> {
+        let entries = &self.entries;
+        self.table
+            .find(hash, |&id| entries[id as usize].0.as_bytes() == key)
+            .copied()
     }
 
     #[cold]

@@ -85,8 +85,8 @@ impl<'a> TextBlock<'a> {
 }
 
 /// Text columns filled row by row, as indices into the records schema, in the order of
-/// [`RecordsBuilder::text`]: host, ident, user, method, endpoint, protocol, referer,
-/// user_agent, format.
+/// [`RowSizes`]'s `text`: host, ident, user, method, endpoint, protocol, referer, user_agent,
+/// format.
 pub(super) const TEXT_COLUMNS: [usize; 9] = [3, 4, 5, 9, 10, 11, 14, 15, 16];
 
 /// Bytes per row of the text columns, to size builders before they fill: growing a buffer by
