@@ -1,20 +1,24 @@
 //! `sawmill produce`: streams a log file into a Kafka topic, one message per line — the interface
 //! of the original Python producer, tuned for throughput.
 //!
-//! Messages have no key. librdkafka's default partitioner then uses *sticky* partitioning for
-//! keyless messages: it fills one partition's batch for `sticky.partitioning.linger.ms` (twice
-//! `linger.ms` by default) and then moves to another, random partition. Batches stay large
-//! (few, big produce requests) and partitions even out over a run; line order is kept only
-//! within a partition, which the cluster does not need (every line carries its own timestamp).
+//! Messages have no key. By default (`--spread even`, the `spread` module) each partition in
+//! turn gets about one produce batch (1 MB) of consecutive lines, so partitions hold equal
+//! shares however short the input; `--spread sticky` leaves the choice to librdkafka's
+//! partitioner instead. Either way batches stay large (few, big produce requests); line order
+//! is kept only within a partition, which the cluster does not need (every line carries its
+//! own timestamp).
 //!
 //! A line larger than the broker accepts is found before it is sent and handled as
 //! `--oversized` says (see the `oversized` module).
 
 mod oversized;
 mod pipeline_state;
+mod spread;
 mod topic;
 
 pub use oversized::{Oversized, OversizedMode};
+use spread::Spread;
+pub use spread::SpreadMode;
 
 use crate::CliError;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -86,6 +90,15 @@ pub struct ProduceArgs {
     /// exit with status 3. Either way the first few such lines are named by number and size.
     #[arg(long, env = "SAWMILL_OVERSIZED", value_enum, default_value_t = OversizedMode::Fail)]
     pub oversized: OversizedMode,
+    /// How lines are spread over partitions: `even` gives each partition in turn ~1 MB of
+    /// consecutive lines (equal shares, so no consumer waits on an outsized partition);
+    /// `sticky` uses librdkafka's partitioner (`-X partitioner=...`; for keyless messages one
+    /// random partition per batch window, which evens out only over long runs).
+    #[arg(long, env = "SAWMILL_SPREAD", value_enum, default_value_t = SpreadMode::Even)]
+    pub spread: SpreadMode,
+    /// Bytes of consecutive lines per turn of `--spread even` (a produce batch).
+    #[arg(skip = spread::DEFAULT_STRIDE)]
+    pub spread_stride: u64,
     /// Print nothing but errors.
     #[arg(long, short, env = "SAWMILL_QUIET")]
     pub quiet: bool,
@@ -113,6 +126,8 @@ impl ProduceArgs {
             replication_factor: 1,
             connection: ConnectionFlags::default(),
             oversized: OversizedMode::Fail,
+            spread: SpreadMode::Even,
+            spread_stride: spread::DEFAULT_STRIDE,
             quiet: false,
             connect_timeout: Duration::from_secs(10),
             flush_timeout: Duration::from_secs(60),
@@ -253,6 +268,7 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
     let limit_bytes =
         oversized::payload_limit(pc.get("message.max.bytes"), prepared.max_message_bytes);
     let mut oversized = Oversized::new(cfg.oversized, limit_bytes);
+    let mut spread = Spread::new(cfg.spread, prepared.partitions, cfg.spread_stride);
     let producer: BaseProducer<Deliveries> = pc
         .create_with_context(Deliveries::default())
         .map_err(|e| kafka_error(cfg, "cannot create a producer (check -X properties)", e))?;
@@ -295,7 +311,8 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
                 Some(line)
             };
             if let Some(payload) = payload {
-                send(&producer, &cfg.topic, payload, &mut counts);
+                let partition = spread.next(payload.len());
+                send(&producer, &cfg.topic, payload, partition, &mut counts);
             }
             // Delivery reports only arrive through poll: serve them now and then, cheaply.
             if counts.read % 1024 == 0 {
@@ -363,8 +380,15 @@ struct Counts {
 }
 
 /// Enqueues one line, waiting (and serving delivery reports) while the local queue is full.
-fn send(producer: &BaseProducer<Deliveries>, topic: &str, line: &[u8], counts: &mut Counts) {
+fn send(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    line: &[u8],
+    partition: Option<i32>,
+    counts: &mut Counts,
+) {
     let mut record = BaseRecord::<(), [u8]>::to(topic).payload(line);
+    record.partition = partition;
     loop {
         match producer.send(record) {
             Ok(()) => return counts.sent += 1,

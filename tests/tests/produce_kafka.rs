@@ -7,8 +7,9 @@ use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use sawmill_cli::produce::{complete_prefix, produce, ProduceArgs, TopicSetup};
+use sawmill_cli::produce::{complete_prefix, produce, ProduceArgs, SpreadMode, TopicSetup};
 use sawmill_core::batch::lines;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -48,6 +49,14 @@ fn expected_lines(data: &[u8]) -> Vec<Vec<u8>> {
 /// Every message value in the topic: all partitions assigned from the beginning, read up to
 /// their high watermarks, no consumer group commits.
 fn consume_all(broker: &str, topic: &str) -> Vec<Vec<u8>> {
+    consume_by_partition(broker, topic)
+        .into_iter()
+        .flat_map(|(_, values)| values)
+        .collect()
+}
+
+/// Every message value in the topic by partition, each in offset order.
+fn consume_by_partition(broker: &str, topic: &str) -> BTreeMap<i32, Vec<Vec<u8>>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
         .set("group.id", "sawmill-produce-test")
@@ -71,7 +80,7 @@ fn consume_all(broker: &str, topic: &str) -> Vec<Vec<u8>> {
         remaining += high - low;
     }
     consumer.assign(&tpl).expect("assign");
-    let mut values = Vec::new();
+    let mut values: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     while remaining > 0 {
         assert!(
@@ -80,7 +89,8 @@ fn consume_all(broker: &str, topic: &str) -> Vec<Vec<u8>> {
         );
         if let Some(m) = consumer.poll(Duration::from_millis(500)) {
             let m = m.expect("consume");
-            values.push(m.payload().unwrap_or_default().to_vec());
+            let value = m.payload().unwrap_or_default().to_vec();
+            values.entry(m.partition()).or_default().push(value);
             remaining -= 1;
         }
     }
@@ -145,6 +155,61 @@ fn produces_a_real_crlf_log_exactly_once_per_line() {
     cfg.limit = 10;
     produce(&cfg, &ProgressBar::hidden()).expect("produce again");
     assert_eq!(consume_all(&broker, &topic).len(), 10);
+    delete_topic(&broker, &topic);
+}
+
+#[cfg_attr(
+    not(feature = "services"),
+    ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
+)]
+#[test]
+fn even_spread_gives_partitions_equal_shares_in_file_order() {
+    let broker = broker();
+    let Some(file) = real_log("weblog_1geek0_2015.log") else {
+        return;
+    };
+    let expected = expected_lines(&std::fs::read(&file).expect("read fixture"));
+    let longest = expected.iter().map(Vec::len).max().unwrap_or(0);
+    let topic = unique_topic("spread");
+    let mut cfg = ProduceArgs::new(&broker, &topic, &file);
+    cfg.reset = true;
+    cfg.partitions = 4;
+    cfg.spread_stride = 64 << 10;
+    let report = produce(&cfg, &ProgressBar::hidden()).expect("produce");
+    assert_eq!(report.acked, expected.len() as u64);
+
+    let got = consume_by_partition(&broker, &topic);
+    assert_eq!(got.len(), 4, "every partition got lines");
+    let bytes: Vec<usize> = got.values().map(|v| v.iter().map(Vec::len).sum()).collect();
+    let (lo, hi) = (bytes.iter().min(), bytes.iter().max());
+    let spread = hi.unwrap_or(&0) - lo.unwrap_or(&0);
+    assert!(
+        spread <= cfg.spread_stride as usize + longest,
+        "partitions hold {bytes:?} bytes: more than a stride ({}) plus a line apart",
+        cfg.spread_stride
+    );
+    // Each partition's lines are in file order (a subsequence of the file), and together they
+    // are the file's lines, each once.
+    for (p, values) in &got {
+        let mut rest = expected.iter();
+        for (n, v) in values.iter().enumerate() {
+            assert!(
+                rest.any(|l| l == v),
+                "partition {p}: message {n} is not in file order"
+            );
+        }
+    }
+    let mut all: Vec<&Vec<u8>> = got.values().flatten().collect();
+    let mut want: Vec<&Vec<u8>> = expected.iter().collect();
+    all.sort();
+    want.sort();
+    assert!(all == want, "the topic's lines differ from the file's");
+
+    // librdkafka's own partitioner on request: everything delivered all the same.
+    let mut cfg = cfg.clone();
+    cfg.spread = SpreadMode::Sticky;
+    produce(&cfg, &ProgressBar::hidden()).expect("produce sticky");
+    assert_eq!(consume_all(&broker, &topic).len(), expected.len());
     delete_topic(&broker, &topic);
 }
 

@@ -22,8 +22,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Files of one shard written, renamed or checked at once: HDFS latency, not bandwidth,
-/// dominates, while an unbounded fan-out would flood the NameNode after a long outage.
-const FILE_CONCURRENCY: usize = 16;
+/// dominates. Closing a file on HDFS waits a fixed ~0.5 s (the NameNode learns of the last
+/// block from the DataNode just after the client asks to complete the file, and hdfs-native
+/// retries `complete()` after 500 ms), so a shard costs that once per round of this many files:
+/// it covers a shard at the default date cap (64 dates' record files, rejects, the partial) in
+/// one round. Still bounded, so a backlog after a long outage does not open thousands of
+/// files at once.
+const FILE_CONCURRENCY: usize = 72;
 /// Upper bound on one file operation. Above the HDFS client's own per-call limits (its error
 /// says more), so it fires only on what has none, such as a hung local disk.
 const FILE_TIMEOUT: Duration = Duration::from_secs(330);
@@ -364,60 +369,117 @@ mod tests {
     use sawmill_core::analytics::{AnalyticsConfig, Partial};
     use sawmill_core::batch::ChunkParser;
 
-    /// A local directory whose writes of partial files fail (after the data files staged).
+    /// A local directory whose writes take `delay` each, counting how many overlap, and whose
+    /// writes of partial files fail (after the data files staged) if `fail_partials`.
     #[derive(Debug)]
-    struct FailingPartials(LocalFs);
+    struct Probe {
+        fs: LocalFs,
+        fail_partials: bool,
+        delay: Duration,
+        in_flight: std::sync::atomic::AtomicUsize,
+        peak: std::sync::atomic::AtomicUsize,
+    }
 
-    #[async_trait]
-    impl Storage for FailingPartials {
-        fn root(&self) -> String {
-            self.0.root()
-        }
-        async fn write(&self, path: &str, data: &[u8]) -> sawmill_common::Result<()> {
-            if path.ends_with(".partial") {
-                return Err(sawmill_common::Error::Config("no partials here".into()));
+    impl Probe {
+        fn new(dir: &std::path::Path, fail_partials: bool, delay: Duration) -> Self {
+            Probe {
+                fs: LocalFs::create(dir).unwrap(),
+                fail_partials,
+                delay,
+                in_flight: Default::default(),
+                peak: Default::default(),
             }
-            self.0.write(path, data).await
-        }
-        async fn read(&self, path: &str) -> sawmill_common::Result<Vec<u8>> {
-            self.0.read(path).await
-        }
-        async fn rename(&self, from: &str, to: &str) -> sawmill_common::Result<()> {
-            self.0.rename(from, to).await
-        }
-        async fn list(&self, dir: &str) -> sawmill_common::Result<Vec<String>> {
-            self.0.list(dir).await
-        }
-        async fn delete(&self, path: &str) -> sawmill_common::Result<()> {
-            self.0.delete(path).await
-        }
-        async fn exists(&self, path: &str) -> sawmill_common::Result<bool> {
-            self.0.exists(path).await
         }
     }
 
-    #[tokio::test]
-    async fn a_failed_stage_leaves_nothing_staged() {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(FailingPartials(LocalFs::create(dir.path()).unwrap()));
+    #[async_trait]
+    impl Storage for Probe {
+        fn root(&self) -> String {
+            self.fs.root()
+        }
+        async fn write(&self, path: &str, data: &[u8]) -> sawmill_common::Result<()> {
+            use std::sync::atomic::Ordering::SeqCst;
+            if self.fail_partials && path.ends_with(".partial") {
+                return Err(sawmill_common::Error::Config("no partials here".into()));
+            }
+            let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+            self.peak.fetch_max(now, SeqCst);
+            tokio::time::sleep(self.delay).await;
+            self.in_flight.fetch_sub(1, SeqCst);
+            self.fs.write(path, data).await
+        }
+        async fn read(&self, path: &str) -> sawmill_common::Result<Vec<u8>> {
+            self.fs.read(path).await
+        }
+        async fn rename(&self, from: &str, to: &str) -> sawmill_common::Result<()> {
+            self.fs.rename(from, to).await
+        }
+        async fn list(&self, dir: &str) -> sawmill_common::Result<Vec<String>> {
+            self.fs.list(dir).await
+        }
+        async fn delete(&self, path: &str) -> sawmill_common::Result<()> {
+            self.fs.delete(path).await
+        }
+        async fn exists(&self, path: &str) -> sawmill_common::Result<bool> {
+            self.fs.exists(path).await
+        }
+    }
+
+    /// A shard of one line per date, dates 1 to `dates` of July 1995 and one reject.
+    fn shard(dates: u32) -> ShardToCommit {
         let mut parser = ChunkParser::new("logs".into(), 0);
         let mut partial = Partial::new(&AnalyticsConfig::default());
-        let line = b"h - - [01/Jul/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 1";
-        let _ = parser.push(line, 0, &mut partial);
-        let shard = ShardToCommit {
+        for d in 1..=dates {
+            let line = format!(
+                "h - - [{:02}/{}/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 1",
+                (d - 1) % 28 + 1,
+                ["Jul", "Aug", "Sep"][((d - 1) / 28) as usize]
+            );
+            let _ = parser.push(line.as_bytes(), i64::from(d), &mut partial);
+        }
+        let _ = parser.push(b"not a log line", 0, &mut partial);
+        ShardToCommit {
             source: "logs".into(),
             partition: 0,
             epoch: 1,
             worker: "w".into(),
             first: 0,
-            last: 0,
+            last: i64::from(dates),
             parsed: parser.finish().unwrap(),
             partial,
             retry: RetryPolicy {
                 deadline: Duration::from_millis(200),
                 report: None,
             },
-        };
+        }
+    }
+
+    /// Each HDFS close waits a fixed ~0.5 s, so a shard's files must be written in one round:
+    /// a shard at the default date cap has all its files in flight at once.
+    #[tokio::test]
+    async fn a_shard_at_the_default_date_cap_stages_in_one_round() {
+        let dates = sawmill_core::settings::PipelineSettings::default().shard_max_dates;
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Probe::new(dir.path(), false, Duration::from_millis(300)));
+        let shard = shard(u32::try_from(dates).unwrap());
+        let staged = stage_shard(storage.clone(), &ParquetOptions::default(), shard)
+            .await
+            .unwrap();
+        let files = staged.manifest.files.len() + 1;
+        assert_eq!(
+            files,
+            dates + 2,
+            "a file per date, the rejects and the partial"
+        );
+        let peak = storage.peak.load(std::sync::atomic::Ordering::SeqCst);
+        assert_eq!(peak, files, "all of the shard's files written at once");
+    }
+
+    #[tokio::test]
+    async fn a_failed_stage_leaves_nothing_staged() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Arc::new(Probe::new(dir.path(), true, Duration::ZERO));
+        let shard = shard(1);
         let staged = stage_shard(storage.clone(), &ParquetOptions::default(), shard).await;
         assert!(staged.is_err(), "the partial's write fails");
         let left = storage.list(layout::STAGING_DIR).await.unwrap();
