@@ -10,7 +10,9 @@
 #
 # Env: RUNS (default 5), LINES (default 2000000), PARTS (default 3), BENCH_DIR
 # (default /var/tmp/sawmill-bench), SKIP_WORKER=1 (only `sawmill run`), SKIP_RUN=1 (only the
-# worker), BUILDS (default /var/tmp/sawmill-compare: two people comparing at once need two).
+# worker), BUILDS (default /var/tmp/sawmill-compare: two people comparing at once need two),
+# PRODUCER=before|after (default after: whose `sawmill produce` writes the worker's topic, which
+# decides how lines are split over partitions; both sides then read that one topic).
 # Release binaries go to $BUILDS/<commit>/bin (kept: a second comparison of the same commit is
 # quick). The worker benchmark also runs each side's plain consumer (the ceiling,
 # worker/examples/plain_consumer.rs) right before its worker, and prints the worker's
@@ -91,7 +93,8 @@ done
 if [[ ${SKIP_WORKER:-0} != 1 ]]; then
   eval "$("$ROOT/deploy/local/services" env)"
   TOPIC=bench-compare-$$
-  "$A/sawmill" produce --bootstrap-servers "$SAWMILL_KAFKA" --topic "$TOPIC" --file "$FILE" \
+  producer=$A; [[ ${PRODUCER:-after} == before ]] && producer=$B
+  "$producer/sawmill" produce --bootstrap-servers "$SAWMILL_KAFKA" --topic "$TOPIC" --file "$FILE" \
     --reset --partitions "$PARTS" -q
   for i in $(seq "$RUNS"); do
     for side in before after; do
