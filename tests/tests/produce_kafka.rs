@@ -50,8 +50,8 @@ fn expected_lines(data: &[u8]) -> Vec<Vec<u8>> {
 /// their high watermarks, no consumer group commits.
 fn consume_all(broker: &str, topic: &str) -> Vec<Vec<u8>> {
     consume_by_partition(broker, topic)
-        .into_iter()
-        .flat_map(|(_, values)| values)
+        .into_values()
+        .flatten()
         .collect()
 }
 
