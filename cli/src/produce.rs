@@ -1,10 +1,10 @@
 //! `sawmill produce`: streams a log file into a Kafka topic, one message per line — the interface
 //! of the original Python producer, tuned for throughput.
 //!
-//! Messages have no key. By default (`--spread even`, the `spread` module) each partition in
-//! turn gets about one produce batch (1 MB) of consecutive lines, so partitions hold equal
-//! shares however short the input; `--spread sticky` leaves the choice to librdkafka's
-//! partitioner instead. Either way batches stay large (few, big produce requests); line order
+//! Messages have no key. By default (`--spread even`, the `spread` module) runs of about one
+//! produce batch of consecutive lines go to the partition holding the fewest lines, so
+//! partitions hold equal shares however short the input; `--spread sticky` leaves the choice
+//! to librdkafka's partitioner instead. Either way batches stay large (few, big produce requests); line order
 //! is kept only within a partition, which the cluster does not need (every line carries its
 //! own timestamp).
 //!
@@ -90,13 +90,14 @@ pub struct ProduceArgs {
     /// exit with status 3. Either way the first few such lines are named by number and size.
     #[arg(long, env = "SAWMILL_OVERSIZED", value_enum, default_value_t = OversizedMode::Fail)]
     pub oversized: OversizedMode,
-    /// How lines are spread over partitions: `even` gives each partition in turn ~1 MB of
-    /// consecutive lines (equal shares, so no consumer waits on an outsized partition);
-    /// `sticky` uses librdkafka's partitioner (`-X partitioner=...`; for keyless messages one
-    /// random partition per batch window, which evens out only over long runs).
+    /// How lines are spread over partitions: `even` gives 8,192 consecutive lines at a time to
+    /// the partition holding the fewest (equal shares, counting what the topic held, so no
+    /// consumer waits on an outsized partition and added partitions fill first); `sticky` uses
+    /// librdkafka's partitioner (`-X partitioner=...`; for keyless messages one random
+    /// partition per batch window, which evens out only over long runs).
     #[arg(long, env = "SAWMILL_SPREAD", value_enum, default_value_t = SpreadMode::Even)]
     pub spread: SpreadMode,
-    /// Bytes of consecutive lines per turn of `--spread even` (a produce batch).
+    /// Lines per turn of `--spread even` (about a produce batch).
     #[arg(skip = spread::DEFAULT_STRIDE)]
     pub spread_stride: u64,
     /// Print nothing but errors.
@@ -268,11 +269,12 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
     let limit_bytes =
         oversized::payload_limit(pc.get("message.max.bytes"), prepared.max_message_bytes);
     let mut oversized = Oversized::new(cfg.oversized, limit_bytes);
-    let mut spread = Spread::new(cfg.spread, prepared.partitions, cfg.spread_stride);
     let producer: BaseProducer<Deliveries> = pc
         .create_with_context(Deliveries::default())
         .map_err(|e| kafka_error(cfg, "cannot create a producer (check -X properties)", e))?;
     await_cluster_broker(&producer, cfg);
+    let held = lines_held(&producer, cfg, &prepared);
+    let mut spread = Spread::new(cfg.spread, held, cfg.spread_stride, random_start());
 
     let limit = u64::try_from(cfg.limit).unwrap_or(u64::MAX);
     let start = Instant::now();
@@ -311,7 +313,7 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
                 Some(line)
             };
             if let Some(payload) = payload {
-                let partition = spread.next(payload.len());
+                let partition = spread.next();
                 send(&producer, &cfg.topic, payload, partition, &mut counts);
             }
             // Delivery reports only arrive through poll: serve them now and then, cheaply.
@@ -377,6 +379,42 @@ struct Counts {
     read: u64,
     sent: u64,
     bytes: u64,
+}
+
+/// The lines each partition of the topic holds before this run (its offsets' span), for the
+/// even spread to fill the emptiest first (partitions just added, or left short by earlier runs).
+/// A partition whose offsets cannot be read counts as empty: it then gets lines first, which is
+/// never wrong, only less even.
+fn lines_held(
+    producer: &BaseProducer<Deliveries>,
+    cfg: &ProduceArgs,
+    prepared: &topic::PreparedTopic,
+) -> Vec<u64> {
+    let mut held = vec![0; prepared.partitions];
+    if cfg.spread != SpreadMode::Even || prepared.setup != TopicSetup::Existing {
+        return held;
+    }
+    for (p, slot) in held.iter_mut().enumerate() {
+        let Ok(partition) = i32::try_from(p) else {
+            break;
+        };
+        if let Ok((low, high)) =
+            producer
+                .client()
+                .fetch_watermarks(&cfg.topic, partition, cfg.connect_timeout)
+        {
+            *slot = u64::try_from(high - low).unwrap_or(0);
+        }
+    }
+    held
+}
+
+/// A random first partition for [`Spread`]: std's per-instance random hash keys are random
+/// enough to scatter the starts of separate runs.
+fn random_start() -> usize {
+    use std::hash::BuildHasher;
+    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    usize::try_from(bits % (1 << 31)).unwrap_or(0)
 }
 
 /// Enqueues one line, waiting (and serving delivery reports) while the local queue is full.

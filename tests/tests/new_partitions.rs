@@ -67,7 +67,8 @@ fn partitions_added_at_run_time_are_consumed_exactly_once() {
         String::from_utf8_lossy(&alter.stderr)
     );
     // Wait until the new partitions are in the metadata, then spread every message at random
-    // (no sticky batches) so the new partitions surely receive lines.
+    // (librdkafka's partitioner, no sticky batches) so the new partitions surely receive lines:
+    // the even spread would give this small file to one partition, maybe an old one.
     let grown = Instant::now();
     while end_offsets(&s, &topic).len() < 3 {
         assert!(
@@ -85,7 +86,13 @@ fn partitions_added_at_run_time_are_consumed_exactly_once() {
             &topic,
             "-q",
         ])
-        .args(["-X", "sticky.partitioning.linger.ms=0", "--file"])
+        .args([
+            "--spread",
+            "sticky",
+            "-X",
+            "sticky.partitioning.linger.ms=0",
+            "--file",
+        ])
         .arg(second)
         .output()
         .unwrap();

@@ -50,8 +50,9 @@ async fn stuck_partitions_move_to_a_healthy_worker_and_verify() {
     let bad = dir.path().join("bad");
     std::fs::create_dir_all(&bad).unwrap();
     std::fs::write(bad.join("_staging"), b"not a directory").unwrap();
-    // Keyless lines land on partitions picked at random per batch: produce runs until every
-    // partition has lines, so whichever partitions stay on the stuck worker have lag.
+    // Each produce run (~1 MB here) fills one or two partitions from a random one: produce runs
+    // until every partition has lines, so whichever partitions stay on the stuck worker have
+    // lag.
     let mut run = 0;
     let end = loop {
         let file = dir.path().join(format!("tagged{run}.log"));
