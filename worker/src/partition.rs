@@ -187,12 +187,6 @@ impl Actor for PartitionActor {
                 if maybe_at_end {
                     probe_end(&myself, state);
                 }
-                // A batch is ~10 ms of CPU and the mailbox usually holds the next one, which tokio
-                // hands over without a yield for up to its task budget (~128 batches, a second):
-                // with more partitions than worker threads, two actors kept both threads while
-                // a third waited, and its partition then finished alone at the end. Yielding per
-                // batch shares the threads batch by batch.
-                tokio::task::yield_now().await;
             }
             PartitionMsg::Tick => {
                 state.args.ctx.metrics.backlog(
