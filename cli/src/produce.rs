@@ -4,9 +4,9 @@
 //! Messages have no key. By default (`--spread even`, the `spread` module) runs of about one
 //! produce batch of consecutive lines go to the partition holding the fewest lines, so
 //! partitions hold equal shares however short the input; `--spread sticky` leaves the choice
-//! to librdkafka's partitioner instead. Either way batches stay large (few, big produce requests); line order
-//! is kept only within a partition, which the cluster does not need (every line carries its
-//! own timestamp).
+//! to librdkafka's partitioner instead. Either way batches stay large (few, big produce
+//! requests); line order is kept only within a partition, which the cluster does not need
+//! (every line carries its own timestamp).
 //!
 //! A line larger than the broker accepts is found before it is sent and handled as
 //! `--oversized` says (see the `oversized` module).
@@ -384,7 +384,8 @@ struct Counts {
 /// The lines each partition of the topic holds before this run (its offsets' span), for the
 /// even spread to fill the emptiest first (partitions just added, or left short by earlier runs).
 /// A partition whose offsets cannot be read counts as empty: it then gets lines first, which is
-/// never wrong, only less even.
+/// never wrong, only less even. One offsets request per partition (a 200-partition topic took
+/// ~30 ms longer to produce into than with `--spread sticky`).
 fn lines_held(
     producer: &BaseProducer<Deliveries>,
     cfg: &ProduceArgs,
