@@ -273,8 +273,8 @@ pub fn produce(cfg: &ProduceArgs, bar: &ProgressBar) -> Result<ProduceReport, Cl
         .create_with_context(Deliveries::default())
         .map_err(|e| kafka_error(cfg, "cannot create a producer (check -X properties)", e))?;
     await_cluster_broker(&producer, cfg);
-    let held = lines_held(&producer, cfg, &prepared);
-    let mut spread = Spread::new(cfg.spread, held, cfg.spread_stride, random_start());
+    let existing = prepared.setup == TopicSetup::Existing;
+    let mut spread = Spread::for_run(producer.client(), cfg, prepared.partitions, existing);
 
     let limit = u64::try_from(cfg.limit).unwrap_or(u64::MAX);
     let start = Instant::now();
@@ -379,43 +379,6 @@ struct Counts {
     read: u64,
     sent: u64,
     bytes: u64,
-}
-
-/// The lines each partition of the topic holds before this run (its offsets' span), for the
-/// even spread to fill the emptiest first (partitions just added, or left short by earlier runs).
-/// A partition whose offsets cannot be read counts as empty: it then gets lines first, which is
-/// never wrong, only less even. One offsets request per partition (a 200-partition topic took
-/// ~30 ms longer to produce into than with `--spread sticky`).
-fn lines_held(
-    producer: &BaseProducer<Deliveries>,
-    cfg: &ProduceArgs,
-    prepared: &topic::PreparedTopic,
-) -> Vec<u64> {
-    let mut held = vec![0; prepared.partitions];
-    if cfg.spread != SpreadMode::Even || prepared.setup != TopicSetup::Existing {
-        return held;
-    }
-    for (p, slot) in held.iter_mut().enumerate() {
-        let Ok(partition) = i32::try_from(p) else {
-            break;
-        };
-        if let Ok((low, high)) =
-            producer
-                .client()
-                .fetch_watermarks(&cfg.topic, partition, cfg.connect_timeout)
-        {
-            *slot = u64::try_from(high - low).unwrap_or(0);
-        }
-    }
-    held
-}
-
-/// A random first partition for [`Spread`]: std's per-instance random hash keys are random
-/// enough to scatter the starts of separate runs.
-fn random_start() -> usize {
-    use std::hash::BuildHasher;
-    let bits = std::collections::hash_map::RandomState::new().hash_one(0u8);
-    usize::try_from(bits % (1 << 31)).unwrap_or(0)
 }
 
 /// Enqueues one line, waiting (and serving delivery reports) while the local queue is full.

@@ -158,6 +158,16 @@ fn produces_a_real_crlf_log_exactly_once_per_line() {
     delete_topic(&broker, &topic);
 }
 
+/// Partitions hold numbers of lines at most `stride` apart.
+fn assert_level(got: &BTreeMap<i32, Vec<Vec<u8>>>, stride: u64, when: &str) {
+    let held: Vec<usize> = got.values().map(Vec::len).collect();
+    let (lo, hi) = (held.iter().min(), held.iter().max());
+    assert!(
+        hi.unwrap_or(&0) - lo.unwrap_or(&0) <= stride as usize,
+        "{when}, partitions hold {held:?} lines: more than a stride ({stride}) apart"
+    );
+}
+
 #[cfg_attr(
     not(feature = "services"),
     ignore = "needs Kafka, HDFS and etcd: scripts/test.sh"
@@ -179,13 +189,7 @@ fn even_spread_gives_partitions_equal_shares_in_file_order() {
 
     let got = consume_by_partition(&broker, &topic);
     assert_eq!(got.len(), 4, "every partition got lines");
-    let held: Vec<usize> = got.values().map(Vec::len).collect();
-    let (lo, hi) = (held.iter().min(), held.iter().max());
-    assert!(
-        hi.unwrap_or(&0) - lo.unwrap_or(&0) <= cfg.spread_stride as usize,
-        "partitions hold {held:?} lines: more than a stride ({}) apart",
-        cfg.spread_stride
-    );
+    assert_level(&got, cfg.spread_stride, "after the first run");
     // Each partition's lines are in file order (a subsequence of the file), and together they
     // are the file's lines, each once.
     for (p, values) in &got {
@@ -221,13 +225,9 @@ fn even_spread_gives_partitions_equal_shares_in_file_order() {
     more.limit = 6000;
     produce(&more, &ProgressBar::hidden()).expect("produce more");
     let got = consume_by_partition(&broker, &topic);
-    let held: Vec<usize> = got.values().map(Vec::len).collect();
-    let (lo, hi) = (held.iter().min(), held.iter().max());
-    assert!(
-        hi.unwrap_or(&0) - lo.unwrap_or(&0) <= cfg.spread_stride as usize,
-        "after the pinned and the even run, partitions hold {held:?} lines"
-    );
-    assert_eq!(held.iter().sum::<usize>(), expected.len() + 7200);
+    assert_level(&got, cfg.spread_stride, "after the pinned and the even run");
+    let held: usize = got.values().map(Vec::len).sum();
+    assert_eq!(held, expected.len() + 7200);
     delete_topic(&broker, &topic);
 }
 

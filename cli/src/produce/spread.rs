@@ -22,6 +22,10 @@ pub enum SpreadMode {
     Sticky,
 }
 
+use super::ProduceArgs;
+use rdkafka::client::Client;
+use rdkafka::ClientContext;
+
 /// Lines one partition gets per turn: about one produce batch (`batch.size` is 1 MB as
 /// `sawmill produce` sets it, ~8,000 NASA log lines).
 pub const DEFAULT_STRIDE: u64 = 8192;
@@ -56,6 +60,35 @@ impl Spread {
         };
         spread.current = spread.least_from(start);
         spread
+    }
+
+    /// The spread of one run of `sawmill produce` into a topic of `partitions`: for the even
+    /// spread, the lines each partition holds already (its offsets' span) are read from the
+    /// broker unless the topic was just created, and the first turn of equals starts at random.
+    /// A partition whose offsets cannot be read counts as empty: it then gets lines first, which
+    /// is never wrong, only less even. One offsets request per partition (a 200-partition topic
+    /// took ~30 ms longer to produce into than with `--spread sticky`).
+    pub fn for_run<C: ClientContext>(
+        client: &Client<C>,
+        cfg: &ProduceArgs,
+        partitions: usize,
+        existing: bool,
+    ) -> Self {
+        let mut held = vec![0; partitions];
+        if cfg.spread == SpreadMode::Even && existing {
+            for (p, slot) in held.iter_mut().enumerate() {
+                let Ok(partition) = i32::try_from(p) else {
+                    break;
+                };
+                if let Ok((low, high)) =
+                    client.fetch_watermarks(&cfg.topic, partition, cfg.connect_timeout)
+                {
+                    *slot = u64::try_from(high - low).unwrap_or(0);
+                }
+            }
+        }
+        let start = usize::try_from(rand::random::<u32>()).unwrap_or(0);
+        Spread::new(cfg.spread, held, cfg.spread_stride, start)
     }
 
     /// The partition holding the fewest lines; of equals, the first from `from` on (cyclically).
