@@ -129,6 +129,45 @@ fn main() {
         }
         println!("{line}");
     }
+    // Each column alone under the shipped settings, with its codec changed: what a zstd
+    // codec (a compression and a decompression context per column and file) costs where the
+    // column's pages hold next to nothing.
+    let shipped = || sawmill_core::shard::ParquetOptions::default().properties(Vec::new());
+    let codecs: Vec<(&str, Setting)> = vec![
+        ("zstd", |b, _, _| b),
+        ("lz4", |b, c, _| {
+            b.set_column_compression(ColumnPath::from(c), Compression::LZ4_RAW)
+        }),
+        ("none", |b, c, _| {
+            b.set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED)
+        }),
+        ("delta+none", |b, c, t| {
+            let e = match t {
+                DataType::Utf8 | DataType::Binary => Encoding::DELTA_BYTE_ARRAY,
+                DataType::Boolean => Encoding::RLE,
+                _ => Encoding::DELTA_BINARY_PACKED,
+            };
+            b.set_column_dictionary_enabled(ColumnPath::from(c), false)
+                .set_column_encoding(ColumnPath::from(c), e)
+                .set_column_compression(ColumnPath::from(c), Compression::UNCOMPRESSED)
+        }),
+    ];
+    for (i, f) in schema.fields().iter().enumerate() {
+        let one: Vec<RecordBatch> = batches.iter().map(|b| b.project(&[i]).unwrap()).collect();
+        let mut line = format!("  codec {:20}", f.name());
+        for (name, set) in &codecs {
+            let props = set(shipped().into_builder(), f.name(), f.data_type()).build();
+            let mut best = f64::MAX;
+            let mut bytes = 0;
+            for _ in 0..reps {
+                let t = Instant::now();
+                bytes = encode(&one, &props);
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            line += &format!("  {name} {best:.4} s {:>8} B", bytes);
+        }
+        println!("{line}");
+    }
     for (name, props) in &variants {
         let mut best = f64::MAX;
         let mut bytes = 0;

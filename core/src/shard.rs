@@ -9,7 +9,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
 use parquet::schema::types::ColumnPath;
 
 /// Key-value metadata keys written into every Parquet file.
@@ -64,8 +64,8 @@ impl ParquetOptions {
         })
     }
 
-    /// The writer settings of every file Sawmill writes, with `kv` as key-value metadata.
-    pub fn properties(&self, kv: Vec<KeyValue>) -> WriterProperties {
+    /// The settings [`ParquetOptions::properties`] builds.
+    fn builder(&self, kv: Vec<KeyValue>) -> WriterPropertiesBuilder {
         use crate::schema::col;
         // Per-column choices measured column by column on the generated 2 M lines
         // (`core/examples/encode_settings.rs`, BENCHMARKS.md "Parquet settings per column"):
@@ -109,10 +109,59 @@ impl ParquetOptions {
         ] {
             b = b.set_column_statistics_enabled(ColumnPath::from(column), EnabledStatistics::None);
         }
-        b.set_compression(self.compression)
-            .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+        b = b.set_compression(self.compression);
+        // zstd only where it earns its codec: parquet-rs makes a compression and a
+        // decompression context per column and file (~30 µs, most of it the CPUID the contexts
+        // run, which traps in a virtual machine), while these columns' pages hold one value per
+        // file or nearly (offsets are deltas of one) and lz4, whose codec costs nothing to make,
+        // shrinks them ~250:1 too (BENCHMARKS.md "Codec per column": 2 – 3 ms per column over
+        // 2 M rows for 0.3 % more bytes in all).
+        if matches!(self.compression, Compression::ZSTD(_)) {
+            for column in [
+                col::SOURCE,
+                col::PARTITION,
+                col::OFFSET,
+                col::DATE,
+                col::TZ_OFFSET_MINUTES,
+                col::METHOD,
+                col::FORMAT,
+                col::TRUNCATED_FIELD,
+            ] {
+                b = b.set_column_compression(ColumnPath::from(column), Compression::LZ4_RAW);
+            }
+        }
+        b.set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
             .set_key_value_metadata(Some(kv))
-            .build()
+    }
+
+    /// The writer settings of every file Sawmill writes, with `kv` as key-value metadata.
+    pub fn properties(&self, kv: Vec<KeyValue>) -> WriterProperties {
+        self.builder(kv).build()
+    }
+
+    /// [`ParquetOptions::properties`] for a file holding `batches` (one schema): a column null
+    /// in every row is stored uncompressed. Its pages hold a single run of definition levels,
+    /// which no codec shrinks (the common format's ident, user, referer and user agent), so a
+    /// codec would cost its making and nothing else.
+    fn properties_for(&self, kv: Vec<KeyValue>, batches: &[&RecordBatch]) -> WriterProperties {
+        let mut b = self.builder(kv);
+        if let Some(first) = batches.first() {
+            for (i, field) in first.schema().fields().iter().enumerate() {
+                let all_null = batches.iter().all(|batch| {
+                    batch
+                        .columns()
+                        .get(i)
+                        .is_some_and(|c| c.null_count() == c.len())
+                });
+                if all_null {
+                    b = b.set_column_compression(
+                        ColumnPath::from(field.name().as_str()),
+                        Compression::UNCOMPRESSED,
+                    );
+                }
+            }
+        }
+        b.build()
     }
 }
 
@@ -143,7 +192,8 @@ pub fn encode(
         path: "<memory>".into(),
         source,
     };
-    let mut w = ArrowWriter::try_new(&mut buf, schema, Some(opts.properties(kv))).map_err(perr)?;
+    let props = opts.properties_for(kv, batches);
+    let mut w = ArrowWriter::try_new(&mut buf, schema, Some(props)).map_err(perr)?;
     for b in batches {
         w.write(b).map_err(perr)?;
     }
@@ -311,9 +361,97 @@ mod tests {
         ] {
             assert!(stats(name), "{name} keeps its statistics");
         }
+        let codec = |name: &str| column(name).compression();
+        for name in [col::HOST, col::ENDPOINT, col::TIMESTAMP, col::STATUS] {
+            assert!(
+                matches!(codec(name), Compression::ZSTD(_)),
+                "{name} is zstd"
+            );
+        }
+        for name in [
+            col::SOURCE,
+            col::PARTITION,
+            col::OFFSET,
+            col::DATE,
+            col::METHOD,
+        ] {
+            assert_eq!(codec(name), Compression::LZ4_RAW, "{name} is lz4");
+        }
+        // The common format has no ident, user, referer or user agent: all null.
+        for name in [col::IDENT, col::USER, col::REFERER, col::USER_AGENT] {
+            assert_eq!(codec(name), Compression::UNCOMPRESSED, "{name} is all null");
+        }
         let (back, _) = decode(files[0].bytes.clone(), "test").unwrap();
         let batch = chunk.by_date.values().next().unwrap();
         let back = arrow::compute::concat_batches(&back[0].schema(), &back).unwrap();
         assert_eq!(&back, batch, "the records read back unchanged");
+
+        // Another codec chosen is used for every column holding a value.
+        let snappy = ParquetOptions {
+            compression: Compression::SNAPPY,
+            ..ParquetOptions::default()
+        };
+        let file = &encode_chunk(&chunk, &range, &snappy).unwrap()[0];
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file.bytes.clone())).unwrap();
+        let rg = reader.metadata().row_group(0);
+        let codecs: Vec<_> = rg
+            .columns()
+            .iter()
+            .map(|c| (c.column_path().string(), c.compression()))
+            .collect();
+        for (name, codec) in &codecs {
+            let all_null =
+                [col::IDENT, col::USER, col::REFERER, col::USER_AGENT].contains(&&**name);
+            let want = if all_null {
+                Compression::UNCOMPRESSED
+            } else {
+                Compression::SNAPPY
+            };
+            assert_eq!(*codec, want, "{name} under snappy");
+        }
+        let (back, _) = decode(file.bytes.clone(), "test").unwrap();
+        let back = arrow::compute::concat_batches(&back[0].schema(), &back).unwrap();
+        assert_eq!(&back, batch, "read back unchanged under snappy too");
+    }
+
+    /// A combined-format file's referer and user agent hold text, so they stay compressed.
+    #[test]
+    fn columns_holding_values_stay_compressed() {
+        use crate::analytics::{AnalyticsConfig, Partial};
+        use crate::batch::ChunkParser;
+        use crate::schema::col;
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+
+        let mut parser = ChunkParser::new("logs".into(), 0);
+        let mut partial = Partial::new(&AnalyticsConfig::default());
+        let line = "h1 - frank [01/Jul/1995:00:00:01 -0400] \"GET / HTTP/1.0\" 200 5 \"http://r/\" \"agent/1\"\n";
+        let pushed = parser.push_lines(line.repeat(50).as_bytes(), 0, &mut partial);
+        assert_eq!(pushed.next, 50, "every line taken");
+        let chunk = parser.finish().unwrap();
+        let range = ShardRange {
+            source: "logs".into(),
+            partition: 0,
+            first: 0,
+            last: 49,
+        };
+        let file = &encode_chunk(&chunk, &range, &ParquetOptions::default()).unwrap()[0];
+        let reader = SerializedFileReader::new(bytes::Bytes::from(file.bytes.clone())).unwrap();
+        let rg = reader.metadata().row_group(0);
+        for c in rg.columns() {
+            let name = c.column_path().string();
+            if [col::USER, col::REFERER, col::USER_AGENT].contains(&name.as_str()) {
+                assert!(
+                    matches!(c.compression(), Compression::ZSTD(_)),
+                    "{name} is zstd"
+                );
+            }
+            if name == col::IDENT {
+                assert_eq!(
+                    c.compression(),
+                    Compression::UNCOMPRESSED,
+                    "ident is all null"
+                );
+            }
+        }
     }
 }
